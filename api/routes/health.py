@@ -1,0 +1,58 @@
+"""Liveness, readiness and metrics: the only unauthenticated routes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse, PlainTextResponse
+from sqlalchemy import text
+
+from api.deps import RuntimeDep
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/healthz", summary="The process is alive")
+def healthz() -> dict[str, Any]:
+    return {"status": "ok"}
+
+
+@router.get("/readyz", summary="The ledger and ClickHouse answer")
+def readyz(runtime: RuntimeDep) -> JSONResponse:
+    checks: dict[str, str] = {}
+    try:
+        with runtime.sessions() as session:
+            session.execute(text("SELECT 1"))
+        checks["ledger"] = "ok"
+    except Exception as exc:
+        checks["ledger"] = f"error: {exc}"
+    try:
+        runtime.clickhouse.query("SELECT 1")
+        checks["clickhouse"] = "ok"
+    except Exception as exc:
+        checks["clickhouse"] = f"error: {exc}"
+    checks["kafka"] = "ok" if runtime.bootstrap else "not connected"
+    ready = all(v == "ok" for v in checks.values())
+    return JSONResponse(
+        {"status": "ready" if ready else "not ready", "checks": checks},
+        status_code=200 if ready else 503,
+    )
+
+
+@router.get("/metrics", summary="Prometheus text metrics of this process")
+def metrics(runtime: RuntimeDep) -> PlainTextResponse:
+    stats = runtime.stream_stats
+    lines = [
+        "# TYPE meterline_stream_consumed_total counter",
+        f"meterline_stream_consumed_total {stats.consumed}",
+        "# TYPE meterline_stream_written_total counter",
+        f"meterline_stream_written_total {stats.written}",
+        "# TYPE meterline_stream_rejected_total counter",
+        f"meterline_stream_rejected_total {stats.rejected}",
+        "# TYPE meterline_stream_batches_total counter",
+        f"meterline_stream_batches_total {stats.batches}",
+        "# TYPE meterline_stream_write_retries_total counter",
+        f"meterline_stream_write_retries_total {stats.write_retries}",
+    ]
+    return PlainTextResponse("\n".join(lines) + "\n")

@@ -1,0 +1,386 @@
+"""Bill runs: every subscription active in a window, rated and settled into invoices.
+
+    load subscriptions → their calendar periods ending in the window → skip periods
+    already invoiced (idempotent) → bulk quantities from ClickHouse, one query per
+    metric → rating pipeline per subscription → invoices written in batches
+
+A failure of one subscription is recorded on the run and does not stop it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from invoicing.catalog import metrics_by_code, subscription_domain
+from invoicing.models import (
+    BillRunRow,
+    InvoiceLineRow,
+    InvoiceRow,
+    SubscriptionRow,
+    new_id,
+    utcnow,
+)
+from meterline.errors import NotFound, ValidationFailed
+from rating import pricing
+from rating.context import BillingContext
+from rating.model import (
+    Group,
+    MeteredQuantity,
+    Metric,
+    Period,
+    RatedInvoice,
+    Subscription,
+    UsageCharge,
+)
+from rating.periods import periods_within
+from rating.pipeline import rate_subscription
+from streams.usage_store import BillingInterval, UsageStore, exact_decimal
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[int, int], None]
+WRITE_BATCH = 500
+
+
+@dataclass(frozen=True)
+class BillingItem:
+    """One subscription and one of its periods to invoice."""
+
+    key: str
+    subscription: Subscription
+    period: Period
+    active: Period
+
+
+def create_bill_run(session: Session, tenant_id: str, start: datetime, end: datetime) -> BillRunRow:
+    if end <= start:
+        raise ValidationFailed("periodEnd must be after periodStart")
+    row = BillRunRow(
+        id=new_id("br"),
+        tenant_id=tenant_id,
+        period_start=start,
+        period_end=end,
+        status="pending",
+        failures=[],
+    )
+    session.add(row)
+    session.flush()
+    return row
+
+
+def get_bill_run(session: Session, tenant_id: str, bill_run_id: str) -> BillRunRow:
+    row = session.get(BillRunRow, bill_run_id)
+    if row is None or row.tenant_id != tenant_id:
+        raise NotFound(f"bill run {bill_run_id!r} not found")
+    return row
+
+
+class BillRunner:
+    def __init__(self, sessions: sessionmaker[Session], usage: UsageStore) -> None:
+        self._sessions = sessions
+        self._usage = usage
+
+    def run(self, bill_run_id: str, progress: Progress | None = None) -> BillRunRow:
+        """Execute a pending bill run to completion (synchronously)."""
+        with self._sessions() as session, session.begin():
+            run = session.get(BillRunRow, bill_run_id)
+            if run is None:
+                raise NotFound(f"bill run {bill_run_id!r} not found")
+            run.status = "running"
+            run.started_at = utcnow()
+            tenant_id = run.tenant_id
+            window = Period(run.period_start, run.period_end)
+        try:
+            self._execute(bill_run_id, tenant_id, window, progress)
+        except Exception as exc:
+            log.exception("bill run %s failed", bill_run_id)
+            with self._sessions() as session, session.begin():
+                run = session.get(BillRunRow, bill_run_id)
+                assert run is not None
+                run.status = "failed"
+                run.error = f"{type(exc).__name__}: {exc}"
+                run.finished_at = utcnow()
+        with self._sessions() as session:
+            run = session.get(BillRunRow, bill_run_id)
+            assert run is not None
+            return run
+
+    def _execute(
+        self, bill_run_id: str, tenant_id: str, window: Period, progress: Progress | None
+    ) -> None:
+        with self._sessions() as session:
+            metrics = metrics_by_code(session, tenant_id)
+            items = self._items(session, tenant_id, window, metrics)
+        total = len(items)
+        self._update(bill_run_id, total=total)
+        if progress:
+            progress(0, total)
+        usage = self._quantities(tenant_id, items, window) if items else {}
+        processed = failed = created = 0
+        failures: list[dict[str, Any]] = []
+        for offset in range(0, total, WRITE_BATCH):
+            batch = items[offset : offset + WRITE_BATCH]
+            rated: list[tuple[BillingItem, RatedInvoice]] = []
+            for item in batch:
+                try:
+                    context = BillingContext(
+                        subscription=item.subscription,
+                        period=item.period,
+                        usage=tuple(usage.get(item.key, ())),
+                    )
+                    rated.append((item, rate_subscription(context).invoice))
+                except Exception as exc:
+                    failed += 1
+                    failures.append(_failure(item, exc))
+            ok, errors = self._write(tenant_id, bill_run_id, rated)
+            created += ok
+            failed += len(errors)
+            failures.extend(errors)
+            processed += len(batch)
+            self._update(
+                bill_run_id,
+                processed=processed,
+                failed=failed,
+                invoices_created=created,
+                failures=failures[:1000],
+            )
+            if progress:
+                progress(processed, total)
+        self._update(bill_run_id, status="completed", finished_at=utcnow())
+
+    def _items(
+        self, session: Session, tenant_id: str, window: Period, metrics: dict[str, Metric]
+    ) -> list[BillingItem]:
+        rows = (
+            session.execute(
+                select(SubscriptionRow)
+                .where(
+                    SubscriptionRow.tenant_id == tenant_id,
+                    SubscriptionRow.start_date < window.end,
+                    (SubscriptionRow.end_date.is_(None))
+                    | (SubscriptionRow.end_date > window.start),
+                )
+                .order_by(SubscriptionRow.created_at, SubscriptionRow.id)
+            )
+            .unique()
+            .scalars()
+            .all()
+        )
+        invoiced = {
+            (sub_id, start, end)
+            for sub_id, start, end in session.execute(
+                select(
+                    InvoiceRow.subscription_id, InvoiceRow.period_start, InvoiceRow.period_end
+                ).where(
+                    InvoiceRow.tenant_id == tenant_id,
+                    InvoiceRow.period_end > window.start,
+                    InvoiceRow.period_start < window.end,
+                )
+            )
+        }
+        items = []
+        plans_cache: dict[str, Subscription] = {}
+        for row in rows:
+            subscription = plans_cache.get(row.id) or subscription_domain(row, metrics)
+            for period in periods_within(subscription.plan.interval, window):
+                active = period.overlap(subscription.start, subscription.end)
+                if active is None or (row.id, period.start, period.end) in invoiced:
+                    continue
+                items.append(
+                    BillingItem(
+                        f"{row.id}|{period.start.isoformat()}", subscription, period, active
+                    )
+                )
+        return items
+
+    def _quantities(
+        self, tenant_id: str, items: Sequence[BillingItem], window: Period
+    ) -> dict[str, list[MeteredQuantity]]:
+        """Every item's metered quantities, with one ClickHouse query per metric variant."""
+        run_key = self._usage.register_intervals(
+            tenant_id,
+            [
+                BillingInterval(
+                    i.key, i.subscription.customer.external_id, i.active.start, i.active.end
+                )
+                for i in items
+            ],
+        )
+        try:
+            # Charges that read the same metric with the same extra filters share a query.
+            charge_variants = {
+                item.key: [(charge, _variant(charge)) for charge in item.subscription.plan.charges]
+                for item in items
+            }
+            variants: dict[Variant, Metric] = {}
+            for pairs in charge_variants.values():
+                for charge, variant in pairs:
+                    variants.setdefault(variant, charge.metric)
+            start = min(i.active.start for i in items)
+            end = max(i.active.end for i in items)
+            result: dict[str, list[MeteredQuantity]] = defaultdict(list)
+            for variant, metric in variants.items():
+                frame = self._usage.interval_quantities(
+                    tenant_id,
+                    run_key,
+                    metric,
+                    dict(variant[1]),
+                    start,
+                    end,
+                    with_amounts=variant[2],
+                )
+                by_item = _rows_by_item(frame, metric)
+                for item_key, rows in by_item.items():
+                    for charge, charge_variant in charge_variants.get(item_key, ()):
+                        if charge_variant != variant:
+                            continue
+                        result[item_key].extend(
+                            MeteredQuantity(
+                                charge_id=charge.id,
+                                quantity=quantity,
+                                group=group,
+                                event_count=events,
+                                event_amounts=amounts,
+                            )
+                            for group, quantity, events, amounts in rows
+                        )
+            return result
+        finally:
+            self._usage.drop_intervals(run_key)
+
+    def _write(
+        self, tenant_id: str, bill_run_id: str, rated: Sequence[tuple[BillingItem, RatedInvoice]]
+    ) -> tuple[int, list[dict[str, Any]]]:
+        """Write a batch of invoices in one transaction; on error, one by one."""
+        if not rated:
+            return 0, []
+        try:
+            with self._sessions() as session, session.begin():
+                customers = _customer_ids(session, tenant_id, {r.customer_id for _, r in rated})
+                for _item, invoice in rated:
+                    session.add(
+                        invoice_row(tenant_id, bill_run_id, customers[invoice.customer_id], invoice)
+                    )
+            return len(rated), []
+        except Exception:
+            if len(rated) == 1:
+                raise
+        created, errors = 0, []
+        for entry in rated:
+            try:
+                ok, _ = self._write(tenant_id, bill_run_id, [entry])
+                created += ok
+            except Exception as exc:
+                errors.append(_failure(entry[0], exc))
+        return created, errors
+
+    def _update(self, bill_run_id: str, **fields: Any) -> None:
+        with self._sessions() as session, session.begin():
+            run = session.get(BillRunRow, bill_run_id)
+            assert run is not None
+            for name, value in fields.items():
+                setattr(run, name, value)
+
+
+Variant = tuple[str, tuple[tuple[str, tuple[str, ...]], ...], bool]
+
+
+def _variant(charge: UsageCharge) -> Variant:
+    """What decides a charge's ClickHouse query: metric, extra filters, per-event amounts."""
+    return (
+        charge.metric.code,
+        tuple(sorted(charge.filters.items())),
+        pricing.needs_event_amounts(charge.model, charge.properties),
+    )
+
+
+def _rows_by_item(
+    frame: Any, metric: Metric
+) -> dict[str, list[tuple[Group, Decimal, int, tuple[Decimal, ...]]]]:
+    out: dict[str, list[tuple[Group, Decimal, int, tuple[Decimal, ...]]]] = defaultdict(list)
+    group_cols = [f"g{i}" for i in range(len(metric.group_by))]
+    has_amounts = "amounts" in frame.columns
+    for row in frame.iter_rows(named=True):
+        group: Group = tuple(
+            sorted(zip(metric.group_by, (row[c] for c in group_cols), strict=True))
+        )
+        amounts = tuple(exact_decimal(a) for a in row["amounts"]) if has_amounts else ()
+        out[row["subscription_id"]].append(
+            (group, exact_decimal(row["quantity"]), int(row["events"]), amounts)
+        )
+    return out
+
+
+def _customer_ids(session: Session, tenant_id: str, external_ids: Iterable[str]) -> dict[str, str]:
+    from invoicing.models import CustomerRow
+
+    ids = list(external_ids)
+    rows = session.execute(
+        select(CustomerRow.external_id, CustomerRow.id).where(
+            CustomerRow.tenant_id == tenant_id, CustomerRow.external_id.in_(ids)
+        )
+    )
+    return {ext: cid for ext, cid in rows}
+
+
+def invoice_row(
+    tenant_id: str, bill_run_id: str | None, customer_id: str, invoice: RatedInvoice
+) -> InvoiceRow:
+    """The ledger rows of a rated invoice (DRAFT, unnumbered: numbers come at finalize)."""
+    row = InvoiceRow(
+        id=new_id("inv"),
+        tenant_id=tenant_id,
+        customer_id=customer_id,
+        subscription_id=invoice.subscription_id,
+        bill_run_id=bill_run_id,
+        status="DRAFT",
+        currency=invoice.currency,
+        period_start=invoice.period.start,
+        period_end=invoice.period.end,
+        subtotal=invoice.subtotal,
+        discount_total=invoice.discount_total,
+        tax_total=invoice.tax_total,
+        credit_total=invoice.credit_total,
+        total=invoice.total,
+        amount_paid=Decimal(0),
+        amount_due=invoice.amount_due,
+    )
+    row.lines = [
+        InvoiceLineRow(
+            id=new_id("il"),
+            position=i,
+            type=line.type.value,
+            description=line.description,
+            metric=line.metric,
+            group=dict(line.group),
+            charge_id=line.charge_id,
+            quantity=line.quantity,
+            unit_amount=line.unit_amount,
+            amount=line.amount,
+            discount_amount=line.discount_amount,
+            tax_rate=line.tax_rate,
+            tax_amount=line.tax_amount,
+            period_start=line.period_start,
+            period_end=line.period_end,
+        )
+        for i, line in enumerate(invoice.lines)
+    ]
+    return row
+
+
+def _failure(item: BillingItem, exc: Exception) -> dict[str, Any]:
+    return {
+        "subscriptionId": item.subscription.id,
+        "customerId": item.subscription.customer.external_id,
+        "periodStart": item.period.start.isoformat(),
+        "error": f"{type(exc).__name__}: {exc}",
+    }

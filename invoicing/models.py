@@ -1,0 +1,226 @@
+"""Ledger tables (SQLAlchemy 2). Every row belongs to a tenant.
+
+Schema changes go through numbered Alembic migrations in infra/ledger/versions.
+"""
+
+from __future__ import annotations
+
+import secrets
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from invoicing.db import Money, UTCDateTime
+
+ZERO = Decimal(0)
+
+
+def new_id(prefix: str) -> str:
+    """A random, URL-safe id with a readable prefix: inv_3fK9…"""
+    return f"{prefix}_{secrets.token_urlsafe(12).replace('-', 'x').replace('_', 'y')}"
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON}
+
+
+class Tenant(Base):
+    __tablename__ = "tenants"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class ApiKey(Base):
+    __tablename__ = "api_keys"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), index=True)
+    # Only a SHA-256 of the key is stored; the key itself is shown once at creation.
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    prefix: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class BillableMetric(Base):
+    __tablename__ = "metrics"
+    __table_args__ = (UniqueConstraint("tenant_id", "code"),)
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), index=True)
+    code: Mapped[str] = mapped_column(String(100))
+    name: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str | None] = mapped_column(Text, nullable=True)
+    aggregation: Mapped[str] = mapped_column(String(20))
+    field: Mapped[str] = mapped_column(String(100), default="value")
+    filters: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    group_by: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class PlanRow(Base):
+    __tablename__ = "plans"
+    __table_args__ = (UniqueConstraint("tenant_id", "code"),)
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), index=True)
+    code: Mapped[str] = mapped_column(String(100))
+    name: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str | None] = mapped_column(Text, nullable=True)
+    currency: Mapped[str] = mapped_column(String(3))
+    interval: Mapped[str] = mapped_column(String(12))
+    base_fee: Mapped[Decimal] = mapped_column(Money(), default=ZERO)
+    pay_in_advance: Mapped[bool] = mapped_column(Boolean, default=False)
+    trial_days: Mapped[int] = mapped_column(Integer, default=0)
+    minimum_commitment: Mapped[Decimal | None] = mapped_column(Money(), nullable=True)
+    maximum_spend: Mapped[Decimal | None] = mapped_column(Money(), nullable=True)
+    # Usage charges and fixed charges are documents of the plan (each with its own id).
+    charges: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    fixed_charges: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class CustomerRow(Base):
+    __tablename__ = "customers"
+    __table_args__ = (UniqueConstraint("tenant_id", "external_id"),)
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), index=True)
+    external_id: Mapped[str] = mapped_column(String(200))
+    name: Mapped[str] = mapped_column(String(300))
+    email: Mapped[str | None] = mapped_column(String(300), nullable=True)
+    currency: Mapped[str] = mapped_column(String(3))
+    country: Mapped[str | None] = mapped_column(String(2), nullable=True)
+    region: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    tax_exempt: Mapped[bool] = mapped_column(Boolean, default=False)
+    timezone: Mapped[str] = mapped_column(String(64), default="UTC")
+    invoice_grace_days: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class SubscriptionRow(Base):
+    __tablename__ = "subscriptions"
+    __table_args__ = (Index("ix_subscriptions_tenant_dates", "tenant_id", "start_date"),)
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), index=True)
+    customer_id: Mapped[str] = mapped_column(ForeignKey("customers.id"), index=True)
+    plan_id: Mapped[str] = mapped_column(ForeignKey("plans.id"), index=True)
+    start_date: Mapped[datetime] = mapped_column(UTCDateTime())
+    end_date: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    status: Mapped[str] = mapped_column(String(20), default="active")
+    overrides: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    terminated_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+    customer: Mapped[CustomerRow] = relationship(lazy="joined")
+    plan: Mapped[PlanRow] = relationship(lazy="joined")
+
+
+class BillRunRow(Base):
+    __tablename__ = "bill_runs"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), index=True)
+    period_start: Mapped[datetime] = mapped_column(UTCDateTime())
+    period_end: Mapped[datetime] = mapped_column(UTCDateTime())
+    status: Mapped[str] = mapped_column(String(20), default="pending")
+    total: Mapped[int] = mapped_column(Integer, default=0)
+    processed: Mapped[int] = mapped_column(Integer, default=0)
+    failed: Mapped[int] = mapped_column(Integer, default=0)
+    invoices_created: Mapped[int] = mapped_column(Integer, default=0)
+    failures: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class InvoiceRow(Base):
+    __tablename__ = "invoices"
+    __table_args__ = (
+        # One invoice per subscription and period: what makes bill runs idempotent.
+        UniqueConstraint("tenant_id", "subscription_id", "period_start", "period_end"),
+        UniqueConstraint("tenant_id", "number"),
+        Index("ix_invoices_tenant_created", "tenant_id", "created_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), index=True)
+    customer_id: Mapped[str] = mapped_column(ForeignKey("customers.id"), index=True)
+    subscription_id: Mapped[str | None] = mapped_column(
+        ForeignKey("subscriptions.id"), nullable=True
+    )
+    bill_run_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    number: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    status: Mapped[str] = mapped_column(String(20), default="DRAFT")
+    currency: Mapped[str] = mapped_column(String(3))
+    period_start: Mapped[datetime] = mapped_column(UTCDateTime())
+    period_end: Mapped[datetime] = mapped_column(UTCDateTime())
+    issued_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    due_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    subtotal: Mapped[Decimal] = mapped_column(Money(), default=ZERO)
+    discount_total: Mapped[Decimal] = mapped_column(Money(), default=ZERO)
+    tax_total: Mapped[Decimal] = mapped_column(Money(), default=ZERO)
+    credit_total: Mapped[Decimal] = mapped_column(Money(), default=ZERO)
+    total: Mapped[Decimal] = mapped_column(Money(), default=ZERO)
+    amount_paid: Mapped[Decimal] = mapped_column(Money(), default=ZERO)
+    amount_due: Mapped[Decimal] = mapped_column(Money(), default=ZERO)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+    finalized_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+    customer: Mapped[CustomerRow] = relationship(lazy="joined")
+    lines: Mapped[list[InvoiceLineRow]] = relationship(
+        order_by="InvoiceLineRow.position", cascade="all, delete-orphan", lazy="selectin"
+    )
+
+
+class InvoiceLineRow(Base):
+    __tablename__ = "invoice_lines"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    invoice_id: Mapped[str] = mapped_column(ForeignKey("invoices.id"), index=True)
+    position: Mapped[int] = mapped_column(Integer)
+    type: Mapped[str] = mapped_column(String(20))
+    description: Mapped[str] = mapped_column(String(500))
+    metric: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    group: Mapped[dict[str, Any]] = mapped_column("group_values", JSON, default=dict)
+    charge_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    quantity: Mapped[Decimal] = mapped_column(Money(), default=ZERO)
+    unit_amount: Mapped[Decimal] = mapped_column(Money(), default=ZERO)
+    amount: Mapped[Decimal] = mapped_column(Money(), default=ZERO)
+    discount_amount: Mapped[Decimal] = mapped_column(Money(), default=ZERO)
+    tax_rate: Mapped[Decimal] = mapped_column(Money(), default=ZERO)
+    tax_amount: Mapped[Decimal] = mapped_column(Money(), default=ZERO)
+    period_start: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    period_end: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class InvoiceSequence(Base):
+    """The next invoice number of a billing entity (one per tenant for now)."""
+
+    __tablename__ = "invoice_sequences"
+
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), primary_key=True)
+    next_value: Mapped[int] = mapped_column(Integer, default=1)
+
+
+class PaymentRow(Base):
+    __tablename__ = "payments"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), index=True)
+    invoice_id: Mapped[str] = mapped_column(ForeignKey("invoices.id"), index=True)
+    amount: Mapped[Decimal] = mapped_column(Money())
+    reference: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

@@ -1,0 +1,167 @@
+"""What a running Meterline process holds, and how it starts and stops.
+
+Embedded mode (`meterline serve` with no configuration) starts a local Kafka broker,
+opens the in-process ClickHouse engine and the SQLite ledger, and runs the API and
+the stream worker in one process (one chDB path can be opened by one process only).
+Server mode points each part at external services and runs the API and the workers
+as separate processes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiokafka import AIOKafkaProducer
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from infra.migrate import migrate_ledger
+from invoicing.db import make_engine, make_sessionmaker
+from invoicing.tenants import tenant_exists
+from meterline.clickhouse import connect_and_migrate
+from meterline.settings import Settings
+from streams.app import StreamStats, create_stream_app
+from streams.sink import ClickHouseSink
+from streams.topics import ensure_topics
+from streams.usage_store import UsageStore
+
+log = logging.getLogger(__name__)
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    engine: Engine
+    sessions: sessionmaker[Session]
+    clickhouse: Any
+    usage: UsageStore
+    bootstrap: str | None = None
+    producer: AIOKafkaProducer | None = None
+    broker: Any = None
+    stream_app: Any = None
+    stream_stats: StreamStats = field(default_factory=StreamStats)
+    timings: dict[str, float] = field(default_factory=dict)
+    _tenant_cache: dict[str, str] = field(default_factory=dict)
+    # Bill runs execute one at a time off the event loop; tasks are kept referenced.
+    billing_executor: ThreadPoolExecutor = field(
+        default_factory=lambda: ThreadPoolExecutor(max_workers=1, thread_name_prefix="billrun")
+    )
+    background: set[Any] = field(default_factory=set)
+
+    @classmethod
+    def open(cls, settings: Settings) -> Runtime:
+        """Open the stores (migrating them); Kafka is started by `start`."""
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        t0 = time.perf_counter()
+        migrate_ledger(settings.resolved_database_url)
+        engine = make_engine(settings.resolved_database_url)
+        t1 = time.perf_counter()
+        clickhouse = connect_and_migrate(
+            settings.resolved_clickhouse_dsn, settings.clickhouse_database
+        )
+        t2 = time.perf_counter()
+        runtime = cls(
+            settings=settings,
+            engine=engine,
+            sessions=make_sessionmaker(engine),
+            clickhouse=clickhouse,
+            usage=UsageStore(clickhouse, settings.clickhouse_database),
+        )
+        runtime.timings.update(ledger_seconds=t1 - t0, clickhouse_seconds=t2 - t1)
+        return runtime
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """A session whose work commits as one transaction."""
+        with self.sessions() as session, session.begin():
+            yield session
+
+    # -- Kafka -------------------------------------------------------------------
+
+    def start_local_broker(self) -> str:
+        from infra.kafka_local import LocalKafkaBroker, free_port
+
+        port = self.settings.kafka_port if _port_free(self.settings.kafka_port) else free_port()
+        broker = LocalKafkaBroker(
+            self.settings.data_dir / "kafka", port=port, partitions=self.settings.topic_partitions
+        )
+        t0 = time.perf_counter()
+        broker.start()
+        self.timings["broker_seconds"] = time.perf_counter() - t0
+        self.broker = broker
+        return str(broker.bootstrap)
+
+    async def start(self, *, api: bool = True, worker: bool = True) -> None:
+        """Connect to (or start) Kafka, create topics, start the producer and the worker."""
+        if self.settings.kafka_bootstrap:
+            self.bootstrap = self.settings.kafka_bootstrap
+        else:
+            self.bootstrap = await asyncio.to_thread(self.start_local_broker)
+        await ensure_topics(self.settings, self.bootstrap)
+        if api:
+            self.producer = AIOKafkaProducer(
+                bootstrap_servers=self.bootstrap,
+                acks="all",
+                enable_idempotence=True,
+                linger_ms=5,
+                max_batch_size=1024 * 1024,
+                compression_type=None,
+            )
+            await self.producer.start()
+        if worker:
+            await self.start_worker()
+
+    async def start_worker(self) -> None:
+        assert self.bootstrap is not None
+        sink = ClickHouseSink(self.clickhouse, self.settings.clickhouse_database)
+        app, self.stream_stats = create_stream_app(
+            self.settings, self.bootstrap, sink, self.tenant_known, self.stream_stats
+        )
+        self.stream_app = app
+        await app.start()
+
+    async def tenant_known(self, tenant_id: str) -> bool:
+        def check() -> bool:
+            with self.sessions() as session:
+                return tenant_exists(session, tenant_id)
+
+        return await asyncio.to_thread(check)
+
+    async def stop(self) -> None:
+        if self.stream_app is not None:
+            try:
+                await self.stream_app.stop()
+            except Exception:  # pragma: no cover - shutdown is best effort
+                log.exception("stopping the stream app failed")
+            self.stream_app = None
+        if self.producer is not None:
+            await self.producer.stop()
+            self.producer = None
+        if self.broker is not None:
+            await asyncio.to_thread(self.broker.stop)
+            self.broker = None
+
+    def close(self) -> None:
+        self.billing_executor.shutdown(wait=True, cancel_futures=True)
+        self.engine.dispose()
+        close = getattr(self.clickhouse, "close", None)
+        if close:
+            close()

@@ -1,0 +1,67 @@
+"""All configuration, read from the environment with the prefix METERLINE_.
+
+The embedded default needs none: a local Kafka broker started from the official
+jars, the in-process ClickHouse engine and a SQLite ledger, all under the data dir.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="METERLINE_", extra="ignore")
+
+    data_dir: Path = Field(default=Path(".meterline"), description="Where embedded data lives.")
+    kafka_bootstrap: str | None = Field(
+        default=None, description="Kafka bootstrap servers; unset = start a local broker."
+    )
+    kafka_port: int = Field(default=9092, description="Port of the local broker (embedded).")
+    clickhouse_dsn: str | None = Field(
+        default=None,
+        description="e.g. http://default:@localhost:8123/meterline; unset = chdb:///<data_dir>/clickhouse",
+    )
+    clickhouse_database: str = "meterline"
+    database_url: str | None = Field(
+        default=None, description="SQLAlchemy URL of the ledger; unset = SQLite in the data dir."
+    )
+
+    events_topic: str = "usage-events"
+    dlq_topic: str = "usage-events-dlq"
+    alerts_topic: str = "usage-alerts"
+    quota_topic: str = "quota-exceeded"
+    topic_partitions: int = 4
+    consumer_group: str = "meterline-streams"
+
+    # Sink batching: a batch is written to ClickHouse when it holds this many events
+    # or when this many seconds passed since its first event.
+    sink_batch_size: int = 20_000
+    sink_batch_seconds: float = 0.25
+
+    max_events_per_request: int = 10_000
+    invoice_due_days: int = 30
+    log_level: str = "WARNING"
+
+    @cached_property
+    def resolved_clickhouse_dsn(self) -> str:
+        if self.clickhouse_dsn:
+            return self.clickhouse_dsn
+        return f"chdb://{(self.data_dir / 'clickhouse').resolve()}"
+
+    @cached_property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'ledger.sqlite3').resolve()}"
+
+    @property
+    def embedded_kafka(self) -> bool:
+        return not self.kafka_bootstrap
+
+    @property
+    def embedded_clickhouse(self) -> bool:
+        return self.resolved_clickhouse_dsn.startswith("chdb:")

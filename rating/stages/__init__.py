@@ -1,0 +1,1 @@
+"""The ten stages of period close, one module each, composed in rating.pipeline."""

@@ -1,0 +1,178 @@
+"""The Faust app of the stream workers and its ingest agent.
+
+    usage-events ──► ingest agent: parse/validate → dedupe in batch → ClickHouse → ack
+                          └─ rejected ─► usage-events-dlq (with reason) + rejected_events
+
+Offsets advance only after the batch is in ClickHouse: the agent takes events with
+`noack_take` and acks them itself after the write. Agent concurrency is 1 per worker
+process (faust issue 606: concurrent actors can commit past an in-flight event);
+throughput scales with partitions and worker processes in the same consumer group.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import faust
+import orjson
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_never, wait_exponential
+
+from meterline.settings import Settings
+from streams.schema import Rejection, UsageEvent, parse_message
+from streams.sink import ClickHouseSink
+
+log = logging.getLogger(__name__)
+
+TenantCheck = Callable[[str], Awaitable[bool]]
+
+
+@dataclass
+class StreamStats:
+    """Counters of one worker, for /metrics and tests."""
+
+    consumed: int = 0
+    written: int = 0
+    rejected: int = 0
+    batches: int = 0
+    write_retries: int = 0
+    last_batch_at: datetime | None = None
+    errors: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    events: list[UsageEvent]
+    rejected: list[tuple[str, Rejection, str]]  # (tenant id or "", rejection, raw payload)
+
+
+def process_batch(payloads: Sequence[bytes], received_at: datetime) -> BatchResult:
+    """Parse a batch of messages: valid events (deduplicated within the batch) and rejections."""
+    events: list[UsageEvent] = []
+    seen: set[tuple[str, str]] = set()
+    rejected: list[tuple[str, Rejection, str]] = []
+    for payload in payloads:
+        parsed = parse_message(payload, received_at=received_at)
+        if isinstance(parsed, Rejection):
+            rejected.append((_tenant_of(payload), parsed, payload.decode("utf-8", "replace")))
+            continue
+        key = (parsed.tenant_id, parsed.event_id)
+        if key in seen:
+            continue
+        seen.add(key)
+        events.append(parsed)
+    return BatchResult(events, rejected)
+
+
+def _tenant_of(payload: bytes) -> str:
+    try:
+        raw = orjson.loads(payload)
+    except orjson.JSONDecodeError:
+        return ""
+    tenant = raw.get("tenantId") if isinstance(raw, dict) else None
+    return tenant if isinstance(tenant, str) else ""
+
+
+def create_stream_app(
+    settings: Settings,
+    bootstrap: str,
+    sink: ClickHouseSink,
+    tenant_exists: TenantCheck,
+    stats: StreamStats | None = None,
+) -> tuple[faust.App, StreamStats]:
+    """Build the Faust app with its ingest agent (started by the caller)."""
+    stats = stats or StreamStats()
+    app = faust.App(
+        settings.consumer_group,
+        broker=f"kafka://{bootstrap}",
+        web_enabled=False,
+        value_serializer="raw",
+        key_serializer="raw",
+        topic_partitions=settings.topic_partitions,
+        topic_replication_factor=1,
+        topic_allow_declare=False,
+        consumer_auto_offset_reset="earliest",
+        broker_commit_every=10_000,
+        broker_commit_interval=0.5,
+        stream_buffer_maxsize=max(4096, settings.sink_batch_size),
+        producer_acks=-1,
+    )
+    events_topic = app.topic(settings.events_topic, value_type=bytes, key_type=bytes)
+    dlq_topic = app.topic(settings.dlq_topic, value_type=bytes, key_type=bytes)
+
+    async def write_with_retry(what: str, action: Callable[[], None]) -> None:
+        # ClickHouse down is backpressure: the batch is retried until it is stored and
+        # nothing is acked meanwhile, so the consumer stops advancing.
+        async for attempt in AsyncRetrying(
+            retry=retry_if_exception_type(Exception),
+            wait=wait_exponential(multiplier=0.2, max=30),
+            stop=stop_never,
+            reraise=True,
+        ):
+            with attempt:
+                if attempt.retry_state.attempt_number > 1:
+                    stats.write_retries += 1
+                    log.warning(
+                        "retrying %s (attempt %d)", what, attempt.retry_state.attempt_number
+                    )
+                await asyncio.to_thread(action)
+
+    async def handle(batch: Sequence[Any]) -> None:
+        now = datetime.now(UTC)
+        payloads = [e.value if isinstance(e.value, bytes) else bytes(e.value) for e in batch]
+        result = process_batch(payloads, now)
+        known: list[UsageEvent] = []
+        rejected = list(result.rejected)
+        verdicts: dict[str, bool] = {}
+        for event in result.events:
+            if event.tenant_id not in verdicts:
+                verdicts[event.tenant_id] = await tenant_exists(event.tenant_id)
+            if verdicts[event.tenant_id]:
+                known.append(event)
+            else:
+                rejected.append(
+                    (
+                        event.tenant_id,
+                        Rejection("unknown tenantId", event.event_id),
+                        event.to_message().decode(),
+                    )
+                )
+        await write_with_retry("usage_events insert", lambda: sink.write_events(known))
+        if rejected:
+            await write_with_retry(
+                "rejected_events insert",
+                lambda: sink.write_rejections([(t, r, p, "kafka") for t, r, p in rejected]),
+            )
+            for tenant, rejection, payload in rejected:
+                await dlq_topic.send(
+                    key=tenant.encode(),
+                    value=orjson.dumps(
+                        {
+                            "reason": rejection.reason,
+                            "id": rejection.event_id,
+                            "tenantId": tenant,
+                            "payload": payload,
+                            "rejectedAt": now.isoformat(),
+                        }
+                    ),
+                )
+        stats.consumed += len(batch)
+        stats.written += len(known)
+        stats.rejected += len(rejected)
+        stats.batches += 1
+        stats.last_batch_at = now
+
+    @app.agent(events_topic, concurrency=1, name="meterline.ingest")
+    async def ingest(stream: Any) -> None:
+        async for batch in stream.noack_take(
+            settings.sink_batch_size, within=settings.sink_batch_seconds
+        ):
+            await handle(batch)
+            for event in batch:
+                event.ack()
+
+    return app, stats
