@@ -1,0 +1,67 @@
+# Meterline: usage metering, rating and invoicing.  `make help` lists the targets.
+SHELL := /bin/bash
+PYTHON ?= python3
+UV := $(PYTHON) -m uv
+VENV := .venv
+BIN := $(VENV)/bin
+
+.DEFAULT_GOAL := help
+
+.PHONY: help
+help: ## List the targets
+	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}'
+
+$(BIN)/meterline: pyproject.toml uv.lock
+	@$(PYTHON) -m uv --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet --disable-pip-version-check uv
+	$(UV) sync --frozen --quiet
+	@touch $@
+
+.PHONY: install
+install: $(BIN)/meterline ## Create the virtualenv from uv.lock and fetch the Kafka jars
+	@$(BIN)/python -m infra.kafka_local fetch >/dev/null
+
+.PHONY: demo
+demo: install ## The whole pipeline on the embedded default: 100,000 events to invoices
+	$(BIN)/meterline demo
+
+.PHONY: test
+test: install ## Run the test suite (starts a real Kafka broker; PostgreSQL too when possible)
+	@if infra/postgres.sh start >/dev/null; then \
+	  export METERLINE_TEST_POSTGRES_URL="$$(infra/postgres.sh url)"; \
+	else echo "PostgreSQL unavailable: ledger tests run on SQLite only" >&2; fi; \
+	$(BIN)/pytest -q
+
+.PHONY: lint
+lint: install ## ruff (lint + format check) and mypy --strict
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+.PHONY: up
+up: install ## Start a local Kafka broker (9092) and PostgreSQL (54329) in the background
+	$(BIN)/python -m infra.kafka_local start
+	infra/postgres.sh start
+
+.PHONY: down
+down: ## Stop what `make up` started
+	-$(BIN)/python -m infra.kafka_local stop
+	-infra/postgres.sh stop
+
+.PHONY: serve
+serve: install ## Embedded server: Kafka + API + stream worker on http://127.0.0.1:8080
+	$(BIN)/meterline serve
+
+.PHONY: bench
+bench: bench-ingest bench-billrun ## All benchmarks; results go to bench/RESULTS.md
+
+.PHONY: bench-ingest
+bench-ingest: install ## Ingest throughput over HTTP through Kafka into ClickHouse
+	$(BIN)/python -m bench.ingest
+
+.PHONY: bench-billrun
+bench-billrun: install ## Bill run of 100,000 subscriptions over 5 metrics
+	$(BIN)/python -m bench.billrun
+
+.PHONY: clean
+clean: ## Remove local data (.meterline) and caches (not the Kafka jars)
+	rm -rf .meterline .pytest_cache .mypy_cache .ruff_cache
