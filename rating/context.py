@@ -2,6 +2,7 @@
 
 `BillingContext` is the input (built by the invoicing layer from the ledger and from
 ClickHouse); `RatingState` is the work in progress that each stage returns anew.
+The rules these types implement are written down in docs/billing-rules.md.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from rating.model import (
     Subscription,
     UsageCharge,
 )
+from rating.periods import period_containing
 
 
 @dataclass(frozen=True)
@@ -33,6 +35,8 @@ class TaxRate:
 
 @dataclass(frozen=True)
 class AppliedCoupon:
+    """A coupon the ledger applies to this invoice (it leaves out expired or used-up ones)."""
+
     id: str
     code: str
     kind: str  # "percentage" | "fixed"
@@ -45,11 +49,28 @@ class AppliedCoupon:
 @dataclass(frozen=True)
 class WalletBalance:
     id: str
-    priority: int
+    priority: int  # 1 is applied first
     balance: Decimal
     expires_at: datetime | None = None
     metric_codes: tuple[str, ...] = ()
-    fee_types: tuple[str, ...] = ()
+    fee_types: tuple[str, ...] = ()  # LineType values: "CHARGE", "USAGE_FEE", ...
+
+
+@dataclass(frozen=True)
+class RolloverBucket:
+    """Unused included quantity of one period, carried to later periods.
+
+    `expires_at` is the end of the last period that may use it (None: never expires):
+    quantity left unused in period P0 by a charge whose rollover expires after N
+    periods may be used in P0+1 … P0+N, so it expires at the end of P0+N.
+    """
+
+    quantity: Decimal
+    expires_at: datetime | None = None
+
+    def usable_in(self, period: Period) -> bool:
+        """Whether this carry may still be used in `period`."""
+        return self.expires_at is None or period.end <= self.expires_at
 
 
 @dataclass(frozen=True)
@@ -57,14 +78,45 @@ class BillingContext:
     subscription: Subscription
     period: Period
     usage: tuple[MeteredQuantity, ...] = ()
-    rollover_in: Mapping[str, Decimal] = field(default_factory=dict)
+    # Every stored rollover bucket per charge id, oldest first; expired ones are ignored.
+    rollover_in: Mapping[str, tuple[RolloverBucket, ...]] = field(default_factory=dict)
     coupons: tuple[AppliedCoupon, ...] = ()
     tax_rates: tuple[TaxRate, ...] = ()
     wallets: tuple[WalletBalance, ...] = ()
+    # When the invoice is issued (wallet expiry is judged then); None: at the period's end.
+    issued_at: datetime | None = None
 
     @property
     def currency(self) -> str:
         return self.subscription.plan.currency
+
+    @property
+    def issue_date(self) -> datetime:
+        return self.period.end if self.issued_at is None else self.issued_at
+
+    @property
+    def active(self) -> Period | None:
+        """The part of the period in which the subscription is active."""
+        return self.period.overlap(self.subscription.start, self.subscription.end)
+
+    @property
+    def advance_period(self) -> Period | None:
+        """The period this invoice opens: its pay-in-advance fees are billed here.
+
+        The calendar period that starts where `period` ends; None when `period` does not
+        end on a period boundary (a mid-period usage preview opens nothing).
+        """
+        following = period_containing(self.subscription.plan.interval, self.period.end)
+        return following if following.start == self.period.end else None
+
+    @property
+    def opens_subscription(self) -> bool:
+        """Whether the subscription starts in this period (its first invoice).
+
+        No earlier invoice opened this period, so its own pay-in-advance fees and the
+        setup fees are billed here.
+        """
+        return self.period.start <= self.subscription.start < self.period.end
 
 
 @dataclass(frozen=True)
@@ -78,12 +130,14 @@ class ChargeQuantity:
     event_count: int = 0
     event_amounts: tuple[Decimal, ...] = ()
     capped_quantity: Decimal = ZERO  # usage above the hard cap, not billed
+    allowance_used: Decimal = ZERO  # included + rolled-over quantity consumed by this group
 
 
 @dataclass(frozen=True)
 class CouponUse:
     coupon_id: str
-    amount: Decimal
+    amount: Decimal  # discounted on this invoice
+    remaining: Decimal = ZERO  # fixed coupons: unused amount the ledger carries forward
 
 
 @dataclass(frozen=True)
@@ -96,10 +150,16 @@ class WalletDebit:
 class RatingState:
     context: BillingContext
     quantities: tuple[ChargeQuantity, ...] = ()
+    # Per charge id: included quantity + unexpired rolled-over quantity of this period.
     allowances: Mapping[str, Decimal] = field(default_factory=dict)
-    rollover_out: Mapping[str, Decimal] = field(default_factory=dict)
+    # Per charge id with rollover: the unexpired incoming buckets, oldest first.
+    rollover_buckets: Mapping[str, tuple[RolloverBucket, ...]] = field(default_factory=dict)
+    # Per charge id with rollover: the buckets the ledger stores after this period
+    # (they replace what it had), oldest first.
+    rollover_out: Mapping[str, tuple[RolloverBucket, ...]] = field(default_factory=dict)
     lines: tuple[InvoiceLine, ...] = ()
     coupon_uses: tuple[CouponUse, ...] = ()
+    tax_rates_applied: tuple[TaxRate, ...] = ()
     wallet_debits: tuple[WalletDebit, ...] = ()
 
     def evolve(self, **changes: object) -> RatingState:

@@ -17,7 +17,8 @@ def _month_start(year: int, month: int) -> datetime:
 
 def period_containing(interval: Interval, instant: datetime) -> Period:
     """The calendar period of `interval` that contains `instant`."""
-    t = instant.astimezone(UTC)
+    # A naive instant is UTC: astimezone() would read it in the machine's local zone.
+    t = instant.replace(tzinfo=UTC) if instant.tzinfo is None else instant.astimezone(UTC)
     match interval:
         case Interval.WEEKLY:
             day = datetime(t.year, t.month, t.day, tzinfo=UTC)
@@ -36,10 +37,12 @@ def period_containing(interval: Interval, instant: datetime) -> Period:
 
 
 def next_period(interval: Interval, period: Period) -> Period:
+    """The calendar period that follows `period` (the one containing its end)."""
     return period_containing(interval, period.end)
 
 
 def previous_period(interval: Interval, period: Period) -> Period:
+    """The calendar period that precedes `period` (the one containing its last instant)."""
     return period_containing(interval, period.start - timedelta(microseconds=1))
 
 
@@ -49,7 +52,7 @@ def periods_within(interval: Interval, window: Period) -> list[Period]:
     A bill run over October bills the monthly periods ending in October, the weekly
     periods ending in it, and a quarterly period only when the quarter ends in it.
     """
-    result = []
+    result: list[Period] = []
     period = period_containing(interval, window.start)
     while period.end <= window.end:
         if period.end > window.start:
@@ -59,16 +62,30 @@ def periods_within(interval: Interval, window: Period) -> list[Period]:
 
 
 def days(start: datetime, end: datetime) -> Decimal:
-    """Days between two instants, counting a started day as a whole day."""
-    seconds = Decimal((end - start).total_seconds())
-    whole = seconds // Decimal(86400)
-    return whole + (1 if seconds % Decimal(86400) else 0)
+    """Days between two instants, counting a started day as a whole day (0 if end <= start)."""
+    delta = end - start  # integer days, seconds and microseconds: no float on the way
+    if delta <= timedelta(0):
+        return Decimal(0)
+    started = delta.seconds > 0 or delta.microseconds > 0
+    return Decimal(delta.days + (1 if started else 0))
+
+
+def proration_days(period: Period, active: Period) -> tuple[Decimal, Decimal]:
+    """(days used, days in period) for a fee of `period` used during `active`.
+
+    A started day counts as a whole day; days used never exceed days in the period.
+    """
+    total = days(period.start, period.end)
+    return min(days(active.start, active.end), total), total
 
 
 def proration_factor(period: Period, active: Period) -> Decimal:
-    """Days used / days in period, exact (the caller rounds the amount at line level)."""
-    total = days(period.start, period.end)
-    used = days(active.start, active.end)
+    """Days used / days in period, to 28 significant digits.
+
+    Amounts are prorated exactly with `proration_days` and rounded once at line level;
+    this factor is for display and estimates only.
+    """
+    used, total = proration_days(period, active)
     if used >= total:
         return Decimal(1)
     return used / total

@@ -4,15 +4,25 @@
         → Commit → Discount → Tax → Route → Settle
 
 Each stage is a pure function of the previous state; `rate_subscription` is the whole
-pipeline for one subscription and one period.
+pipeline for one subscription and one period. The rules are in docs/billing-rules.md.
+
+After an invoice is written, the ledger stores what the result reports: the rollover
+buckets (`rollover_out`), the coupons' use and remaining amounts (`coupon_uses`) and
+the wallet debits (`wallet_debits`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from rating.context import BillingContext, CouponUse, RatingState, WalletDebit
+from rating.context import (
+    BillingContext,
+    CouponUse,
+    RatingState,
+    RolloverBucket,
+    WalletDebit,
+)
 from rating.model import RatedInvoice
 from rating.stages.aggregate import aggregate
 from rating.stages.allowance import allowance
@@ -44,6 +54,10 @@ class RatingResult:
     @property
     def wallet_debits(self) -> tuple[WalletDebit, ...]:
         return self.state.wallet_debits
+
+    @property
+    def rollover_out(self) -> Mapping[str, tuple[RolloverBucket, ...]]:
+        return self.state.rollover_out
 
 
 def rate_subscription(context: BillingContext) -> RatingResult:

@@ -100,6 +100,10 @@ def create_stream_app(
         broker_commit_interval=0.5,
         stream_buffer_maxsize=max(4096, settings.sink_batch_size),
         producer_acks=-1,
+        # Never wait for unacked events on shutdown or rebalance: they are simply
+        # redelivered, and the sink is idempotent. Waiting would hang a stop while
+        # ClickHouse is down, since those events are never acked.
+        stream_wait_empty=False,
     )
     events_topic = app.topic(settings.events_topic, value_type=bytes, key_type=bytes)
     dlq_topic = app.topic(settings.dlq_topic, value_type=bytes, key_type=bytes)
@@ -171,7 +175,21 @@ def create_stream_app(
         async for batch in stream.noack_take(
             settings.sink_batch_size, within=settings.sink_batch_seconds
         ):
-            await handle(batch)
+            # Nothing crashes the worker: an unexpected error is logged and the same
+            # batch is handled again; until then nothing is acked, so nothing is lost.
+            attempt = 0
+            while True:
+                try:
+                    await handle(batch)
+                    break
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:
+                    attempt += 1
+                    stats.errors.append(f"{type(exc).__name__}: {exc}")
+                    del stats.errors[:-20]
+                    log.exception("ingest batch failed (attempt %d); retrying", attempt)
+                    await asyncio.sleep(min(0.5 * attempt, 10))
             for event in batch:
                 event.ack()
 

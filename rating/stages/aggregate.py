@@ -1,8 +1,10 @@
 """Stage 3, Aggregate: one quantity per charge and group, zero for charges without usage.
 
 The exact aggregation itself runs in ClickHouse over deduplicated raw events
-(streams.usage_store); this stage puts its results in charge order, so that charges
-with no usage still produce their line (a graduated first tier's flat fee is due at 0).
+(streams.usage_store); this stage puts its results in plan charge order, groups sorted
+by their (property, value) pairs, so that the invoice lines have a stable order and
+charges with no usage still produce their line (a graduated first tier's flat fee is
+due at 0).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from rating.model import ZERO
 
 
 def aggregate(state: RatingState) -> RatingState:
+    """The quantities in plan order, groups sorted; a zero ungrouped row for an unused charge."""
     by_charge: dict[str, list[ChargeQuantity]] = {}
     for quantity in state.quantities:
         by_charge.setdefault(quantity.charge.id, []).append(quantity)

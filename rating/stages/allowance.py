@@ -4,35 +4,39 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from rating.context import RatingState
+from rating.context import ChargeQuantity, RatingState, RolloverBucket
 from rating.model import ZERO
+from rating.stages.rollover import carry_forward
 
 
 def allowance(state: RatingState) -> RatingState:
-    """Consume each charge's allowance across its groups in group order.
+    """Consume each charge's allowance across its groups, in group order.
 
-    Unused allowance of a charge with `rollover` is what the next period may carry,
-    limited by the rule's cap.
+    The allowance is shared by the groups of a charge: the first group (in the order
+    of the lines) uses it first. What a charge with `rollover` leaves unused becomes the
+    buckets of `rollover_out`.
     """
+    ctx = state.context
     remaining = dict(state.allowances)
-    result = []
+    result: list[ChargeQuantity] = []
     for quantity in state.quantities:
+        # Groups share the charge's allowance: the first group in line order uses it first.
         left = remaining.get(quantity.charge.id, ZERO)
-        used = min(left, quantity.quantity)
+        used = min(left, max(quantity.quantity, ZERO))
         remaining[quantity.charge.id] = left - used
-        result.append(replace(quantity, billable=max(quantity.quantity - used, ZERO)))
-    rollover_out = {}
-    for charge in state.context.subscription.plan.charges:
+        result.append(
+            replace(quantity, billable=max(quantity.quantity - used, ZERO), allowance_used=used)
+        )
+    rollover_out: dict[str, tuple[RolloverBucket, ...]] = {}
+    for charge in ctx.subscription.plan.charges:
         if charge.rollover is None:
             continue
-        # Only this period's included quantity rolls on; what came in from earlier
-        # periods is consumed first (it is the oldest) and its expiry is tracked by
-        # the ledger, which passes in only unexpired carry.
-        carried_in = state.context.rollover_in.get(charge.id, ZERO)
-        unused_included = min(remaining.get(charge.id, ZERO), charge.included_quantity)
-        unused_carry = max(remaining.get(charge.id, ZERO) - unused_included, ZERO)
-        carry = unused_included + min(unused_carry, carried_in)
-        if charge.rollover.cap is not None:
-            carry = min(carry, charge.rollover.cap)
-        rollover_out[charge.id] = carry
+        rollover_out[charge.id] = carry_forward(
+            charge.rollover,
+            ctx.subscription.plan.interval,
+            ctx.period,
+            state.rollover_buckets.get(charge.id, ()),
+            charge.included_quantity,
+            remaining.get(charge.id, ZERO),
+        )
     return state.evolve(quantities=tuple(result), rollover_out=rollover_out)

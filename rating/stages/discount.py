@@ -1,22 +1,39 @@
 """Stage 7, Discount: coupons, percentage or fixed, optionally scoped to plans or metrics.
 
-A coupon never makes a line negative; a fixed coupon's unused remainder is reported
-in `coupon_uses` so the ledger can carry it to the next invoice.
+Coupons apply in the order the ledger gives them, each to what the previous ones left
+(the net amount: amount − discount_amount, which already excludes the maximum-spend
+excess). A coupon discounts the CHARGE, USAGE_FEE, SETUP_FEE and PRORATION lines in its
+scope, in line order:
+- percentage: each line loses its percentage of its net, rounded per line (ROUND_HALF_UP);
+- fixed: the remaining amount is spent on the lines in order, never beyond a line's net,
+  so no line goes negative; what is left is reported in `CouponUse.remaining`.
+Each coupon that discounts something adds one DISCOUNT line of minus its total, and its
+share on every line is added to that line's `discount_amount`. Which coupons apply
+(once / recurring N periods / forever) is the ledger's decision; every coupon passed in
+gets a CouponUse, even when it discounted nothing.
 """
 
 from __future__ import annotations
 
 from dataclasses import replace
-from decimal import Decimal
+from decimal import ROUND_DOWN
 
 from rating.context import AppliedCoupon, CouponUse, RatingState
 from rating.model import ZERO, InvoiceLine, LineType
-from rating.money import round_money
+from rating.money import quantum, round_money
+from rating.pricing.base import percent_of
 
 DISCOUNTABLE = {LineType.CHARGE, LineType.USAGE_FEE, LineType.SETUP_FEE, LineType.PRORATION}
 
 
-def _in_scope(coupon: AppliedCoupon, line: InvoiceLine, plan_code: str) -> bool:
+class InvalidCoupon(ValueError):
+    """A coupon the pipeline cannot apply (a ledger bug, not a customer error)."""
+
+
+def in_scope(coupon: AppliedCoupon, line: InvoiceLine, plan_code: str) -> bool:
+    """Whether a coupon discounts a line: plan scope first, then metric scope (usage only)."""
+    if line.type not in DISCOUNTABLE:
+        return False
     if coupon.plan_codes and plan_code not in coupon.plan_codes:
         return False
     return not (coupon.metric_codes and line.metric not in coupon.metric_codes)
@@ -28,25 +45,32 @@ def discount(state: RatingState) -> RatingState:
     plan_code = ctx.subscription.plan.code
     lines = list(state.lines)
     uses: list[CouponUse] = []
-    new_lines: list[InvoiceLine] = []
+    discount_lines: list[InvoiceLine] = []
     for coupon in ctx.coupons:
+        if coupon.kind not in ("percentage", "fixed"):
+            raise InvalidCoupon(f"coupon {coupon.code!r}: unknown kind {coupon.kind!r}")
+        if coupon.percentage < 0 or coupon.amount_remaining < 0:
+            raise InvalidCoupon(f"coupon {coupon.code!r}: negative percentage or amount")
         total = ZERO
-        budget = coupon.amount_remaining
+        # Lines are whole minor units, so only whole minor units of the coupon are spent.
+        budget = coupon.amount_remaining.quantize(quantum(currency), rounding=ROUND_DOWN)
         for i, line in enumerate(lines):
             net = line.amount - line.discount_amount
-            if line.type not in DISCOUNTABLE or net <= 0 or not _in_scope(coupon, line, plan_code):
+            if net <= 0 or not in_scope(coupon, line, plan_code):
                 continue
             if coupon.kind == "percentage":
-                cut = min(round_money(net * coupon.percentage / Decimal(100), currency), net)
+                cut = min(round_money(percent_of(net, coupon.percentage), currency), net)
             else:
+                # Spent in line order (not pro rata), never beyond the line's net.
                 cut = min(net, budget)
                 budget -= cut
             if cut > 0:
                 lines[i] = replace(line, discount_amount=line.discount_amount + cut)
                 total += cut
+        remaining = coupon.amount_remaining - total if coupon.kind == "fixed" else ZERO
+        uses.append(CouponUse(coupon.id, total, remaining=remaining))
         if total > 0:
-            uses.append(CouponUse(coupon.id, total))
-            new_lines.append(
+            discount_lines.append(
                 InvoiceLine(
                     type=LineType.DISCOUNT,
                     description=f"Coupon {coupon.code}",
@@ -54,4 +78,4 @@ def discount(state: RatingState) -> RatingState:
                     unit_amount=-total,
                 )
             )
-    return state.evolve(lines=tuple(lines + new_lines), coupon_uses=tuple(uses))
+    return state.evolve(lines=tuple(lines + discount_lines), coupon_uses=tuple(uses))

@@ -1,24 +1,43 @@
-"""Stage 1, Quota Check: usage above a charge's hardCap is not billed."""
+"""Stage 1, Quota Check: usage above a charge's hardCap is not billed.
+
+The cap limits the charge's quantity, shared by its groups: the groups fill it in
+group order (the order of the invoice lines), and what lies above it is recorded as
+`capped_quantity` on the groups it overflows (the stream already blocked or flagged it).
+"""
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from rating.context import ChargeQuantity, RatingState
-from rating.model import ZERO
+from rating.model import ZERO, Group
 
 
 def quota_check(state: RatingState) -> RatingState:
-    """Clamp each metered quantity to its charge's hard cap (per group)."""
+    """One ChargeQuantity per metered quantity of a plan charge, clamped to the hard cap."""
     charges = {c.id: c for c in state.context.subscription.plan.charges}
-    quantities = []
+    seen: set[tuple[str, Group]] = set()
     for usage in state.context.usage:
-        charge = charges.get(usage.charge_id)
-        if charge is None:
-            continue
-        quantity = usage.quantity
-        capped = ZERO
-        if charge.hard_cap is not None and quantity > charge.hard_cap:
-            capped = quantity - charge.hard_cap
-            quantity = charge.hard_cap
+        key = (usage.charge_id, usage.group)
+        if key in seen:
+            raise ValueError(f"usage of charge {usage.charge_id!r} given twice for group {key[1]}")
+        seen.add(key)
+    # Usage of a charge the plan does not have is not billed on this subscription.
+    usages = sorted(
+        (u for u in state.context.usage if u.charge_id in charges),
+        key=lambda u: (u.charge_id, u.group),
+    )
+    # What is left of each charge's cap; groups fill it in group order.
+    room: dict[str, Decimal] = {}
+    quantities: list[ChargeQuantity] = []
+    for usage in usages:
+        charge = charges[usage.charge_id]
+        quantity, capped = usage.quantity, ZERO
+        if charge.hard_cap is not None:
+            left = room.get(charge.id, charge.hard_cap)
+            if quantity > left:
+                quantity, capped = max(left, ZERO), quantity - max(left, ZERO)
+            room[charge.id] = left - quantity
         quantities.append(
             ChargeQuantity(
                 charge=charge,

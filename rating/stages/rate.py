@@ -1,14 +1,27 @@
-"""Stage 5, Rate: price every charge with its model; fixed fees, prorated when partial."""
+"""Stage 5, Rate: price every charge with its model; fixed fees, prorated when partial.
+
+The invoice of period P bills:
+- every usage charge of P (payInAdvance usage charges too: Lago bills those as events
+  arrive; here they are billed on the invoice of the period in which the usage occurred);
+- fixed fees in arrears (base fee, recurring fixed charges) for P;
+- fixed fees in advance for the period this invoice opens (the next one), and, on the
+  subscription's first invoice, for P too, since no earlier invoice opened P;
+- setup fees (one-time fixed charges) on the subscription's first invoice only.
+"""
 
 from __future__ import annotations
 
-from decimal import Decimal
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal, localcontext
 
 from rating import pricing
-from rating.context import ChargeQuantity, RatingState
+from rating.context import BillingContext, ChargeQuantity, RatingState
 from rating.model import InvoiceLine, LineType, Period
-from rating.money import round_money
-from rating.periods import proration_factor
+from rating.money import minor_units, round_money
+from rating.periods import proration_days
+from rating.pricing.base import EXACT, UNIT_AMOUNT_DECIMALS, ratio_half_up
 
 
 def describe_group(name: str, group: tuple[tuple[str, str], ...]) -> str:
@@ -17,7 +30,14 @@ def describe_group(name: str, group: tuple[tuple[str, str], ...]) -> str:
     return f"{name} ({', '.join(f'{k}={v}' for k, v in group)})"
 
 
+def prorate(amount: Decimal, used: Decimal, total: Decimal, currency: str) -> Decimal:
+    """amount × used / total, computed exactly and rounded once (ROUND_HALF_UP)."""
+    with localcontext(EXACT):
+        return ratio_half_up(amount * used, total, minor_units(currency))
+
+
 def usage_line(quantity: ChargeQuantity, currency: str, period: Period) -> InvoiceLine:
+    """The USAGE_FEE line of one charge and group: the model's exact price, rounded once."""
     charge = quantity.charge
     priced = pricing.price(
         charge.model,
@@ -42,81 +62,119 @@ def usage_line(quantity: ChargeQuantity, currency: str, period: Period) -> Invoi
     )
 
 
-def rate(state: RatingState) -> RatingState:
-    ctx = state.context
-    plan = ctx.subscription.plan
-    currency = ctx.currency
-    active = ctx.period.overlap(ctx.subscription.start, ctx.subscription.end)
-    lines: list[InvoiceLine] = []
-    if active is not None:
-        factor = proration_factor(ctx.period, active)
-        if plan.base_fee > 0:
-            lines.append(
-                _fixed_line(
-                    f"{plan.name} base fee",
-                    plan.base_fee,
-                    Decimal(1),
-                    factor,
-                    currency,
-                    active,
-                    None,
-                    LineType.CHARGE,
-                )
+@dataclass(frozen=True)
+class _RecurringFee:
+    name: str
+    amount: Decimal
+    units: Decimal
+    charge_id: str | None
+    pay_in_advance: bool
+    prorated: bool
+    billable_from: datetime  # the subscription start, or the trial end for the base fee
+
+
+def _recurring_fees(ctx: BillingContext) -> Iterator[_RecurringFee]:
+    subscription = ctx.subscription
+    plan = subscription.plan
+    if plan.base_fee > 0:
+        # A plan's trial waives its base fee (only) until the trial ends, as in Lago.
+        trial_end = subscription.start + timedelta(days=plan.trial_days)
+        yield _RecurringFee(
+            name=f"{plan.name} base fee",
+            amount=plan.base_fee,
+            units=Decimal(1),
+            charge_id=None,
+            pay_in_advance=plan.pay_in_advance,
+            prorated=True,
+            billable_from=trial_end,
+        )
+    for fixed in plan.fixed_charges:
+        if not fixed.one_time:
+            yield _RecurringFee(
+                name=fixed.name,
+                amount=fixed.amount,
+                units=fixed.units,
+                charge_id=fixed.id,
+                pay_in_advance=fixed.pay_in_advance,
+                prorated=fixed.prorated,
+                billable_from=subscription.start,
             )
-        for fixed in plan.fixed_charges:
-            if fixed.one_time:
-                # A setup fee is due once: on the period in which the subscription starts.
-                if not ctx.period.start <= ctx.subscription.start < ctx.period.end:
-                    continue
-                lines.append(
-                    _fixed_line(
-                        fixed.name,
-                        fixed.amount,
-                        fixed.units,
-                        Decimal(1),
-                        currency,
-                        active,
-                        fixed.id,
-                        LineType.SETUP_FEE,
-                    )
-                )
-            else:
-                lines.append(
-                    _fixed_line(
-                        fixed.name,
-                        fixed.amount,
-                        fixed.units,
-                        factor if fixed.prorated else Decimal(1),
-                        currency,
-                        active,
-                        fixed.id,
-                        LineType.CHARGE,
-                    )
-                )
-    for quantity in state.quantities:
-        lines.append(usage_line(quantity, currency, ctx.period))
-    return state.evolve(lines=tuple(lines))
 
 
-def _fixed_line(
-    name: str,
-    amount: Decimal,
-    units: Decimal,
-    factor: Decimal,
-    currency: str,
-    active: Period,
-    charge_id: str | None,
-    line_type: LineType,
-) -> InvoiceLine:
-    exact = amount * units * factor
-    prorated = factor != 1
+def _service_periods(ctx: BillingContext, pay_in_advance: bool) -> list[Period]:
+    """The periods whose fee this invoice bills: P in arrears; the opened one in advance."""
+    if not pay_in_advance:
+        return [ctx.period]
+    periods = [ctx.period] if ctx.opens_subscription else []
+    if ctx.advance_period is not None:
+        periods.append(ctx.advance_period)
+    return periods
+
+
+def _recurring_line(ctx: BillingContext, fee: _RecurringFee, period: Period) -> InvoiceLine | None:
+    subscription = ctx.subscription
+    used_part = period.overlap(max(subscription.start, fee.billable_from), subscription.end)
+    if used_part is None:
+        return None  # not active in that period (ended before it, or still in trial)
+    used, total = proration_days(period, used_part)
+    if used >= total or not fee.prorated:
+        return InvoiceLine(
+            type=LineType.CHARGE,
+            description=fee.name,
+            amount=round_money(fee.amount * fee.units, ctx.currency),
+            quantity=fee.units,
+            unit_amount=fee.amount,
+            charge_id=fee.charge_id,
+            period_start=used_part.start,
+            period_end=used_part.end,
+        )
+    # Days used / days in period, rounded once on the line (BILLING.md: Prorations).
+    with localcontext(EXACT):
+        unit_amount = ratio_half_up(fee.amount * used, total, UNIT_AMOUNT_DECIMALS)
     return InvoiceLine(
-        type=LineType.PRORATION if prorated and line_type == LineType.CHARGE else line_type,
-        description=f"{name} (prorated)" if prorated else name,
-        amount=round_money(exact, currency),
-        quantity=units,
-        unit_amount=amount * factor if prorated else amount,
-        charge_id=charge_id,
-        period_start=active.start,
-        period_end=active.end,
+        type=LineType.PRORATION,
+        description=f"{fee.name} (prorated {used}/{total} days)",
+        amount=prorate(fee.amount * fee.units, used, total, ctx.currency),
+        quantity=fee.units,
+        unit_amount=unit_amount,
+        charge_id=fee.charge_id,
+        period_start=used_part.start,
+        period_end=used_part.end,
     )
+
+
+def fixed_fee_lines(ctx: BillingContext) -> list[InvoiceLine]:
+    """Setup fees, then base fee and recurring fixed charges, in arrears or in advance."""
+    lines: list[InvoiceLine] = []
+    active = ctx.active
+    if ctx.opens_subscription and active is not None:
+        for fixed in ctx.subscription.plan.fixed_charges:
+            if fixed.one_time:
+                # Due once, in full, on the first invoice (never prorated).
+                lines.append(
+                    InvoiceLine(
+                        type=LineType.SETUP_FEE,
+                        description=fixed.name,
+                        amount=round_money(fixed.amount * fixed.units, ctx.currency),
+                        quantity=fixed.units,
+                        unit_amount=fixed.amount,
+                        charge_id=fixed.id,
+                        period_start=active.start,
+                        period_end=active.end,
+                    )
+                )
+    for fee in _recurring_fees(ctx):
+        for period in _service_periods(ctx, fee.pay_in_advance):
+            line = _recurring_line(ctx, fee, period)
+            if line is not None:
+                lines.append(line)
+    return lines
+
+
+def rate(state: RatingState) -> RatingState:
+    """Fixed-fee lines, then one USAGE_FEE line per charge quantity (in Aggregate's order)."""
+    ctx = state.context
+    lines = fixed_fee_lines(ctx)
+    usage_period = ctx.active or ctx.period
+    lines.extend(usage_line(q, ctx.currency, usage_period) for q in state.quantities)
+    return state.evolve(lines=tuple(lines))

@@ -1,0 +1,276 @@
+"""The Faust ingest agent on the real broker and the real ClickHouse engine.
+
+Failure paths: a worker that dies after writing but before acking (the batch is
+replayed and counted once), ClickHouse refusing writes (backpressure, then every event
+stored once), messages produced straight to Kafka that are malformed or of an unknown
+tenant (dead-letter topic with the reason, and the rejected_events table).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import orjson
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+from meterline.settings import Settings
+from streams.app import create_stream_app, process_batch
+from streams.schema import UsageEvent
+from streams.sink import ClickHouseSink
+from streams.usage_store import UsageStore
+from tests.conftest import CH_DATABASE
+
+pytestmark = [pytest.mark.kafka, pytest.mark.clickhouse]
+
+
+def _settings(bootstrap: str) -> Settings:
+    suffix = os.urandom(4).hex()
+    return Settings(
+        kafka_bootstrap=bootstrap,
+        events_topic=f"ev-{suffix}",
+        dlq_topic=f"dlq-{suffix}",
+        consumer_group=f"grp-{suffix}",
+        sink_batch_size=500,
+        sink_batch_seconds=0.05,
+        clickhouse_database=CH_DATABASE,
+    )
+
+
+async def _create_topics(bootstrap: str, settings: Settings) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics(
+            [NewTopic(settings.events_topic, 2, 1), NewTopic(settings.dlq_topic, 1, 1)]
+        )
+    finally:
+        await admin.close()
+
+
+async def _produce(bootstrap: str, topic: str, payloads: Sequence[bytes]) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    await producer.start()
+    try:
+        for i, payload in enumerate(payloads):
+            await producer.send(topic, payload, key=str(i % 7).encode())
+        await producer.flush()
+    finally:
+        await producer.stop()
+
+
+def _event_messages(tenant: str, n: int, value: str = "2") -> list[bytes]:
+    return [
+        orjson.dumps(
+            {
+                "tenantId": tenant,
+                "id": f"e{i}",
+                "customerId": f"c{i % 3}",
+                "metric": "gb",
+                "timestamp": "2026-10-05T10:00:00Z",
+                "value": value,
+            }
+        )
+        for i in range(n)
+    ]
+
+
+async def _known(_: str) -> bool:
+    return True
+
+
+async def _wait(predicate: Any, limit: float = 30) -> None:
+    deadline = asyncio.get_running_loop().time() + limit
+    while not predicate():
+        assert asyncio.get_running_loop().time() < deadline, "timed out"
+        await asyncio.sleep(0.05)
+
+
+async def _committed(bootstrap: str, settings: Settings) -> int:
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, group_id=settings.consumer_group, enable_auto_commit=False
+    )
+    await consumer.start()
+    try:
+        total = 0
+        for partition in range(2):
+            offset = await consumer.committed(TopicPartition(settings.events_topic, partition))
+            total += offset or 0
+        return total
+    finally:
+        await consumer.stop()
+
+
+def _stored(clickhouse: Any, tenant: str) -> tuple[int, int]:
+    """(distinct events, raw rows incl. duplicates) of a tenant."""
+    distinct = clickhouse.query(
+        f"SELECT count() FROM {CH_DATABASE}.usage_events FINAL WHERE tenant_id = {{t:String}}",
+        parameters={"t": tenant},
+    ).result_rows[0][0]
+    raw = clickhouse.query(
+        f"SELECT count() FROM {CH_DATABASE}.usage_events WHERE tenant_id = {{t:String}}",
+        parameters={"t": tenant},
+    ).result_rows[0][0]
+    return int(distinct), int(raw)
+
+
+class StallAfterWrite(ClickHouseSink):
+    """Writes the first batch, then never returns: the worker 'dies' before acking."""
+
+    def __init__(self, client: Any, database: str) -> None:
+        super().__init__(client, database)
+        self.written = threading.Event()
+        self.release = threading.Event()
+
+    def write_events(self, events: Sequence[UsageEvent]) -> None:
+        super().write_events(events)
+        self.written.set()
+        self.release.wait(30)
+        raise RuntimeError("worker died")
+
+
+def test_worker_crash_after_write_replays_and_counts_once(kafka_bootstrap, clickhouse):
+    settings = _settings(kafka_bootstrap)
+    tenant = f"t_crash_{os.urandom(3).hex()}"
+
+    async def scenario() -> None:
+        await _create_topics(kafka_bootstrap, settings)
+        await _produce(kafka_bootstrap, settings.events_topic, _event_messages(tenant, 300))
+        crashing = StallAfterWrite(clickhouse, CH_DATABASE)
+        app, _ = create_stream_app(settings, kafka_bootstrap, crashing, _known)
+        await app.start()
+        await _wait(crashing.written.is_set)
+        assert await _committed(kafka_bootstrap, settings) == 0  # written, not acked, not committed
+        await asyncio.wait_for(app.stop(), 30)  # the crash: stop without ever acking
+        crashing.release.set()
+        assert await _committed(kafka_bootstrap, settings) == 0
+
+        app2, stats = create_stream_app(
+            settings, kafka_bootstrap, ClickHouseSink(clickhouse, CH_DATABASE), _known
+        )
+        await app2.start()
+        await _wait(lambda: stats.consumed >= 300)
+        await asyncio.sleep(1.0)  # let the commit interval pass
+        await app2.stop()
+        assert await _committed(kafka_bootstrap, settings) == 300
+
+    asyncio.run(scenario())
+    distinct, raw = _stored(clickhouse, tenant)
+    assert distinct == 300
+    assert raw > 300  # the replay really wrote duplicates, and FINAL collapsed them
+    usage = UsageStore(clickhouse, CH_DATABASE)
+    assert usage.event_count(tenant) == 300
+
+
+class FlakySink(ClickHouseSink):
+    """ClickHouse refuses the first writes: the agent must retry, not drop or ack."""
+
+    def __init__(self, client: Any, database: str, failures: int) -> None:
+        super().__init__(client, database)
+        self.failures = failures
+        self.calls = 0
+
+    def write_events(self, events: Sequence[UsageEvent]) -> None:
+        self.calls += 1
+        if self.calls <= self.failures:
+            raise ConnectionError("ClickHouse is down")
+        super().write_events(events)
+
+
+def test_clickhouse_down_means_backpressure_then_exact(kafka_bootstrap, clickhouse):
+    settings = _settings(kafka_bootstrap)
+    tenant = f"t_flaky_{os.urandom(3).hex()}"
+
+    async def scenario() -> Any:
+        await _create_topics(kafka_bootstrap, settings)
+        await _produce(
+            kafka_bootstrap, settings.events_topic, _event_messages(tenant, 200, value="1.25")
+        )
+        sink = FlakySink(clickhouse, CH_DATABASE, failures=3)
+        app, stats = create_stream_app(settings, kafka_bootstrap, sink, _known)
+        await app.start()
+        await _wait(lambda: stats.written >= 200)
+        await asyncio.sleep(0.8)
+        await app.stop()
+        return stats, await _committed(kafka_bootstrap, settings)
+
+    stats, committed = asyncio.run(scenario())
+    assert stats.write_retries >= 3
+    assert committed == 200
+    assert _stored(clickhouse, tenant)[0] == 200
+    total = clickhouse.query(
+        f"SELECT sum(value) FROM {CH_DATABASE}.usage_events FINAL WHERE tenant_id = {{t:String}}",
+        parameters={"t": tenant},
+    ).result_rows[0][0]
+    assert total == Decimal("250")
+
+
+def test_bad_kafka_messages_go_to_dlq_with_reason(kafka_bootstrap, clickhouse):
+    settings = _settings(kafka_bootstrap)
+    tenant = f"t_dlq_{os.urandom(3).hex()}"
+    good = _event_messages(tenant, 5)
+    bad = [
+        b"{not json",
+        orjson.dumps({"id": "no-tenant", "customerId": "c", "metric": "gb"}),
+        orjson.dumps(
+            {
+                "tenantId": tenant,
+                "id": "bad-ts",
+                "customerId": "c",
+                "metric": "gb",
+                "timestamp": "2026-10-05 10:00",
+            }
+        ),
+        orjson.dumps({"tenantId": "ten_nobody", "id": "ghost", "customerId": "c", "metric": "gb"}),
+    ]
+
+    async def only_ours(tenant_id: str) -> bool:
+        return tenant_id == tenant
+
+    async def scenario() -> list[dict[str, Any]]:
+        await _create_topics(kafka_bootstrap, settings)
+        await _produce(kafka_bootstrap, settings.events_topic, good + bad)
+        app, stats = create_stream_app(
+            settings, kafka_bootstrap, ClickHouseSink(clickhouse, CH_DATABASE), only_ours
+        )
+        await app.start()
+        await _wait(lambda: stats.consumed >= 9)
+        await app.stop()
+        consumer = AIOKafkaConsumer(
+            settings.dlq_topic,
+            bootstrap_servers=kafka_bootstrap,
+            auto_offset_reset="earliest",
+            group_id=None,
+        )
+        await consumer.start()
+        try:
+            records = await consumer.getmany(timeout_ms=5000, max_records=100)
+        finally:
+            await consumer.stop()
+        return [orjson.loads(r.value) for batch in records.values() for r in batch]
+
+    dead = asyncio.run(scenario())
+    reasons = {d["id"]: d["reason"] for d in dead}
+    assert len(dead) == 4
+    assert reasons["bad-ts"].startswith("timestamp") and "time zone" in reasons["bad-ts"]
+    assert reasons["no-tenant"].startswith("tenantId is required")
+    assert reasons["ghost"] == "unknown tenantId"
+    assert any(d["reason"].startswith("message is not valid JSON") for d in dead)
+    assert _stored(clickhouse, tenant)[0] == 5
+    rejected = UsageStore(clickhouse, CH_DATABASE).rejected_events(tenant)
+    assert {r["id"] for r in rejected} == {"bad-ts"}
+
+
+def test_process_batch_dedupes_within_batch_and_keeps_order():
+    now = datetime(2026, 10, 1, tzinfo=UTC)
+    messages = _event_messages("t", 3) + _event_messages("t", 2) + [b"[]"]
+    result = process_batch(messages, now)
+    assert [e.event_id for e in result.events] == ["e0", "e1", "e2"]
+    assert [r.reason for _, r, _ in result.rejected] == ["event must be a JSON object"]
