@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from api.errors import install_error_handlers
-from api.routes import billing, catalog, customers, events, health
+from api.routes import billing, catalog, credits, customers, events, health
 from meterline.runtime import Runtime
 from meterline.settings import Settings
 
@@ -39,6 +39,6 @@ def create_app(
     )
     install_error_handlers(app)
     app.include_router(health.router)
-    for module in (events, catalog, customers, billing):
+    for module in (events, catalog, customers, credits, billing):
         app.include_router(module.router, prefix="/api/v1")
     return app

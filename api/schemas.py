@@ -171,3 +171,57 @@ class BillRunCreate(Body):
 class PaymentCreate(Body):
     amount: Any
     reference: str | None = None
+
+
+class TaxCreate(Body):
+    code: Code
+    name: str = Field(min_length=1, max_length=200)
+    rate: Any
+    country: str | None = None
+    region: str | None = None
+
+
+class CouponCreate(Body):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="allow")
+
+    code: Code
+    name: str | None = None
+    type: str | None = None
+    kind: str | None = None
+    percentage: Any = None
+    amount: Any = None
+    currency: str | None = None
+    frequency: Literal["once", "recurring", "forever"] = "once"
+    frequency_duration: int | None = Field(default=None, ge=1)
+    plan_codes: list[str] | None = None
+    metric_codes: list[str] | None = None
+    applies_to: dict[str, list[str]] | None = None
+    expires_at: EndInstant = None
+
+    def doc(self) -> dict[str, Any]:
+        return self.model_dump(by_alias=True, exclude_unset=True)
+
+
+class AppliedCouponCreate(Body):
+    coupon_code: str
+    amount: Any = None
+
+
+class WalletCreate(Body):
+    customer_id: str
+    currency: str | None = None
+    name: str | None = None
+    credits: Any = 0
+    priority: int = Field(default=50, ge=1, le=100)
+    expires_at: EndInstant = None
+    scope: dict[str, list[str]] | None = None
+
+
+class TopUpCreate(Body):
+    credits: Any
+
+
+class TaxOverride(Body):
+    tax_total: Any = None
+    reason: str | None = None
+    lines: list[dict[str, Any]] | None = None

@@ -8,12 +8,17 @@ from decimal import Decimal
 from typing import Any
 
 from invoicing.models import (
+    AppliedCouponRow,
     BillableMetric,
     BillRunRow,
+    CouponRow,
     CustomerRow,
     InvoiceRow,
     PlanRow,
     SubscriptionRow,
+    TaxRow,
+    WalletRow,
+    WalletTransactionRow,
 )
 from meterline.errors import ValidationFailed
 from rating.money import format_decimal, format_money
@@ -139,3 +144,59 @@ def invoice(row: InvoiceRow, *, with_lines: bool = True) -> dict[str, Any]:
             for ln in row.lines
         ]
     return body
+
+
+def tax(row: TaxRow) -> dict[str, Any]:
+    return {
+        "id": row.id, "code": row.code, "name": row.name, "rate": dec(row.rate),
+        "country": row.country, "region": row.region, "createdAt": ts(row.created_at),
+    }  # fmt: skip
+
+
+def coupon(row: CouponRow) -> dict[str, Any]:
+    return {
+        "id": row.id, "code": row.code, "name": row.name, "type": row.kind,
+        "percentage": dec(row.percentage), "amount": dec(row.amount), "currency": row.currency,
+        "frequency": row.frequency, "frequencyDuration": row.frequency_duration,
+        "appliesTo": {"planCodes": row.plan_codes or [], "metricCodes": row.metric_codes or []},
+        "expiresAt": ts(row.expires_at), "createdAt": ts(row.created_at),
+    }  # fmt: skip
+
+
+def applied_coupon(row: AppliedCouponRow, customer_external_id: str) -> dict[str, Any]:
+    return {
+        "id": row.id, "couponCode": row.coupon.code, "customerId": customer_external_id,
+        "status": row.status, "type": row.coupon.kind,
+        "percentage": dec(row.coupon.percentage),
+        "amountRemaining": dec(row.amount_remaining),
+        "periodsRemaining": row.periods_remaining, "frequency": row.coupon.frequency,
+        "createdAt": ts(row.created_at),
+    }  # fmt: skip
+
+
+def wallet(row: WalletRow, customer_external_id: str) -> dict[str, Any]:
+    return {
+        "id": row.id, "customerId": customer_external_id, "name": row.name,
+        "currency": row.currency, "balance": format_money(row.balance, row.currency),
+        "credits": format_money(row.balance, row.currency),
+        "priority": row.priority, "expiresAt": ts(row.expires_at),
+        "scope": {"metrics": row.scope_metrics or [], "feeTypes": row.scope_fee_types or []},
+        "status": row.status, "createdAt": ts(row.created_at),
+    }  # fmt: skip
+
+
+def wallet_transaction(row: WalletTransactionRow, currency: str) -> dict[str, Any]:
+    return {
+        "id": row.id, "walletId": row.wallet_id, "type": row.kind,
+        "amount": format_money(row.amount, currency),
+        "remaining": format_money(row.remaining, currency) if row.kind != "deduction" else None,
+        "invoiceId": row.invoice_id,
+        "fundedBy": [
+            {
+                "transactionId": f["transactionId"],
+                "amount": format_money(Decimal(f["amount"]), currency),
+            }
+            for f in row.funding or []
+        ],
+        "createdAt": ts(row.created_at),
+    }  # fmt: skip

@@ -17,21 +17,27 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from invoicing.catalog import metrics_by_code, subscription_domain
+from invoicing.coupons import active_coupons, coupon_domain, record_uses, revert_uses
 from invoicing.models import (
+    AppliedCouponRow,
     BillRunRow,
     InvoiceLineRow,
     InvoiceRow,
+    RolloverBucketRow,
     SubscriptionRow,
+    WalletRow,
     new_id,
     utcnow,
 )
-from meterline.errors import NotFound, ValidationFailed
+from invoicing.taxes import tax_rates
+from invoicing.wallets import deduct, refund_invoice, wallet_domain, wallets_by_customer
+from meterline.errors import Conflict, NotFound, ValidationFailed
 from rating import pricing
-from rating.context import BillingContext
+from rating.context import BillingContext, RolloverBucket, TaxRate
 from rating.model import (
     Group,
     MeteredQuantity,
@@ -42,7 +48,7 @@ from rating.model import (
     UsageCharge,
 )
 from rating.periods import periods_within
-from rating.pipeline import rate_subscription
+from rating.pipeline import RatingResult, rate_subscription
 from streams.usage_store import BillingInterval, UsageStore, exact_decimal
 
 log = logging.getLogger(__name__)
@@ -59,6 +65,7 @@ class BillingItem:
     subscription: Subscription
     period: Period
     active: Period
+    customer_row_id: str
 
 
 def create_bill_run(session: Session, tenant_id: str, start: datetime, end: datetime) -> BillRunRow:
@@ -120,22 +127,37 @@ class BillRunner:
         with self._sessions() as session:
             metrics = metrics_by_code(session, tenant_id)
             items = self._items(session, tenant_id, window, metrics)
+            taxes = tax_rates(session, tenant_id)
+            # Customers whose invoices change ledger state (coupons, wallets) are settled
+            # one by one with their effects; everyone else in fast batches.
+            stateful = set(active_coupons(session, tenant_id)) | set(
+                wallets_by_customer(session, tenant_id)
+            )
         total = len(items)
         self._update(bill_run_id, total=total)
         if progress:
             progress(0, total)
-        usage = self._quantities(tenant_id, items, window) if items else {}
+        usage = fetch_quantities(self._usage, tenant_id, items) if items else {}
         processed = failed = created = 0
         failures: list[dict[str, Any]] = []
         for offset in range(0, total, WRITE_BATCH):
             batch = items[offset : offset + WRITE_BATCH]
             rated: list[tuple[BillingItem, RatedInvoice]] = []
             for item in batch:
+                metered = tuple(usage.get(item.key, ()))
                 try:
+                    if item.customer_row_id in stateful or _has_rollover(item.subscription):
+                        with self._sessions() as session, session.begin():
+                            settle_with_effects(
+                                session, tenant_id, bill_run_id, item, metered, taxes
+                            )
+                        created += 1
+                        continue
                     context = BillingContext(
                         subscription=item.subscription,
                         period=item.period,
-                        usage=tuple(usage.get(item.key, ())),
+                        usage=metered,
+                        tax_rates=taxes,
                     )
                     rated.append((item, rate_subscription(context).invoice))
                 except Exception as exc:
@@ -197,65 +219,14 @@ class BillRunner:
                     continue
                 items.append(
                     BillingItem(
-                        f"{row.id}|{period.start.isoformat()}", subscription, period, active
+                        f"{row.id}|{period.start.isoformat()}",
+                        subscription,
+                        period,
+                        active,
+                        row.customer_id,
                     )
                 )
         return items
-
-    def _quantities(
-        self, tenant_id: str, items: Sequence[BillingItem], window: Period
-    ) -> dict[str, list[MeteredQuantity]]:
-        """Every item's metered quantities, with one ClickHouse query per metric variant."""
-        run_key = self._usage.register_intervals(
-            tenant_id,
-            [
-                BillingInterval(
-                    i.key, i.subscription.customer.external_id, i.active.start, i.active.end
-                )
-                for i in items
-            ],
-        )
-        try:
-            # Charges that read the same metric with the same extra filters share a query.
-            charge_variants = {
-                item.key: [(charge, _variant(charge)) for charge in item.subscription.plan.charges]
-                for item in items
-            }
-            variants: dict[Variant, Metric] = {}
-            for pairs in charge_variants.values():
-                for charge, variant in pairs:
-                    variants.setdefault(variant, charge.metric)
-            start = min(i.active.start for i in items)
-            end = max(i.active.end for i in items)
-            result: dict[str, list[MeteredQuantity]] = defaultdict(list)
-            for variant, metric in variants.items():
-                frame = self._usage.interval_quantities(
-                    tenant_id,
-                    run_key,
-                    metric,
-                    dict(variant[1]),
-                    start,
-                    end,
-                    with_amounts=variant[2],
-                )
-                by_item = _rows_by_item(frame, metric)
-                for item_key, rows in by_item.items():
-                    for charge, charge_variant in charge_variants.get(item_key, ()):
-                        if charge_variant != variant:
-                            continue
-                        result[item_key].extend(
-                            MeteredQuantity(
-                                charge_id=charge.id,
-                                quantity=quantity,
-                                group=group,
-                                event_count=events,
-                                event_amounts=amounts,
-                            )
-                            for group, quantity, events, amounts in rows
-                        )
-            return result
-        finally:
-            self._usage.drop_intervals(run_key)
 
     def _write(
         self, tenant_id: str, bill_run_id: str, rated: Sequence[tuple[BillingItem, RatedInvoice]]
@@ -384,3 +355,207 @@ def _failure(item: BillingItem, exc: Exception) -> dict[str, Any]:
         "periodStart": item.period.start.isoformat(),
         "error": f"{type(exc).__name__}: {exc}",
     }
+
+
+def _has_rollover(subscription: Subscription) -> bool:
+    return any(charge.rollover is not None for charge in subscription.plan.charges)
+
+
+def rate_with_effects(
+    session: Session,
+    subscription: Subscription,
+    period: Period,
+    customer_row_id: str,
+    usage: tuple[MeteredQuantity, ...],
+    taxes: tuple[TaxRate, ...],
+) -> RatingResult:
+    """Rate one subscription with the customer's coupons, wallets and rollover, read now."""
+    coupons = (
+        session.execute(
+            select(AppliedCouponRow)
+            .where(
+                AppliedCouponRow.customer_id == customer_row_id, AppliedCouponRow.status == "active"
+            )
+            .order_by(AppliedCouponRow.created_at, AppliedCouponRow.id)
+        )
+        .unique()
+        .scalars()
+    )
+    wallets = session.execute(
+        select(WalletRow).where(
+            WalletRow.customer_id == customer_row_id,
+            WalletRow.status == "active",
+            WalletRow.currency == subscription.plan.currency,
+        )
+    ).scalars()
+    buckets: dict[str, list[RolloverBucket]] = defaultdict(list)
+    for row in session.execute(
+        select(RolloverBucketRow)
+        .where(
+            RolloverBucketRow.subscription_id == subscription.id,
+            RolloverBucketRow.consumed_by.is_(None),
+        )
+        .order_by(RolloverBucketRow.position, RolloverBucketRow.id)
+    ).scalars():
+        buckets[row.charge_id].append(RolloverBucket(row.quantity, row.expires_at))
+    context = BillingContext(
+        subscription=subscription,
+        period=period,
+        usage=usage,
+        rollover_in={charge: tuple(b) for charge, b in buckets.items()},
+        coupons=tuple(coupon_domain(c) for c in coupons),
+        tax_rates=taxes,
+        wallets=tuple(wallet_domain(w) for w in wallets),
+    )
+    return rate_subscription(context)
+
+
+def apply_effects(
+    session: Session, tenant_id: str, invoice_id: str, subscription_id: str, result: RatingResult
+) -> None:
+    """Write what an invoice did to the ledger: coupon uses, wallet debits, rollover."""
+    record_uses(session, tenant_id, invoice_id, result.coupon_uses)
+    deduct(session, tenant_id, invoice_id, result.wallet_debits)
+    if not result.rollover_out:
+        return
+    session.execute(
+        update(RolloverBucketRow)
+        .where(
+            RolloverBucketRow.subscription_id == subscription_id,
+            RolloverBucketRow.consumed_by.is_(None),
+        )
+        .values(consumed_by=invoice_id)
+    )
+    for charge_id, out in result.rollover_out.items():
+        for position, bucket in enumerate(out):
+            session.add(
+                RolloverBucketRow(
+                    id=new_id("rob"),
+                    tenant_id=tenant_id,
+                    subscription_id=subscription_id,
+                    charge_id=charge_id,
+                    quantity=bucket.quantity,
+                    expires_at=bucket.expires_at,
+                    invoice_id=invoice_id,
+                    position=position,
+                )
+            )
+
+
+def revert_effects(session: Session, tenant_id: str, invoice_id: str) -> None:
+    """Give back what an invoice took (coupons, wallets, rollover), e.g. before a refresh."""
+    revert_uses(session, invoice_id)
+    refund_invoice(session, tenant_id, invoice_id)
+    session.execute(delete(RolloverBucketRow).where(RolloverBucketRow.invoice_id == invoice_id))
+    session.execute(
+        update(RolloverBucketRow)
+        .where(RolloverBucketRow.consumed_by == invoice_id)
+        .values(consumed_by=None)
+    )
+
+
+def settle_with_effects(
+    session: Session,
+    tenant_id: str,
+    bill_run_id: str | None,
+    item: BillingItem,
+    usage: tuple[MeteredQuantity, ...],
+    taxes: tuple[TaxRate, ...],
+) -> InvoiceRow:
+    """Stage 10 for a stateful customer: the invoice and its effects in one transaction."""
+    result = rate_with_effects(
+        session, item.subscription, item.period, item.customer_row_id, usage, taxes
+    )
+    row = invoice_row(tenant_id, bill_run_id, item.customer_row_id, result.invoice)
+    session.add(row)
+    session.flush()
+    apply_effects(session, tenant_id, row.id, item.subscription.id, result)
+    return row
+
+
+def fetch_quantities(
+    usage_store: UsageStore, tenant_id: str, items: Sequence[BillingItem]
+) -> dict[str, list[MeteredQuantity]]:
+    """Every item's metered quantities, with one ClickHouse query per metric variant."""
+    run_key = usage_store.register_intervals(
+        tenant_id,
+        [
+            BillingInterval(
+                i.key, i.subscription.customer.external_id, i.active.start, i.active.end
+            )
+            for i in items
+        ],
+    )
+    try:
+        # Charges that read the same metric with the same extra filters share a query.
+        charge_variants = {
+            item.key: [(charge, _variant(charge)) for charge in item.subscription.plan.charges]
+            for item in items
+        }
+        variants: dict[Variant, Metric] = {}
+        for pairs in charge_variants.values():
+            for charge, variant in pairs:
+                variants.setdefault(variant, charge.metric)
+        start = min(i.active.start for i in items)
+        end = max(i.active.end for i in items)
+        result: dict[str, list[MeteredQuantity]] = defaultdict(list)
+        for variant, metric in variants.items():
+            frame = usage_store.interval_quantities(
+                tenant_id,
+                run_key,
+                metric,
+                dict(variant[1]),
+                start,
+                end,
+                with_amounts=variant[2],
+            )
+            by_item = _rows_by_item(frame, metric)
+            for item_key, rows in by_item.items():
+                for charge, charge_variant in charge_variants.get(item_key, ()):
+                    if charge_variant != variant:
+                        continue
+                    result[item_key].extend(
+                        MeteredQuantity(
+                            charge_id=charge.id,
+                            quantity=quantity,
+                            group=group,
+                            event_count=events,
+                            event_amounts=amounts,
+                        )
+                        for group, quantity, events, amounts in rows
+                    )
+        return result
+    finally:
+        usage_store.drop_intervals(run_key)
+
+
+def refresh_invoice(
+    session: Session, usage_store: UsageStore, tenant_id: str, invoice: InvoiceRow
+) -> InvoiceRow:
+    """Re-rate a DRAFT with the latest usage, coupons, wallets and taxes (one transaction)."""
+    if invoice.status != "DRAFT":
+        raise Conflict(
+            f"invoice {invoice.id} is {invoice.status}; only a DRAFT can be refreshed",
+            code="illegal_transition",
+        )
+    if invoice.subscription_id is None:
+        raise Conflict(f"invoice {invoice.id} has no subscription to re-rate")
+    revert_effects(session, tenant_id, invoice.id)
+    subscription_row = session.get(SubscriptionRow, invoice.subscription_id)
+    assert subscription_row is not None
+    subscription = subscription_domain(subscription_row, metrics_by_code(session, tenant_id))
+    period = Period(invoice.period_start, invoice.period_end)
+    active = period.overlap(subscription.start, subscription.end) or period
+    item = BillingItem(invoice.id, subscription, period, active, invoice.customer_id)
+    usage = tuple(fetch_quantities(usage_store, tenant_id, [item]).get(item.key, ()))
+    result = rate_with_effects(
+        session, subscription, period, invoice.customer_id, usage, tax_rates(session, tenant_id)
+    )
+    fresh = invoice_row(tenant_id, invoice.bill_run_id, invoice.customer_id, result.invoice)
+    invoice.lines = fresh.lines
+    for name in ("subtotal", "discount_total", "tax_total", "credit_total", "total"):
+        setattr(invoice, name, getattr(fresh, name))
+    invoice.amount_due = fresh.amount_due - invoice.amount_paid
+    session.flush()
+    apply_effects(session, tenant_id, invoice.id, subscription.id, result)
+    return invoice

@@ -61,7 +61,7 @@ def create_metric(session: Session, tenant_id: str, data: Mapping[str, Any]) -> 
     )
     if aggregation == Aggregation.COUNT and data.get("field") not in (None, "value"):
         raise ValidationFailed("a count metric counts events; it takes no field")
-    _insert_unique(session, row, f"a metric with code {row.code!r} already exists")
+    insert_unique(session, row, f"a metric with code {row.code!r} already exists")
     return row
 
 
@@ -144,7 +144,7 @@ def metric_domain(row: BillableMetric) -> Metric:
 # -- plans ---------------------------------------------------------------------------
 
 
-def _decimal(
+def parse_decimal(
     value: Any, what: str, *, allow_none: bool = True, min_zero: bool = True
 ) -> Decimal | None:
     if value is None:
@@ -193,7 +193,7 @@ def _normalize_charge(
         if expiry is not None and (not isinstance(expiry, int) or expiry < 1):
             raise ValidationFailed(f"{where}.rollover.expiryPeriods must be a positive integer")
         rollover_doc = {
-            "cap": _text(_decimal(rollover.get("cap"), f"{where}.rollover.cap")),
+            "cap": _text(parse_decimal(rollover.get("cap"), f"{where}.rollover.cap")),
             "expiryPeriods": expiry,
         }
     elif rollover not in (None, False):
@@ -204,9 +204,9 @@ def _normalize_charge(
         "model": model,
         "properties": properties,
         "includedQuantity": _text(
-            _decimal(raw.get("includedQuantity"), f"{where}.includedQuantity")
+            parse_decimal(raw.get("includedQuantity"), f"{where}.includedQuantity")
         ),
-        "hardCap": _text(_decimal(raw.get("hardCap"), f"{where}.hardCap")),
+        "hardCap": _text(parse_decimal(raw.get("hardCap"), f"{where}.hardCap")),
         "rollover": rollover_doc,
         "payInAdvance": bool(raw.get("payInAdvance", False)),
         "filters": normalize_filters(raw.get("filters")),
@@ -223,8 +223,8 @@ def _normalize_fixed_charge(raw: Mapping[str, Any], index: int) -> dict[str, Any
     return {
         "id": raw.get("id") or new_id("fc"),
         "name": name,
-        "amount": _text(_decimal(raw.get("amount"), f"{where}.amount", allow_none=False)),
-        "units": _text(_decimal(raw.get("units", 1), f"{where}.units")),
+        "amount": _text(parse_decimal(raw.get("amount"), f"{where}.amount", allow_none=False)),
+        "units": _text(parse_decimal(raw.get("units", 1), f"{where}.units")),
         "oneTime": one_time,
         "payInAdvance": bool(raw.get("payInAdvance", one_time)),
         "prorated": bool(raw.get("prorated", True)),
@@ -253,8 +253,8 @@ def create_plan(session: Session, tenant_id: str, data: Mapping[str, Any]) -> Pl
     trial_days = int(data.get("trialDays") or 0)
     if trial_days < 0:
         raise ValidationFailed("trialDays must not be negative")
-    minimum = _decimal(data.get("minimumCommitment"), "minimumCommitment")
-    maximum = _decimal(data.get("maximumSpend"), "maximumSpend")
+    minimum = parse_decimal(data.get("minimumCommitment"), "minimumCommitment")
+    maximum = parse_decimal(data.get("maximumSpend"), "maximumSpend")
     if minimum is not None and maximum is not None and maximum < minimum:
         raise ValidationFailed("maximumSpend must not be below minimumCommitment")
     row = PlanRow(
@@ -265,7 +265,7 @@ def create_plan(session: Session, tenant_id: str, data: Mapping[str, Any]) -> Pl
         description=data.get("description"),
         currency=currency,
         interval=data["interval"],
-        base_fee=_decimal(data.get("baseFee"), "baseFee") or ZERO,
+        base_fee=parse_decimal(data.get("baseFee"), "baseFee") or ZERO,
         pay_in_advance=bool(data.get("payInAdvance", False)),
         trial_days=trial_days,
         minimum_commitment=minimum,
@@ -273,7 +273,7 @@ def create_plan(session: Session, tenant_id: str, data: Mapping[str, Any]) -> Pl
         charges=charges,
         fixed_charges=fixed,
     )
-    _insert_unique(session, row, f"a plan with code {row.code!r} already exists")
+    insert_unique(session, row, f"a plan with code {row.code!r} already exists")
     return row
 
 
@@ -366,7 +366,7 @@ def create_customer(session: Session, tenant_id: str, data: Mapping[str, Any]) -
         timezone=data.get("timezone") or "UTC",
         invoice_grace_days=int(data.get("invoiceGraceDays") or 0),
     )
-    _insert_unique(session, row, f"a customer with externalId {row.external_id!r} already exists")
+    insert_unique(session, row, f"a customer with externalId {row.external_id!r} already exists")
     return row
 
 
@@ -445,7 +445,7 @@ def create_subscription(
         status="active",
         overrides=overrides,
     )
-    _insert_unique(session, row, f"subscription {row.id!r} already exists")
+    insert_unique(session, row, f"subscription {row.id!r} already exists")
     return row
 
 
@@ -470,7 +470,7 @@ def _validate_overrides(plan: PlanRow, overrides: dict[str, Any]) -> None:
         for field in ("includedQuantity", "hardCap"):
             if override.get(field) is not None:
                 override[field] = _text(
-                    _decimal(override[field], f"overrides.charges.{key}.{field}")
+                    parse_decimal(override[field], f"overrides.charges.{key}.{field}")
                 )
 
 
@@ -512,7 +512,7 @@ def metrics_by_code(session: Session, tenant_id: str) -> dict[str, Metric]:
     return {row.code: metric_domain(row) for row in rows}
 
 
-def _insert_unique(session: Session, row: Any, message: str) -> None:
+def insert_unique(session: Session, row: Any, message: str) -> None:
     """Insert in a savepoint so a duplicate becomes a 409 without spoiling the transaction."""
     try:
         with session.begin_nested():

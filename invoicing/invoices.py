@@ -110,8 +110,12 @@ def finalize(
 
 
 def void(session: Session, tenant_id: str, invoice_id: str) -> InvoiceRow:
+    from invoicing.wallets import refund_invoice
+
     invoice = get_invoice(session, tenant_id, invoice_id, lock=True)
     _transition(invoice, "VOID")
+    # Prepaid credits the invoice consumed go back to their wallets.
+    refund_invoice(session, tenant_id, invoice.id)
     return invoice
 
 
@@ -152,3 +156,94 @@ def record_payment(
 def _settle_if_covered(invoice: InvoiceRow) -> None:
     if invoice.status in ("OPEN", "OVERDUE") and invoice.amount_due <= Decimal(0):
         _transition(invoice, "PAID")
+
+
+def recompute_totals(invoice: InvoiceRow) -> None:
+    """Totals from the lines: total = Σ amounts (DISCOUNT lines negative) + Σ taxes."""
+    zero = Decimal(0)
+    invoice.subtotal = sum(
+        (ln.amount for ln in invoice.lines if ln.type not in ("DISCOUNT", "CREDIT")), zero
+    )
+    invoice.discount_total = -sum(
+        (ln.amount for ln in invoice.lines if ln.type == "DISCOUNT"), zero
+    )
+    invoice.tax_total = sum((ln.tax_amount for ln in invoice.lines), zero)
+    invoice.total = invoice.subtotal - invoice.discount_total + invoice.tax_total
+    invoice.credit_total = min(invoice.credit_total, max(invoice.total, zero))
+    invoice.amount_due = invoice.total - invoice.credit_total - invoice.amount_paid
+
+
+def override_tax(
+    session: Session, tenant_id: str, invoice_id: str, data: dict[str, Any]
+) -> InvoiceRow:
+    """A manual tax override on a DRAFT: per line (`lines: [{id, taxAmount}]`) and/or a
+    new invoice tax total (`taxTotal`), the difference shown as a TAX_ADJUSTMENT line."""
+    from invoicing.models import InvoiceLineRow
+
+    invoice = get_invoice(session, tenant_id, invoice_id, lock=True)
+    if invoice.status != "DRAFT":
+        raise Conflict(
+            f"invoice {invoice.id} is {invoice.status}; taxes can be overridden only on a DRAFT",
+            code="illegal_transition",
+        )
+
+    def money(value: Any, what: str) -> Decimal:
+        try:
+            number = to_decimal(value, what=what)
+        except InvalidAmount as exc:
+            raise ValidationFailed(str(exc)) from None
+        if number != round_money(number, invoice.currency):
+            raise ValidationFailed(f"{what} has more decimals than {invoice.currency} allows")
+        return number
+
+    by_id = {ln.id: ln for ln in invoice.lines}
+    for index, entry in enumerate(data.get("lines") or []):
+        line = by_id.get(entry.get("id"))
+        if line is None or line.type in ("DISCOUNT", "CREDIT", "TAX_ADJUSTMENT"):
+            raise ValidationFailed(f"lines[{index}].id is not a taxable line of this invoice")
+        line.tax_amount = money(entry.get("taxAmount"), f"lines[{index}].taxAmount")
+    invoice.lines = [ln for ln in invoice.lines if ln.type != "TAX_ADJUSTMENT"]
+    if data.get("taxTotal") is not None:
+        target = money(data["taxTotal"], "taxTotal")
+        current = sum((ln.tax_amount for ln in invoice.lines), Decimal(0))
+        if target != current:
+            invoice.lines.append(
+                InvoiceLineRow(
+                    id=new_id("il"),
+                    position=len(invoice.lines),
+                    type="TAX_ADJUSTMENT",
+                    description=data.get("reason") or "Manual tax adjustment",
+                    quantity=Decimal(1),
+                    unit_amount=Decimal(0),
+                    amount=Decimal(0),
+                    discount_amount=Decimal(0),
+                    tax_rate=Decimal(0),
+                    tax_amount=target - current,
+                    group={},
+                )
+            )
+    recompute_totals(invoice)
+    return invoice
+
+
+def finalize_all(
+    session: Session, tenant_id: str, due_days: int, now: datetime | None = None
+) -> list[InvoiceRow]:
+    """Finalize every DRAFT whose customer grace period (days after period end) is over."""
+    now = now or utcnow()
+    drafts = (
+        session.execute(
+            select(InvoiceRow)
+            .where(InvoiceRow.tenant_id == tenant_id, InvoiceRow.status == "DRAFT")
+            .order_by(InvoiceRow.period_end, InvoiceRow.created_at, InvoiceRow.id)
+        )
+        .unique()
+        .scalars()
+        .all()
+    )
+    done = []
+    for draft in drafts:
+        if draft.period_end + timedelta(days=draft.customer.invoice_grace_days) > now:
+            continue
+        done.append(finalize(session, tenant_id, draft.id, due_days, now))
+    return done

@@ -224,3 +224,127 @@ class PaymentRow(Base):
     amount: Mapped[Decimal] = mapped_column(Money())
     reference: Mapped[str | None] = mapped_column(String(200), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class TaxRow(Base):
+    """A rate of the local tax table: by country, and region within it."""
+
+    __tablename__ = "taxes"
+    __table_args__ = (UniqueConstraint("tenant_id", "code"),)
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), index=True)
+    code: Mapped[str] = mapped_column(String(100))
+    name: Mapped[str] = mapped_column(String(200))
+    rate: Mapped[Decimal] = mapped_column(Money())
+    country: Mapped[str | None] = mapped_column(String(2), nullable=True)
+    region: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class CouponRow(Base):
+    __tablename__ = "coupons"
+    __table_args__ = (UniqueConstraint("tenant_id", "code"),)
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), index=True)
+    code: Mapped[str] = mapped_column(String(100))
+    name: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(20))  # percentage | fixed
+    percentage: Mapped[Decimal | None] = mapped_column(Money(), nullable=True)
+    amount: Mapped[Decimal | None] = mapped_column(Money(), nullable=True)
+    currency: Mapped[str | None] = mapped_column(String(3), nullable=True)
+    frequency: Mapped[str] = mapped_column(String(20), default="once")  # once|recurring|forever
+    frequency_duration: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    plan_codes: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    metric_codes: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class AppliedCouponRow(Base):
+    """A coupon applied to a customer, with what is left of it."""
+
+    __tablename__ = "applied_coupons"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), index=True)
+    coupon_id: Mapped[str] = mapped_column(ForeignKey("coupons.id"), index=True)
+    customer_id: Mapped[str] = mapped_column(ForeignKey("customers.id"), index=True)
+    status: Mapped[str] = mapped_column(String(20), default="active")  # active | terminated
+    amount_remaining: Mapped[Decimal | None] = mapped_column(Money(), nullable=True)
+    periods_remaining: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    coupon: Mapped[CouponRow] = relationship(lazy="joined")
+
+
+class CouponUsageRow(Base):
+    """What one invoice took from an applied coupon (reverted when a draft is refreshed)."""
+
+    __tablename__ = "coupon_usages"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), index=True)
+    applied_coupon_id: Mapped[str] = mapped_column(ForeignKey("applied_coupons.id"), index=True)
+    invoice_id: Mapped[str] = mapped_column(ForeignKey("invoices.id"), index=True)
+    amount: Mapped[Decimal] = mapped_column(Money())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class WalletRow(Base):
+    """Prepaid credits of a customer (1 credit = 1 unit of the wallet's currency)."""
+
+    __tablename__ = "wallets"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), index=True)
+    customer_id: Mapped[str] = mapped_column(ForeignKey("customers.id"), index=True)
+    name: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    currency: Mapped[str] = mapped_column(String(3))
+    balance: Mapped[Decimal] = mapped_column(Money(), default=ZERO)
+    priority: Mapped[int] = mapped_column(Integer, default=50)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    scope_metrics: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    scope_fee_types: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    status: Mapped[str] = mapped_column(String(20), default="active")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class WalletTransactionRow(Base):
+    """A top-up (credit) or a deduction (debit) of a wallet.
+
+    Deductions consume top-ups oldest first; `funding` lists which top-ups paid a
+    deduction and how much each, and a top-up's `remaining` is what is left of it.
+    """
+
+    __tablename__ = "wallet_transactions"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), index=True)
+    wallet_id: Mapped[str] = mapped_column(ForeignKey("wallets.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(20))  # top_up | deduction | refund
+    amount: Mapped[Decimal] = mapped_column(Money())
+    remaining: Mapped[Decimal] = mapped_column(Money(), default=ZERO)
+    invoice_id: Mapped[str | None] = mapped_column(ForeignKey("invoices.id"), nullable=True)
+    funding: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class RolloverBucketRow(Base):
+    """Unused included quantity of a subscription's charge carried to later periods."""
+
+    __tablename__ = "rollover_buckets"
+    __table_args__ = (Index("ix_rollover_sub_charge", "subscription_id", "charge_id"),)
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), index=True)
+    subscription_id: Mapped[str] = mapped_column(ForeignKey("subscriptions.id"))
+    charge_id: Mapped[str] = mapped_column(String(40))
+    quantity: Mapped[Decimal] = mapped_column(Money())
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    # The invoice that produced this carry, and the one that consumed it: refreshing a
+    # draft deletes what it produced and gives back what it consumed.
+    invoice_id: Mapped[str | None] = mapped_column(ForeignKey("invoices.id"), nullable=True)
+    consumed_by: Mapped[str | None] = mapped_column(String(40), nullable=True, index=True)
+    position: Mapped[int] = mapped_column(Integer, default=0)

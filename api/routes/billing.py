@@ -9,8 +9,8 @@ from fastapi import APIRouter, Query
 
 from api import serialize
 from api.deps import RuntimeDep, SessionDep, TenantDep
-from api.schemas import BillRunCreate, PaymentCreate
-from invoicing import invoices
+from api.schemas import BillRunCreate, PaymentCreate, TaxOverride
+from invoicing import billrun, invoices
 from invoicing.billrun import BillRunner, create_bill_run, get_bill_run
 from meterline.errors import ValidationFailed
 
@@ -60,6 +60,12 @@ def list_invoices(
     return serialize.page(rows, limit, serialize.invoice)
 
 
+@router.post("/invoices/finalize-all", summary="Finalize every DRAFT past its grace period")
+def finalize_all(runtime: RuntimeDep, session: SessionDep, tenant: TenantDep) -> dict[str, Any]:
+    rows = invoices.finalize_all(session, tenant, runtime.settings.invoice_due_days)
+    return {"finalized": len(rows), "invoiceIds": [r.id for r in rows]}
+
+
 @router.get("/invoices/{invoice_id}", summary="Get an invoice with its lines")
 def get_invoice(invoice_id: str, session: SessionDep, tenant: TenantDep) -> dict[str, Any]:
     return serialize.invoice(invoices.get_invoice(session, tenant, invoice_id))
@@ -71,6 +77,21 @@ def finalize_invoice(
 ) -> dict[str, Any]:
     row = invoices.finalize(session, tenant, invoice_id, runtime.settings.invoice_due_days)
     return serialize.invoice(row)
+
+
+@router.post("/invoices/{invoice_id}/refresh", summary="Re-rate a DRAFT with the latest usage")
+def refresh_invoice(
+    invoice_id: str, runtime: RuntimeDep, session: SessionDep, tenant: TenantDep
+) -> dict[str, Any]:
+    invoice = invoices.get_invoice(session, tenant, invoice_id, lock=True)
+    return serialize.invoice(billrun.refresh_invoice(session, runtime.usage, tenant, invoice))
+
+
+@router.post("/invoices/{invoice_id}/tax-override", summary="Manual tax override on a DRAFT")
+def tax_override(
+    invoice_id: str, body: TaxOverride, session: SessionDep, tenant: TenantDep
+) -> dict[str, Any]:
+    return serialize.invoice(invoices.override_tax(session, tenant, invoice_id, body.doc()))
 
 
 @router.post("/invoices/{invoice_id}/void", summary="OPEN or OVERDUE → VOID")

@@ -1,0 +1,219 @@
+"""Coupons and the coupons applied to customers.
+
+A coupon is `percentage` or `fixed`, used `once`, `recurring` for N invoices, or
+`forever`, optionally scoped to plans or metrics. What an invoice takes is recorded
+per invoice (`coupon_usages`), so refreshing a draft can give it back exactly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from invoicing.catalog import get_customer, insert_unique, parse_decimal
+from invoicing.models import AppliedCouponRow, CouponRow, CouponUsageRow, new_id
+from meterline.errors import Conflict, NotFound, ValidationFailed
+from rating.context import AppliedCoupon, CouponUse
+from rating.money import CURRENCIES
+
+KINDS = {"percentage": "percentage", "fixed": "fixed", "fixed_amount": "fixed"}
+FREQUENCIES = {"once", "recurring", "forever"}
+
+
+def create_coupon(session: Session, tenant_id: str, data: Mapping[str, Any]) -> CouponRow:
+    kind = KINDS.get(str(data.get("type") or data.get("kind") or data.get("couponType") or ""))
+    if kind is None:
+        raise ValidationFailed("type must be 'percentage' or 'fixed'")
+    frequency = str(data.get("frequency") or "once")
+    if frequency not in FREQUENCIES:
+        raise ValidationFailed("frequency must be one of once, recurring, forever")
+    duration = data.get("frequencyDuration")
+    if frequency == "recurring":
+        if not isinstance(duration, int) or duration < 1:
+            raise ValidationFailed("a recurring coupon needs frequencyDuration (invoices), >= 1")
+    else:
+        duration = None
+    percentage = amount = None
+    currency = None
+    if kind == "percentage":
+        percentage = parse_decimal(
+            data.get("percentage", data.get("percentageRate")), "percentage", allow_none=False
+        )
+        assert percentage is not None
+        if not 0 < percentage <= 100:
+            raise ValidationFailed("percentage must be greater than 0 and at most 100")
+    else:
+        amount = parse_decimal(data.get("amount"), "amount", allow_none=False)
+        if not amount:
+            raise ValidationFailed("a fixed coupon needs a positive amount")
+        currency = str(data.get("currency") or "").upper()
+        if currency not in CURRENCIES:
+            raise ValidationFailed("a fixed coupon needs its currency (ISO 4217)")
+    applies_to = data.get("appliesTo") or {}
+    plan_codes = list(data.get("planCodes") or applies_to.get("planCodes") or [])
+    metric_codes = list(
+        data.get("metricCodes")
+        or applies_to.get("metricCodes")
+        or applies_to.get("billableMetricCodes")
+        or []
+    )
+    row = CouponRow(
+        id=new_id("cou"),
+        tenant_id=tenant_id,
+        code=data["code"],
+        name=data.get("name") or data["code"],
+        kind=kind,
+        percentage=percentage,
+        amount=amount,
+        currency=currency,
+        frequency=frequency,
+        frequency_duration=duration,
+        plan_codes=plan_codes,
+        metric_codes=metric_codes,
+        expires_at=data.get("expiresAt"),
+    )
+    insert_unique(session, row, f"a coupon with code {row.code!r} already exists")
+    return row
+
+
+def get_coupon(session: Session, tenant_id: str, code: str) -> CouponRow:
+    row = session.execute(
+        select(CouponRow).where(CouponRow.tenant_id == tenant_id, CouponRow.code == code)
+    ).scalar_one_or_none()
+    if row is None:
+        raise NotFound(f"coupon {code!r} not found")
+    return row
+
+
+def apply_coupon(
+    session: Session, tenant_id: str, external_id: str, data: Mapping[str, Any]
+) -> AppliedCouponRow:
+    customer = get_customer(session, tenant_id, external_id)
+    code = data.get("couponCode") or data.get("code")
+    if not isinstance(code, str):
+        raise ValidationFailed("couponCode is required")
+    try:
+        coupon = get_coupon(session, tenant_id, code)
+    except NotFound as exc:
+        raise ValidationFailed(exc.message) from None
+    if coupon.kind == "fixed" and coupon.currency != customer.currency:
+        raise ValidationFailed(
+            f"coupon {code!r} is in {coupon.currency}; the customer pays in {customer.currency}"
+        )
+    active = session.execute(
+        select(AppliedCouponRow).where(
+            AppliedCouponRow.customer_id == customer.id,
+            AppliedCouponRow.coupon_id == coupon.id,
+            AppliedCouponRow.status == "active",
+        )
+    ).first()
+    if active is not None:
+        raise Conflict(f"coupon {code!r} is already applied to {external_id!r}", code="duplicate")
+    amount = parse_decimal(data.get("amount"), "amount") if coupon.kind == "fixed" else None
+    row = AppliedCouponRow(
+        id=new_id("acou"),
+        tenant_id=tenant_id,
+        coupon_id=coupon.id,
+        customer_id=customer.id,
+        status="active",
+        amount_remaining=amount if amount is not None else coupon.amount,
+        periods_remaining=coupon.frequency_duration if coupon.frequency == "recurring" else None,
+    )
+    session.add(row)
+    session.flush()
+    return row
+
+
+def remove_applied_coupon(
+    session: Session, tenant_id: str, external_id: str, applied_id: str
+) -> None:
+    customer = get_customer(session, tenant_id, external_id)
+    row = session.get(AppliedCouponRow, applied_id)
+    if row is None or row.tenant_id != tenant_id or row.customer_id != customer.id:
+        raise NotFound(f"applied coupon {applied_id!r} not found")
+    row.status = "terminated"
+
+
+def active_coupons(session: Session, tenant_id: str) -> dict[str, list[AppliedCouponRow]]:
+    """Active applied coupons by customer row id, oldest first (the order they apply in)."""
+    rows = (
+        session.execute(
+            select(AppliedCouponRow)
+            .where(AppliedCouponRow.tenant_id == tenant_id, AppliedCouponRow.status == "active")
+            .order_by(AppliedCouponRow.created_at, AppliedCouponRow.id)
+        )
+        .unique()
+        .scalars()
+    )
+    result: dict[str, list[AppliedCouponRow]] = {}
+    for row in rows:
+        result.setdefault(row.customer_id, []).append(row)
+    return result
+
+
+def coupon_domain(row: AppliedCouponRow) -> AppliedCoupon:
+    coupon = row.coupon
+    return AppliedCoupon(
+        id=row.id,
+        code=coupon.code,
+        kind=coupon.kind,
+        percentage=coupon.percentage or Decimal(0),
+        amount_remaining=row.amount_remaining or Decimal(0),
+        plan_codes=tuple(coupon.plan_codes or ()),
+        metric_codes=tuple(coupon.metric_codes or ()),
+    )
+
+
+def record_uses(
+    session: Session, tenant_id: str, invoice_id: str, uses: Sequence[CouponUse]
+) -> None:
+    """Consume the coupons an invoice used: remaining amounts and invoice counts."""
+    for use in uses:
+        row = session.get(AppliedCouponRow, use.coupon_id)
+        if row is None:
+            continue
+        coupon = row.coupon
+        session.add(
+            CouponUsageRow(
+                id=new_id("cuse"),
+                tenant_id=tenant_id,
+                applied_coupon_id=row.id,
+                invoice_id=invoice_id,
+                amount=use.amount,
+            )
+        )
+        if coupon.kind == "fixed":
+            row.amount_remaining = use.remaining
+        if coupon.frequency == "once":
+            # A fixed coupon used once keeps its remainder for the next invoice.
+            if coupon.kind == "percentage" or use.remaining <= 0:
+                row.status = "terminated"
+        elif coupon.frequency == "recurring":
+            row.periods_remaining = (row.periods_remaining or 1) - 1
+            if row.periods_remaining <= 0:
+                row.status = "terminated"
+        if coupon.kind == "fixed" and coupon.frequency != "forever" and use.remaining <= 0:
+            row.status = "terminated"
+
+
+def revert_uses(session: Session, invoice_id: str) -> None:
+    """Give back what an invoice took from coupons (before its draft is re-rated)."""
+    usages = (
+        session.execute(select(CouponUsageRow).where(CouponUsageRow.invoice_id == invoice_id))
+        .scalars()
+        .all()
+    )
+    for usage in usages:
+        row = session.get(AppliedCouponRow, usage.applied_coupon_id)
+        if row is not None:
+            coupon = row.coupon
+            if coupon.kind == "fixed":
+                row.amount_remaining = (row.amount_remaining or Decimal(0)) + usage.amount
+            if coupon.frequency == "recurring":
+                row.periods_remaining = (row.periods_remaining or 0) + 1
+            row.status = "active"
+        session.delete(usage)

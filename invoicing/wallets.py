@@ -1,0 +1,205 @@
+"""Wallets: prepaid credits, their top-ups and the deductions that invoices make.
+
+Deductions consume the wallet's top-ups oldest first; each deduction records which
+top-ups funded it, so the ledger shows where every credit went.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from invoicing.catalog import get_customer, parse_decimal
+from invoicing.models import CustomerRow, WalletRow, WalletTransactionRow, new_id
+from meterline.errors import Conflict, NotFound, ValidationFailed
+from rating.context import WalletBalance, WalletDebit
+from rating.model import LineType
+from rating.money import round_money
+
+ZERO = Decimal(0)
+FEE_TYPES = {t.value for t in LineType}
+
+
+def create_wallet(session: Session, tenant_id: str, data: Mapping[str, Any]) -> WalletRow:
+    customer = get_customer(session, tenant_id, data["customerId"])
+    currency = str(data.get("currency") or customer.currency).upper()
+    if currency != customer.currency:
+        raise ValidationFailed(f"the wallet must be in the customer's currency {customer.currency}")
+    credits = parse_decimal(data.get("credits", 0), "credits") or ZERO
+    if credits != round_money(credits, currency):
+        raise ValidationFailed(f"credits has more decimals than {currency} allows")
+    priority = data.get("priority", 50)
+    if not isinstance(priority, int) or not 1 <= priority <= 100:
+        raise ValidationFailed("priority must be an integer from 1 (first) to 100")
+    scope = data.get("scope") or {}
+    metrics = list(scope.get("metrics") or scope.get("metricCodes") or [])
+    fee_types = [str(t).upper() for t in scope.get("feeTypes") or []]
+    if unknown := [t for t in fee_types if t not in FEE_TYPES]:
+        raise ValidationFailed(f"scope.feeTypes: unknown {unknown}; use {sorted(FEE_TYPES)}")
+    wallet = WalletRow(
+        id=new_id("wal"),
+        tenant_id=tenant_id,
+        customer_id=customer.id,
+        name=data.get("name"),
+        currency=currency,
+        balance=ZERO,
+        priority=priority,
+        expires_at=data.get("expiresAt"),
+        scope_metrics=metrics,
+        scope_fee_types=fee_types,
+        status="active",
+    )
+    session.add(wallet)
+    session.flush()
+    if credits > 0:
+        top_up(session, tenant_id, wallet.id, credits)
+    return wallet
+
+
+def get_wallet(
+    session: Session, tenant_id: str, wallet_id: str, *, lock: bool = False
+) -> WalletRow:
+    query = select(WalletRow).where(WalletRow.id == wallet_id, WalletRow.tenant_id == tenant_id)
+    if lock:
+        query = query.with_for_update()
+    row = session.execute(query).scalar_one_or_none()
+    if row is None:
+        raise NotFound(f"wallet {wallet_id!r} not found")
+    return row
+
+
+def top_up(
+    session: Session, tenant_id: str, wallet_id: str, credits: Decimal
+) -> WalletTransactionRow:
+    wallet = get_wallet(session, tenant_id, wallet_id, lock=True)
+    if wallet.status != "active":
+        raise Conflict(f"wallet {wallet_id} is {wallet.status}", code="illegal_transition")
+    if credits <= 0:
+        raise ValidationFailed("credits must be positive")
+    if credits != round_money(credits, wallet.currency):
+        raise ValidationFailed(f"credits has more decimals than {wallet.currency} allows")
+    row = WalletTransactionRow(
+        id=new_id("wtx"),
+        tenant_id=tenant_id,
+        wallet_id=wallet.id,
+        kind="top_up",
+        amount=credits,
+        remaining=credits,
+        funding=[],
+    )
+    wallet.balance = wallet.balance + credits
+    session.add(row)
+    session.flush()
+    return row
+
+
+def transactions(session: Session, tenant_id: str, wallet_id: str) -> list[WalletTransactionRow]:
+    get_wallet(session, tenant_id, wallet_id)
+    return list(
+        session.execute(
+            select(WalletTransactionRow)
+            .where(WalletTransactionRow.wallet_id == wallet_id)
+            .order_by(WalletTransactionRow.created_at, WalletTransactionRow.id)
+        ).scalars()
+    )
+
+
+def wallets_by_customer(session: Session, tenant_id: str) -> dict[str, list[WalletRow]]:
+    rows = session.execute(
+        select(WalletRow).where(
+            WalletRow.tenant_id == tenant_id, WalletRow.status == "active", WalletRow.balance > 0
+        )
+    ).scalars()
+    result: dict[str, list[WalletRow]] = {}
+    for row in rows:
+        result.setdefault(row.customer_id, []).append(row)
+    return result
+
+
+def wallet_domain(row: WalletRow) -> WalletBalance:
+    return WalletBalance(
+        id=row.id,
+        priority=row.priority,
+        balance=row.balance,
+        expires_at=row.expires_at,
+        metric_codes=tuple(row.scope_metrics or ()),
+        fee_types=tuple(row.scope_fee_types or ()),
+    )
+
+
+def deduct(
+    session: Session, tenant_id: str, invoice_id: str, debits: Sequence[WalletDebit]
+) -> None:
+    """Debit wallets for an invoice, funding each deduction from top-ups oldest first."""
+    for debit in debits:
+        wallet = get_wallet(session, tenant_id, debit.wallet_id, lock=True)
+        if debit.amount > wallet.balance:
+            raise Conflict(f"wallet {wallet.id} no longer holds {debit.amount}")
+        left = debit.amount
+        funding = []
+        top_ups = session.execute(
+            select(WalletTransactionRow)
+            .where(
+                WalletTransactionRow.wallet_id == wallet.id,
+                WalletTransactionRow.kind.in_(("top_up", "refund")),
+                WalletTransactionRow.remaining > 0,
+            )
+            .order_by(WalletTransactionRow.created_at, WalletTransactionRow.id)
+        ).scalars()
+        for source in top_ups:
+            if left <= 0:
+                break
+            take = min(left, source.remaining)
+            source.remaining = source.remaining - take
+            left -= take
+            funding.append({"transactionId": source.id, "amount": format(take, "f")})
+        wallet.balance = wallet.balance - debit.amount
+        session.add(
+            WalletTransactionRow(
+                id=new_id("wtx"),
+                tenant_id=tenant_id,
+                wallet_id=wallet.id,
+                kind="deduction",
+                amount=debit.amount,
+                remaining=ZERO,
+                invoice_id=invoice_id,
+                funding=funding,
+            )
+        )
+
+
+def refund_invoice(session: Session, tenant_id: str, invoice_id: str) -> None:
+    """Undo an invoice's deductions: the top-ups that funded them get their credits back."""
+    deductions = (
+        session.execute(
+            select(WalletTransactionRow).where(
+                WalletTransactionRow.invoice_id == invoice_id,
+                WalletTransactionRow.kind == "deduction",
+            )
+        )
+        .scalars()
+        .all()
+    )
+    for deduction in deductions:
+        wallet = get_wallet(session, tenant_id, deduction.wallet_id, lock=True)
+        for part in deduction.funding or []:
+            source = session.get(WalletTransactionRow, part["transactionId"])
+            if source is not None:
+                source.remaining = source.remaining + Decimal(part["amount"])
+        wallet.balance = wallet.balance + deduction.amount
+        session.delete(deduction)
+
+
+def customer_row_id(session: Session, tenant_id: str, external_id: str) -> str:
+    row = session.execute(
+        select(CustomerRow.id).where(
+            CustomerRow.tenant_id == tenant_id, CustomerRow.external_id == external_id
+        )
+    ).first()
+    if row is None:
+        raise NotFound(f"customer {external_id!r} not found")
+    return str(row[0])
