@@ -14,7 +14,7 @@ import json
 import logging
 import signal
 import sys
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated
 
@@ -129,6 +129,61 @@ def worker() -> None:
             runtime.close()
 
     asyncio.run(main())
+
+
+@app.command()
+def scheduler(
+    interval: Annotated[float, typer.Option(help="Seconds between two passes.")] = 300,
+    once: Annotated[bool, typer.Option(help="Run one pass and exit.")] = False,
+) -> None:
+    """Period close on a timer: bill last month for every tenant (idempotent: a month
+    already billed creates nothing), then finalize drafts whose grace period is over."""
+    import time as clock
+
+    from sqlalchemy import select
+
+    from invoicing import invoices
+    from invoicing.billrun import BillRunner, create_bill_run
+    from invoicing.models import BillRunRow, Tenant
+    from meterline.runtime import Runtime
+
+    settings = Settings()
+    _logging(settings)
+    runtime = Runtime.open(settings)
+    runner = BillRunner(runtime.sessions, runtime.usage)
+    try:
+        while True:
+            now = datetime.now(UTC)
+            this_month = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+            start, end = _parse_period(f"{(this_month.replace(day=1) - timedelta(days=1)):%Y-%m}")
+            with runtime.session() as session:
+                tenant_ids = list(session.execute(select(Tenant.id)).scalars())
+            for tenant_id in tenant_ids:
+                with runtime.session() as session:
+                    done = session.execute(
+                        select(BillRunRow.id).where(
+                            BillRunRow.tenant_id == tenant_id,
+                            BillRunRow.period_start == start,
+                            BillRunRow.period_end == end,
+                            BillRunRow.status == "completed",
+                        )
+                    ).first()
+                    run_id = None if done else create_bill_run(session, tenant_id, start, end).id
+                if run_id:
+                    result = runner.run(run_id)
+                    console.print(
+                        f"{tenant_id}: bill run {run_id} {result.status}, "
+                        f"{result.invoices_created} invoices"
+                    )
+                with runtime.session() as session:
+                    finalized = invoices.finalize_all(session, tenant_id, settings.invoice_due_days)
+                if finalized:
+                    console.print(f"{tenant_id}: finalized {len(finalized)} invoices")
+            if once:
+                return
+            clock.sleep(interval)
+    finally:
+        runtime.close()
 
 
 @app.command()
