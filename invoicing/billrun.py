@@ -481,7 +481,11 @@ def fetch_quantities(
         tenant_id,
         [
             BillingInterval(
-                i.key, i.subscription.customer.external_id, i.active.start, i.active.end
+                i.key,
+                i.subscription.customer.external_id,
+                i.active.start,
+                i.active.end,
+                period=i.period,
             )
             for i in items
         ],

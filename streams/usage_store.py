@@ -1,7 +1,12 @@
 """Exact usage aggregates read from ClickHouse (the Aggregate stage's data source).
 
 Every billing quantity is computed from `usage_events FINAL`, the deduplicated raw
-events, never from the approximate rollup. Unique counts use uniqExact.
+events, never from the approximate rollup. Unique counts use uniqExact. Both entry
+points, `customer_usage` (one customer, one window) and `interval_quantities` (every
+subscription of a bill run), run the same SQL, built by `_aggregate_sql`, so a
+customer's usage page and its invoice can never disagree. The semantics of each
+aggregation (fields, missing values, ties, groups, weighted sums) are documented in
+docs/aggregations.md.
 """
 
 from __future__ import annotations
@@ -9,15 +14,35 @@ from __future__ import annotations
 import secrets
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from decimal import Decimal
+from datetime import UTC, datetime, timedelta
+from decimal import Context, Decimal, localcontext
 from typing import Any
 
 import polars as pl
 
-from rating.model import Aggregation, Group, Metric
+from rating.model import Aggregation, Group, Metric, Period
 
 ZERO = Decimal(0)
+
+# Quantities that are a division (weighted_sum) are rounded once to this many decimal
+# places, half up: the storage scale of values, Decimal(38, 12).
+QUANTITY_PLACES = 12
+
+# FINAL must see every copy of an event before any filter drops one: a skip index
+# (minmax on ts, bloom filter on customer_id) may otherwise prune the part holding the
+# winning copy and let a later copy through. Exact mode (the default since 25.6) is
+# pinned so a server profile cannot turn it off under the bill run.
+_FINAL_SETTINGS = "SETTINGS use_skip_indexes_if_final_exact_mode = 1"
+
+# A property is a number when written as a plain decimal with at most 26 integer
+# digits and at most 12 significant decimal places (trailing zeros are fine) …
+_PLAIN_DECIMAL = r"^[+-]?([0-9]{1,26}(\.[0-9]{0,12}0*)?|\.[0-9]{1,12}0*)$"
+# … or in the exponent form JSON floats take ("1e-05"), when its value is exact at
+# 12 decimal places (checked against a 40-place reading).
+_EXPONENT_DECIMAL = r"^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)[eE][+-]?[0-9]{1,3}$"
+
+_MS = timedelta(milliseconds=1)
+_EXACT = Context(prec=100)
 
 
 @dataclass(frozen=True)
@@ -33,61 +58,210 @@ class IntervalQuantity:
 
 @dataclass(frozen=True)
 class BillingInterval:
+    """A subscription's active interval [start, end) in one billing period.
+
+    `period` is the whole billing period; weighted_sum divides by its length (a
+    subscription active for half the period pays half). Without it the active
+    interval is taken as the period.
+    """
+
     subscription_id: str
     customer_id: str
     start: datetime
     end: datetime
+    period: Period | None = None
 
 
 def exact_decimal(value: object) -> Decimal:
     """A Decimal from ClickHouse's text or Decimal, without the storage scale's zeros."""
     number = value if isinstance(value, Decimal) else Decimal(str(value))
-    if number == number.to_integral_value():
-        return number.quantize(Decimal(1))
-    return number.normalize()
+    # Decimal256 has 76 digits: the default 28-digit context would round them.
+    with localcontext(_EXACT):
+        if number == number.to_integral_value():
+            return number.quantize(Decimal(1))
+        return number.normalize()
 
 
-def _field_expr(field: str) -> str:
-    if field == "value":
-        return "coalesce(value, toDecimal128OrNull(properties['value'], 12))"
-    return f"toDecimal128OrNull(properties[{_literal(field)}], 12)"
+def weighted_quantity(level_milliseconds: Decimal, period_milliseconds: int) -> Decimal:
+    """Σ level × milliseconds held ÷ milliseconds of the period, rounded half up to 12 places."""
+    if period_milliseconds <= 0:
+        raise ValueError(f"the billing period must be positive (got {period_milliseconds} ms)")
+    # Integer arithmetic: the numerator has at most 12 decimal places, so scaling it by
+    # 10^12 is exact, and the only rounding is the final half-up one.
+    with localcontext(_EXACT):
+        scaled = int(level_milliseconds.scaleb(QUANTITY_PLACES))
+        quotient, remainder = divmod(abs(scaled), period_milliseconds)
+        if 2 * remainder >= period_milliseconds:
+            quotient += 1
+        quantity = Decimal(-quotient if scaled < 0 else quotient).scaleb(-QUANTITY_PLACES)
+    return exact_decimal(quantity)
 
 
 def _literal(text: str) -> str:
     return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
+def _property(name: str) -> str:
+    return f"properties[{_literal(name)}]"
+
+
+def _numeric_property(name: str) -> str:
+    """The property as an exact Decimal256(12), NULL when absent or not an exact number."""
+    raw = _property(name)
+    at_12 = f"toDecimal256OrNull({raw}, 12)"
+    return (
+        f"multiIf(match({raw}, {_literal(_PLAIN_DECIMAL)}), {at_12}, "
+        f"match({raw}, {_literal(_EXPONENT_DECIMAL)}) "
+        f"AND {at_12} = toDecimal256OrNull({raw}, 40) "
+        f"AND abs({at_12}) < toDecimal256('100000000000000000000000000', 12), {at_12}, "
+        "NULL)"
+    )
+
+
+def numeric_field_sql(field: str) -> str:
+    """The metric's numeric field of an event as Decimal256(12); NULL when it has none.
+
+    Field "value" is the event's `value` (falling back to a numeric `value` property
+    when the event carries none); any other field is that property, read exactly.
+    """
+    if field == "value":
+        return f"coalesce(toDecimal256(value, 12), {_numeric_property('value')})"
+    return _numeric_property(field)
+
+
+def unique_key_sql(field: str) -> str:
+    """What unique_count counts distinct values of; NULL for events lacking the field.
+
+    Field "value" compares numbers (1.5 and 1.50 are one value); a property compares
+    its text exactly, and an empty text counts as missing.
+    """
+    if field == "value":
+        return f"toString({numeric_field_sql('value')})"
+    return f"nullIf({_property(field)}, '')"
+
+
 def quantity_expr(metric: Metric) -> str:
-    """The ClickHouse aggregate expression of a metric's quantity (exact)."""
-    value = _field_expr(metric.field)
+    """The ClickHouse aggregate of a metric's quantity over the joined event rows, as text.
+
+    Rows are `ev` (events with `num`, `ukey`) joined to `i` (intervals). weighted_sum
+    yields the numerator Σ change × milliseconds it holds until the interval's end; the
+    division by the period happens once, exactly, in Python.
+    """
     match metric.aggregation:
         case Aggregation.COUNT:
-            return "toDecimal128(count(), 12)"
+            return "toString(count())"
         case Aggregation.SUM:
-            return f"ifNull(sum({value}), toDecimal128(0, 12))"
+            return "toString(ifNull(sum(ev.num), toDecimal256(0, 12)))"
         case Aggregation.MAX:
-            return f"ifNull(max({value}), toDecimal128(0, 12))"
+            return "toString(ifNull(max(ev.num), toDecimal256(0, 12)))"
         case Aggregation.UNIQUE_COUNT:
-            raw = (
-                "toString(value)"
-                if metric.field == "value"
-                else f"properties[{_literal(metric.field)}]"
-            )
-            return f"toDecimal128(uniqExactIf({raw}, {raw} != ''), 12)"
+            return "toString(uniqExact(ev.ukey))"
         case Aggregation.LATEST:
-            return f"ifNull(argMax({value}, (ts, event_id)), toDecimal128(0, 12))"
+            return (
+                "toString(ifNull(argMaxIf(ev.num, (ev.ts, ev.event_id), ev.num IS NOT NULL), "
+                "toDecimal256(0, 12)))"
+            )
         case Aggregation.WEIGHTED_SUM:
-            raise NotImplementedError("weighted_sum is computed by weighted_sum_quantities")
+            # A change at t holds from max(t, start) to the interval's end; summing every
+            # change before the end equals Σ level × time, with the level at `start` the
+            # sum of all earlier changes and changes at one instant applying together.
+            held = (
+                "toUnixTimestamp64Milli(i.end) - toUnixTimestamp64Milli(greatest(ev.ts, i.start))"
+            )
+            return f"toString(ifNull(sum(ev.num * ({held})), toDecimal256(0, 12)))"
     raise ValueError(f"unknown aggregation {metric.aggregation}")
 
 
-def filter_sql(filters: Mapping[str, Sequence[str]]) -> str:
-    """`properties[k] IN (...)` for each filter, ANDed; 'true' when there are none."""
-    parts = [
-        f"properties[{_literal(key)}] IN ({', '.join(_literal(v) for v in values)})"
-        for key, values in sorted(filters.items())
-    ]
+def filter_sql(*filter_sets: Mapping[str, Sequence[str]]) -> str:
+    """`properties[k] IN (...)` for every filter of every set, ANDed; '1' when there are none.
+
+    Metric filters and charge filters are separate sets: an event must pass both, even
+    when they name the same property. A filter with no values selects nothing.
+    """
+    parts = []
+    for filters in filter_sets:
+        for key, values in sorted(filters.items()):
+            if not values:
+                parts.append("0")
+                continue
+            parts.append(f"{_property(key)} IN ({', '.join(_literal(v) for v in values)})")
     return " AND ".join(parts) if parts else "1"
+
+
+def _aggregate_sql(
+    database: str,
+    metric: Metric,
+    filters: str,
+    intervals: str,
+    *,
+    one_customer: bool,
+    with_amounts: bool,
+) -> str:
+    """One query: the metric's quantity per interval (subscription) and group.
+
+    `intervals` is a subquery with subscription_id, customer_id, start, end and
+    period_ms. Parameters: t (tenant), m (metric), s/e (the window containing every
+    interval), and c (customer) when `one_customer`.
+    """
+    weighted = metric.aggregation == Aggregation.WEIGHTED_SUM
+    columns = ["customer_id", "ts", "event_id"]
+    if metric.aggregation != Aggregation.COUNT or with_amounts:
+        columns.append(f"{numeric_field_sql(metric.field)} AS num")
+    if metric.aggregation == Aggregation.UNIQUE_COUNT:
+        columns.append(f"{unique_key_sql(metric.field)} AS ukey")
+    columns += [f"{_property(g)} AS g{i}" for i, g in enumerate(metric.group_by)]
+    # weighted_sum needs every change before the window: they make its opening level.
+    lower = "" if weighted else "AND ts >= {s:DateTime64(3, 'UTC')}"
+    customer = "AND customer_id = {c:String}" if one_customer else ""
+    inside = "ev.ts >= i.start AND ev.ts < i.end"
+    groups = "".join(f", ev.g{i} AS g{i}" for i in range(len(metric.group_by)))
+    group_keys = "".join(f", g{i}" for i in range(len(metric.group_by)))
+    if weighted:
+        events = f"countIf({inside})"
+        extra = ", any(i.period_ms) AS period_ms"
+        where = "ev.ts < i.end"
+        having = "HAVING events > 0 OR quantity != '0'"
+    else:
+        events = "count()"
+        extra = ""
+        where = inside
+        having = ""
+    if with_amounts:
+        # Per-event amounts in time order (ties by event id), 0 for events lacking the field.
+        amounts = "(ev.ts, ev.event_id, ifNull(ev.num, toDecimal256(0, 12)))"
+        collect = f"groupArrayIf({amounts}, {inside})" if weighted else f"groupArray({amounts})"
+        extra += f", arrayMap(x -> toString(x.3), arraySort({collect})) AS amounts"
+    return f"""
+        SELECT i.subscription_id AS subscription_id {groups},
+               {quantity_expr(metric)} AS quantity, {events} AS events {extra}
+        FROM (
+            SELECT {", ".join(columns)}
+            FROM {database}.usage_events FINAL
+            WHERE tenant_id = {{t:String}} AND metric = {{m:String}} {customer}
+              {lower} AND ts < {{e:DateTime64(3, 'UTC')}}
+              AND {filters}
+        ) AS ev
+        INNER JOIN ({intervals}) AS i ON ev.customer_id = i.customer_id
+        WHERE {where}
+        GROUP BY subscription_id {group_keys}
+        {having}
+        {_FINAL_SETTINGS}
+    """
+
+
+def _with_weighted_quantities(frame: pl.DataFrame) -> pl.DataFrame:
+    """Replace the weighted numerators by quantities (numerator ÷ the period's ms)."""
+    quantities = [
+        format(weighted_quantity(Decimal(numerator), int(period_ms)), "f")
+        for numerator, period_ms in zip(
+            frame["quantity"].to_list(), frame["period_ms"].to_list(), strict=True
+        )
+    ]
+    return frame.with_columns(pl.Series("quantity", quantities, dtype=pl.String)).drop("period_ms")
+
+
+def _milliseconds(start: datetime, end: datetime) -> int:
+    return (end - start) // _MS
 
 
 class UsageStore:
@@ -104,26 +278,30 @@ class UsageStore:
         metrics: Iterable[Metric],
         start: datetime,
         end: datetime,
+        *,
+        period: Period | None = None,
     ) -> list[tuple[str, Group, Decimal]]:
-        """Exact (metric, group, quantity) of one customer over [start, end)."""
+        """Exact (metric, group, quantity) of one customer over [start, end).
+
+        weighted_sum divides by the length of `period` (default: [start, end)).
+        """
+        period = period or Period(start, end)
+        intervals = (
+            "SELECT '' AS subscription_id, {c:String} AS customer_id, "
+            "{s:DateTime64(3, 'UTC')} AS start, {e:DateTime64(3, 'UTC')} AS end, "
+            "{p:Int64} AS period_ms"
+        )
         results: list[tuple[str, Group, Decimal]] = []
         for metric in metrics:
-            if metric.aggregation == Aggregation.WEIGHTED_SUM:
-                continue
-            group_cols = [f"properties[{_literal(g)}]" for g in metric.group_by]
-            select_groups = "".join(f", {c} AS g{i}" for i, c in enumerate(group_cols))
-            group_clause = "".join(f", g{i}" for i in range(len(group_cols)))
-            sql = f"""
-                SELECT {quantity_expr(metric)} AS quantity, count() AS events {select_groups}
-                FROM {self._db}.usage_events FINAL
-                WHERE tenant_id = {{t:String}} AND customer_id = {{c:String}}
-                  AND metric = {{m:String}}
-                  AND ts >= {{s:DateTime64(3, 'UTC')}} AND ts < {{e:DateTime64(3, 'UTC')}}
-                  AND {filter_sql(metric.filters)}
-                GROUP BY tuple() {group_clause}
-                HAVING events > 0
-            """
-            rows = self._client.query(
+            sql = _aggregate_sql(
+                self._db,
+                metric,
+                filter_sql(metric.filters),
+                intervals,
+                one_customer=True,
+                with_amounts=False,
+            )
+            table = self._client.query_arrow(
                 sql,
                 parameters={
                     "t": tenant_id,
@@ -131,11 +309,19 @@ class UsageStore:
                     "m": metric.code,
                     "s": start,
                     "e": end,
+                    "p": _milliseconds(period.start, period.end),
                 },
-            ).result_rows
-            for row in rows:
-                group = tuple(sorted(zip(metric.group_by, row[2:], strict=True)))
-                results.append((metric.code, group, exact_decimal(row[0])))
+            )
+            frame = pl.from_arrow(table)
+            assert isinstance(frame, pl.DataFrame)
+            if metric.aggregation == Aggregation.WEIGHTED_SUM:
+                frame = _with_weighted_quantities(frame)
+            group_cols = [f"g{i}" for i in range(len(metric.group_by))]
+            for row in frame.iter_rows(named=True):
+                group = tuple(
+                    sorted(zip(metric.group_by, (row[c] for c in group_cols), strict=True))
+                )
+                results.append((metric.code, group, exact_decimal(row["quantity"])))
         return results
 
     def event_count(self, tenant_id: str) -> int:
@@ -179,7 +365,17 @@ class UsageStore:
         """Store the subscriptions' billing intervals for one run; returns the run key."""
         key = secrets.token_hex(8)
         rows = [
-            [key, tenant_id, i.subscription_id, i.customer_id, i.start, i.end] for i in intervals
+            [
+                key,
+                tenant_id,
+                i.subscription_id,
+                i.customer_id,
+                i.start,
+                i.end,
+                (i.period or Period(i.start, i.end)).start,
+                (i.period or Period(i.start, i.end)).end,
+            ]
+            for i in intervals
         ]
         for offset in range(0, len(rows), 100_000):
             self._client.insert(
@@ -192,6 +388,8 @@ class UsageStore:
                     "customer_id",
                     "start",
                     "end",
+                    "period_start",
+                    "period_end",
                 ],
             )
         return key
@@ -211,35 +409,25 @@ class UsageStore:
 
         Columns: subscription_id, g0..gN (groupBy values), quantity (decimal text),
         events, and with `with_amounts` the per-event amounts in timestamp order.
-        Events count only inside each subscription's own interval.
+        Events count only inside each subscription's own interval, which must lie in
+        [window_start, window_end); `extra_filters` (the charge's) apply on top of the
+        metric's filters.
         """
-        filters: dict[str, Sequence[str]] = {**metric.filters, **extra_filters}
-        group_cols = [f"properties[{_literal(g)}]" for g in metric.group_by]
-        select_groups = "".join(f", {c} AS g{i}" for i, c in enumerate(group_cols))
-        group_clause = "".join(f", g{i}" for i in range(len(group_cols)))
-        amounts = ""
-        if with_amounts:
-            value = _field_expr(metric.field)
-            amounts = (
-                f", arrayMap(x -> toString(x.3), arraySort(groupArray((ev.ts, ev.event_id, "
-                f"ifNull({value}, toDecimal128(0, 12)))))) AS amounts"
-            )
-        sql = f"""
-            SELECT i.subscription_id AS subscription_id {select_groups},
-                   toString({quantity_expr(metric)}) AS quantity, count() AS events {amounts}
-            FROM (
-                SELECT * FROM {self._db}.usage_events FINAL
-                WHERE tenant_id = {{t:String}} AND metric = {{m:String}}
-                  AND ts >= {{s:DateTime64(3, 'UTC')}} AND ts < {{e:DateTime64(3, 'UTC')}}
-                  AND {filter_sql(filters)}
-            ) AS ev
-            INNER JOIN (
-                SELECT subscription_id, customer_id, start, end
-                FROM {self._db}.billing_intervals WHERE run_key = {{k:String}}
-            ) AS i ON ev.customer_id = i.customer_id
-            WHERE ev.ts >= i.start AND ev.ts < i.end
-            GROUP BY subscription_id {group_clause}
+        intervals = f"""
+            SELECT subscription_id, customer_id, start, end,
+                   toUnixTimestamp64Milli(period_end) - toUnixTimestamp64Milli(period_start)
+                       AS period_ms
+            FROM {self._db}.billing_intervals
+            WHERE run_key = {{k:String}} AND tenant_id = {{t:String}}
         """
+        sql = _aggregate_sql(
+            self._db,
+            metric,
+            filter_sql(metric.filters, extra_filters),
+            intervals,
+            one_customer=False,
+            with_amounts=with_amounts,
+        )
         table = self._client.query_arrow(
             sql,
             parameters={
@@ -252,6 +440,8 @@ class UsageStore:
         )
         frame = pl.from_arrow(table)
         assert isinstance(frame, pl.DataFrame)
+        if metric.aggregation == Aggregation.WEIGHTED_SUM:
+            frame = _with_weighted_quantities(frame)
         return frame
 
     def drop_intervals(self, run_key: str) -> None:
