@@ -10,7 +10,7 @@ import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from decimal import Decimal
+from decimal import Context, Decimal
 from pathlib import Path
 from typing import Any
 
@@ -47,9 +47,12 @@ class Money(TypeDecorator[Decimal]):
         result = Decimal(value) if not isinstance(value, Decimal) else value
         # Strip the storage scale (NUMERIC(38,12) returns 12 decimals) but keep the
         # value exact; callers round for display with the currency rule.
-        if result == result.to_integral_value():
-            return result.quantize(Decimal(1))
-        return result.normalize()
+        # Strip trailing zeros without the default 28-digit context, which would round a
+        # NUMERIC(38, 12) value of 26 integer digits.
+        exact = Context(prec=80)
+        if result == result.to_integral_value(context=exact):
+            return result.quantize(Decimal(1), context=exact)
+        return result.normalize(context=exact)
 
 
 class UTCDateTime(TypeDecorator[datetime]):

@@ -45,7 +45,8 @@ def get_invoice(
 ) -> InvoiceRow:
     query = select(InvoiceRow).where(InvoiceRow.id == invoice_id, InvoiceRow.tenant_id == tenant_id)
     if lock:
-        query = query.with_for_update()
+        # Lock the invoice row only: PostgreSQL refuses FOR UPDATE on the outer-joined customer.
+        query = query.with_for_update(of=InvoiceRow)
     row = session.execute(query).unique().scalar_one_or_none()
     if row is None:
         raise NotFound(f"invoice {invoice_id!r} not found")

@@ -59,7 +59,6 @@ class Runtime:
     stream_app: Any = None
     stream_stats: StreamStats = field(default_factory=StreamStats)
     timings: dict[str, float] = field(default_factory=dict)
-    _tenant_cache: dict[str, str] = field(default_factory=dict)
     # Bill runs execute one at a time off the event loop; tasks are kept referenced.
     billing_executor: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(max_workers=1, thread_name_prefix="billrun")
