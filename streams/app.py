@@ -56,15 +56,17 @@ def process_batch(payloads: Sequence[bytes], received_at: datetime) -> BatchResu
     seen: set[tuple[str, str]] = set()
     rejected: list[tuple[str, Rejection, str]] = []
     for payload in payloads:
-        parsed = parse_message(payload, received_at=received_at)
-        if isinstance(parsed, Rejection):
-            rejected.append((_tenant_of(payload), parsed, payload.decode("utf-8", "replace")))
-            continue
-        key = (parsed.tenant_id, parsed.event_id)
-        if key in seen:
-            continue
-        seen.add(key)
-        events.append(parsed)
+        for parsed in parse_message(payload, received_at=received_at):
+            if isinstance(parsed, Rejection):
+                rejected.append(
+                    (_tenant_of(payload), parsed, payload.decode("utf-8", "replace")[:10_000])
+                )
+                continue
+            key = (parsed.tenant_id, parsed.event_id)
+            if key in seen:
+                continue
+            seen.add(key)
+            events.append(parsed)
     return BatchResult(events, rejected)
 
 

@@ -32,19 +32,21 @@ class UsageEvent:
     value: Decimal | None
     properties: dict[str, str]
 
+    def to_dict(self) -> dict[str, Any]:
+        """The API's event shape, with its tenant."""
+        return {
+            "tenantId": self.tenant_id,
+            "id": self.event_id,
+            "customerId": self.customer_id,
+            "metric": self.metric,
+            "timestamp": self.timestamp.isoformat().replace("+00:00", "Z"),
+            "value": None if self.value is None else format(self.value, "f"),
+            "properties": self.properties,
+        }
+
     def to_message(self) -> bytes:
-        """The JSON form carried by the usage-events topic (the API's event shape)."""
-        return orjson.dumps(
-            {
-                "tenantId": self.tenant_id,
-                "id": self.event_id,
-                "customerId": self.customer_id,
-                "metric": self.metric,
-                "timestamp": self.timestamp.isoformat().replace("+00:00", "Z"),
-                "value": None if self.value is None else format(self.value, "f"),
-                "properties": self.properties,
-            }
-        )
+        """One event as one message of the usage-events topic."""
+        return orjson.dumps(self.to_dict())
 
     @property
     def message_key(self) -> bytes:
@@ -119,13 +121,35 @@ def parse_event(
     )
 
 
-def parse_message(payload: bytes, *, received_at: datetime) -> UsageEvent | Rejection:
-    """Parse one Kafka message of the usage-events topic."""
+def encode_batch(tenant_id: str, events: list[UsageEvent]) -> bytes:
+    """Several events of one tenant as one message: `{"tenantId", "events": [...]}`.
+
+    The API sends its accepted events this way, a few hundred per message, all of them
+    for customers that hash to the same partition, so per-customer order is kept while
+    the stream handles one message instead of hundreds.
+    """
+    return orjson.dumps(
+        {"tenantId": tenant_id, "events": [_without_tenant(e.to_dict()) for e in events]}
+    )
+
+
+def _without_tenant(event: dict[str, Any]) -> dict[str, Any]:
+    event.pop("tenantId", None)
+    return event
+
+
+def parse_message(payload: bytes, *, received_at: datetime) -> list[UsageEvent | Rejection]:
+    """Parse one Kafka message of the usage-events topic: one event, or a batch envelope."""
     try:
         raw = orjson.loads(payload)
     except orjson.JSONDecodeError as exc:
-        return Rejection(f"message is not valid JSON: {exc}")
-    return parse_event(raw, tenant_id=None, received_at=received_at)
+        return [Rejection(f"message is not valid JSON: {exc}")]
+    if isinstance(raw, dict) and isinstance(raw.get("events"), list):
+        tenant = raw.get("tenantId")
+        if not isinstance(tenant, str) or not tenant:
+            return [Rejection("tenantId is required on a batch of events")]
+        return [parse_event(e, tenant_id=tenant, received_at=received_at) for e in raw["events"]]
+    return [parse_event(raw, tenant_id=None, received_at=received_at)]
 
 
 def _parse_timestamp(value: Any, received_at: datetime) -> datetime | str:

@@ -11,13 +11,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
+from aiokafka.partitioner import DefaultPartitioner
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
 from api.deps import RuntimeDep, TenantDep
 from api.serialize import ts
 from meterline.errors import DomainError, ValidationFailed
-from streams.schema import Rejection, UsageEvent, parse_event
+from streams.schema import Rejection, UsageEvent, encode_batch, parse_event
 
 router = APIRouter(tags=["events"])
 
@@ -70,14 +71,38 @@ async def ingest_events(request: Request, runtime: RuntimeDep, tenant: TenantDep
     if accepted:
         if producer is None:
             raise DomainError("this process does not ingest events", code="unavailable")
-        topic = runtime.settings.events_topic
-        futures = [
-            await producer.send(topic, event.to_message(), key=event.message_key)
-            for event in accepted
-        ]
-        await asyncio.gather(*futures)
+        await produce_batches(producer, runtime.settings.events_topic, tenant, accepted)
     body = orjson.dumps({"accepted": len(accepted), "rejected": rejected})
     return Response(body, status_code=202, media_type="application/json")
+
+
+# Events per Kafka message: ~250 bytes each keeps a message well under 1 MB.
+EVENTS_PER_MESSAGE = 1_000
+_partitioner = DefaultPartitioner()
+
+
+async def produce_batches(producer: Any, topic: str, tenant: str, events: list[UsageEvent]) -> None:
+    """Send events as batch messages, each to the partition its customer hashes to (the
+    partition a per-event message keyed tenant/customer would go to), and wait until
+    Kafka acknowledged all of them."""
+    partitions = sorted(await producer.partitions_for(topic))
+    by_partition: dict[int, list[UsageEvent]] = {}
+    for event in events:
+        partition = _partitioner(event.message_key, partitions, partitions)
+        by_partition.setdefault(partition, []).append(event)
+    futures = []
+    for partition, group in by_partition.items():
+        for start in range(0, len(group), EVENTS_PER_MESSAGE):
+            chunk = group[start : start + EVENTS_PER_MESSAGE]
+            futures.append(
+                await producer.send(
+                    topic,
+                    encode_batch(tenant, chunk),
+                    key=chunk[0].message_key,
+                    partition=partition,
+                )
+            )
+    await asyncio.gather(*futures)
 
 
 @router.get("/events/rejected", summary="Events the stream refused, with reasons")

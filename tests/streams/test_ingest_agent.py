@@ -23,7 +23,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from meterline.settings import Settings
 from streams.app import create_stream_app, process_batch
-from streams.schema import UsageEvent
+from streams.schema import UsageEvent, encode_batch
 from streams.sink import ClickHouseSink
 from streams.usage_store import UsageStore
 from tests.conftest import CH_DATABASE
@@ -274,3 +274,33 @@ def test_process_batch_dedupes_within_batch_and_keeps_order():
     result = process_batch(messages, now)
     assert [e.event_id for e in result.events] == ["e0", "e1", "e2"]
     assert [r.reason for _, r, _ in result.rejected] == ["event must be a JSON object"]
+
+
+def test_batch_envelope_carries_many_events_and_rejects_alone():
+    now = datetime(2026, 10, 1, tzinfo=UTC)
+    good = [
+        UsageEvent("t", f"b{i}", "c1", "gb", now, Decimal(i), {"region": "eu"}) for i in range(3)
+    ]
+    envelope = encode_batch("t", good)
+    broken = orjson.dumps(
+        {
+            "tenantId": "t",
+            "events": [
+                {"id": "ok", "customerId": "c", "metric": "m"},
+                {"id": "bad", "metric": "m"},
+            ],
+        }
+    )
+    no_tenant = orjson.dumps({"events": [{"id": "x", "customerId": "c", "metric": "m"}]})
+    result = process_batch([envelope, broken, no_tenant], now)
+    assert [(e.tenant_id, e.event_id, e.value) for e in result.events] == [
+        ("t", "b0", Decimal(0)),
+        ("t", "b1", Decimal(1)),
+        ("t", "b2", Decimal(2)),
+        ("t", "ok", None),
+    ]
+    assert result.events[0].properties == {"region": "eu"}
+    assert [r.reason for _, r, _ in result.rejected] == [
+        "customerId is required and must be a non-empty string",
+        "tenantId is required on a batch of events",
+    ]
