@@ -13,7 +13,7 @@ import logging
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -55,6 +55,7 @@ log = logging.getLogger(__name__)
 
 Progress = Callable[[int, int], None]
 WRITE_BATCH = 500
+LONGEST_PERIOD = timedelta(days=366)  # a leap year, the longest billing period
 
 
 @dataclass(frozen=True)
@@ -182,14 +183,19 @@ class BillRunner:
     def _items(
         self, session: Session, tenant_id: str, window: Period, metrics: dict[str, Metric]
     ) -> list[BillingItem]:
+        # A period billed by this run ends in the window but may start up to a year
+        # before it (a weekly plan's last week, a quarter ending in the window): a
+        # subscription that ended before the window can still be active in such a period,
+        # so only those that ended before the longest possible period are left out here;
+        # `period.overlap` below decides exactly.
+        earliest = window.start - LONGEST_PERIOD
         rows = (
             session.execute(
                 select(SubscriptionRow)
                 .where(
                     SubscriptionRow.tenant_id == tenant_id,
                     SubscriptionRow.start_date < window.end,
-                    (SubscriptionRow.end_date.is_(None))
-                    | (SubscriptionRow.end_date > window.start),
+                    (SubscriptionRow.end_date.is_(None)) | (SubscriptionRow.end_date > earliest),
                 )
                 .order_by(SubscriptionRow.created_at, SubscriptionRow.id)
             )

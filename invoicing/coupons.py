@@ -186,18 +186,21 @@ def record_uses(
                 amount=use.amount,
             )
         )
-        if coupon.kind == "fixed":
-            row.amount_remaining = use.remaining
         if coupon.frequency == "once":
             # A fixed coupon used once keeps its remainder for the next invoice.
+            if coupon.kind == "fixed":
+                row.amount_remaining = use.remaining
             if coupon.kind == "percentage" or use.remaining <= 0:
                 row.status = "terminated"
         elif coupon.frequency == "recurring":
             row.periods_remaining = (row.periods_remaining or 1) - 1
             if row.periods_remaining <= 0:
                 row.status = "terminated"
-        if coupon.kind == "fixed" and coupon.frequency != "forever" and use.remaining <= 0:
-            row.status = "terminated"
+        # A recurring or forever fixed coupon takes up to its amount from *each* invoice
+        # of its periods (Lago's fixed_amount coupons): amount_remaining stays that
+        # per-invoice amount. (Bug fix: it used to be spent down like a `once` coupon, so
+        # a recurring coupon ended after its first invoice and a forever one gave nothing
+        # once its amount had been used.)
 
 
 def revert_uses(session: Session, invoice_id: str) -> None:
@@ -211,7 +214,7 @@ def revert_uses(session: Session, invoice_id: str) -> None:
         row = session.get(AppliedCouponRow, usage.applied_coupon_id)
         if row is not None:
             coupon = row.coupon
-            if coupon.kind == "fixed":
+            if coupon.kind == "fixed" and coupon.frequency == "once":
                 row.amount_remaining = (row.amount_remaining or Decimal(0)) + usage.amount
             if coupon.frequency == "recurring":
                 row.periods_remaining = (row.periods_remaining or 0) + 1

@@ -223,7 +223,14 @@ def override_tax(
                     group={},
                 )
             )
+    paid_by_wallets = invoice.credit_total
     recompute_totals(invoice)
+    if invoice.credit_total < paid_by_wallets:
+        # The total went below what wallets paid: give the difference back to them, or
+        # the credits would leave the wallets without paying anything (bug fix).
+        from invoicing.wallets import refund_excess
+
+        refund_excess(session, tenant_id, invoice.id, paid_by_wallets - invoice.credit_total)
     return invoice
 
 

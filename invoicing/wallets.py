@@ -194,6 +194,43 @@ def refund_invoice(session: Session, tenant_id: str, invoice_id: str) -> None:
         session.delete(deduction)
 
 
+def refund_excess(session: Session, tenant_id: str, invoice_id: str, excess: Decimal) -> None:
+    """Give back `excess` of what wallets paid for an invoice whose total went down (a
+    manual tax override on a draft): the latest deductions shrink first, and each gives
+    its credits back to the top-ups that funded it, latest first."""
+    left = excess
+    deductions = session.execute(
+        select(WalletTransactionRow)
+        .where(
+            WalletTransactionRow.invoice_id == invoice_id,
+            WalletTransactionRow.kind == "deduction",
+        )
+        .order_by(WalletTransactionRow.created_at.desc(), WalletTransactionRow.id.desc())
+    ).scalars()
+    for deduction in list(deductions):
+        if left <= 0:
+            break
+        back = min(left, deduction.amount)
+        left -= back
+        wallet = get_wallet(session, tenant_id, deduction.wallet_id, lock=True)
+        wallet.balance = wallet.balance + back
+        funding = [dict(part) for part in deduction.funding or []]
+        rest = back
+        for part in reversed(funding):
+            if rest <= 0:
+                break
+            give = min(rest, Decimal(part["amount"]))
+            rest -= give
+            source = session.get(WalletTransactionRow, part["transactionId"])
+            if source is not None:
+                source.remaining = source.remaining + give
+            part["amount"] = format(Decimal(part["amount"]) - give, "f")
+        deduction.funding = [p for p in funding if Decimal(p["amount"]) > 0]
+        deduction.amount = deduction.amount - back
+        if deduction.amount <= 0:
+            session.delete(deduction)
+
+
 def customer_row_id(session: Session, tenant_id: str, external_id: str) -> str:
     row = session.execute(
         select(CustomerRow.id).where(
