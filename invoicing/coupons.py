@@ -135,7 +135,9 @@ def remove_applied_coupon(
     row = session.get(AppliedCouponRow, applied_id)
     if row is None or row.tenant_id != tenant_id or row.customer_id != customer.id:
         raise NotFound(f"applied coupon {applied_id!r} not found")
-    row.status = "terminated"
+    # "removed" (by the user) differs from "terminated" (used up): refreshing a draft
+    # gives back what the draft used, but never revives a coupon the user removed.
+    row.status = "removed"
 
 
 def active_coupons(session: Session, tenant_id: str) -> dict[str, list[AppliedCouponRow]]:
@@ -218,5 +220,6 @@ def revert_uses(session: Session, invoice_id: str) -> None:
                 row.amount_remaining = (row.amount_remaining or Decimal(0)) + usage.amount
             if coupon.frequency == "recurring":
                 row.periods_remaining = (row.periods_remaining or 0) + 1
-            row.status = "active"
+            if row.status == "terminated":
+                row.status = "active"
         session.delete(usage)

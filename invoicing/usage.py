@@ -7,7 +7,7 @@ mid-period is what the invoice would say if the period closed now.
 from __future__ import annotations
 
 from datetime import datetime
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from sqlalchemy import select
@@ -90,7 +90,8 @@ def customer_usage(
     for code, group, quantity in measured:
         metric = charge_metrics[code]
         if projected and metric.aggregation in _LINEAR:
-            quantity = quantity * factor
+            # A projection needs no more precision than a quantity's 12 decimals.
+            quantity = (quantity * factor).quantize(Decimal("1e-12"), ROUND_HALF_UP).normalize()
         for charge in charges:
             if charge.metric.code == code:
                 metered.append(MeteredQuantity(charge_id=charge.id, quantity=quantity, group=group))
