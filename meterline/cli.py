@@ -75,7 +75,11 @@ def _run_uvicorn(host: str, port: int, *, with_worker: bool, settings: Settings)
             )
         await task
 
-    asyncio.run(serve())
+    try:
+        asyncio.run(serve())
+    except KeyboardInterrupt:
+        # uvicorn re-raises the Ctrl-C it handled, after a graceful shutdown.
+        console.print("stopped")
     if not server.started:
         raise typer.Exit(1)
 

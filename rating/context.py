@@ -34,6 +34,24 @@ class TaxRate:
 
 
 @dataclass(frozen=True)
+class QuotedTax:
+    """A tax provider's answer for one invoice line (the Tax stage's per-line input).
+
+    `rate` is the line's total rate in percent, for display; `amount` is the exact tax
+    to invoice, already in the currency's minor unit. It is taken as given, never
+    recomputed from the rate: providers round per jurisdiction (33.33 at 6 % + 0.25 % +
+    1 % is 2.00 + 0.08 + 0.33 = 2.41, where 7.25 % of the whole line would be 2.42).
+    """
+
+    rate: Decimal
+    amount: Decimal
+
+
+LineTaxes = Mapping[int, QuotedTax]
+"""Per-line provider results, keyed by the line's position in `RatingState.lines`."""
+
+
+@dataclass(frozen=True)
 class AppliedCoupon:
     """A coupon the ledger applies to this invoice (it leaves out expired or used-up ones)."""
 

@@ -1,10 +1,18 @@
 """Stage 8, Tax: per line, on the amount after discounts, by the customer's location.
 
-The rates come from the tax provider (a local rates table by default); this stage
-picks those that apply to the customer and taxes every taxable line:
-tax = round(net × Σ applicable rates / 100), net = amount − discount_amount, rounded
-once per line (ROUND_HALF_UP). DISCOUNT lines are not taxed: their amounts are already
-allocated to the lines they reduce.
+Two inputs, one rule for what is taxed (every line but DISCOUNT, CREDIT and
+TAX_ADJUSTMENT; DISCOUNT amounts are already allocated to the lines they reduce):
+
+- `tax(state)`: the local rates table in `BillingContext.tax_rates` (the default
+  provider). The stage picks the rates that apply to the customer and taxes each line:
+  tax = round(net × Σ applicable rates / 100), net = amount − discount_amount, rounded
+  once per line (ROUND_HALF_UP).
+- `tax_from_provider(state, line_taxes)`: per-line results of an external provider
+  (AvaTax, Vertex), asked by the invoicing layer between Discount and Tax (rating does
+  no I/O). Each taxable line takes the provider's rate and exact amount as given, never
+  rate × net (providers round per jurisdiction).
+
+Exempt customers pay no tax either way.
 """
 
 from __future__ import annotations
@@ -12,12 +20,16 @@ from __future__ import annotations
 from dataclasses import replace
 from decimal import Decimal
 
-from rating.context import RatingState, TaxRate
+from rating.context import LineTaxes, RatingState, TaxRate
 from rating.model import ZERO, Customer, LineType
 from rating.money import round_money
 from rating.pricing.base import percent_of
 
 UNTAXED = {LineType.DISCOUNT, LineType.CREDIT, LineType.TAX_ADJUSTMENT}
+
+
+class InvalidLineTaxes(ValueError):
+    """Provider results that do not fit the invoice (a caller bug, never invoiced)."""
 
 
 def _same(a: str | None, b: str | None) -> bool:
@@ -66,3 +78,38 @@ def tax(state: RatingState) -> RatingState:
         amount = round_money(percent_of(taxable, rate), ctx.currency)
         lines.append(replace(line, tax_rate=rate, tax_amount=amount))
     return state.evolve(lines=tuple(lines), tax_rates_applied=applied)
+
+
+def taxable_positions(state: RatingState) -> tuple[int, ...]:
+    """Positions of the lines that carry tax, the keys `tax_from_provider` expects."""
+    return tuple(i for i, line in enumerate(state.lines) if line.type not in UNTAXED)
+
+
+def tax_from_provider(state: RatingState, line_taxes: LineTaxes) -> RatingState:
+    """Stage 8 with a provider's per-line results, keyed by line position.
+
+    Every taxable line must have a result and only taxable lines may have one; each
+    amount must already be in the currency's minor unit (providers round, the stage
+    does not round again). An exempt customer pays none, whatever the results say.
+    """
+    ctx = state.context
+    if ctx.subscription.customer.tax_exempt:
+        return state.evolve(tax_rates_applied=())
+    positions = taxable_positions(state)
+    unexpected = sorted(set(line_taxes) - set(positions))
+    if unexpected:
+        raise InvalidLineTaxes(f"tax results for lines that are not taxable: {unexpected}")
+    missing = [i for i in positions if i not in line_taxes]
+    if missing:
+        raise InvalidLineTaxes(f"no tax result for taxable lines {missing}")
+    lines = list(state.lines)
+    for i in positions:
+        quoted = line_taxes[i]
+        if not quoted.amount.is_finite() or not quoted.rate.is_finite():
+            raise InvalidLineTaxes(f"line {i}: tax rate and amount must be finite")
+        if quoted.amount != round_money(quoted.amount, ctx.currency):
+            raise InvalidLineTaxes(
+                f"line {i}: tax {quoted.amount} is not in {ctx.currency}'s minor unit"
+            )
+        lines[i] = replace(lines[i], tax_rate=quoted.rate, tax_amount=quoted.amount)
+    return state.evolve(lines=tuple(lines), tax_rates_applied=())

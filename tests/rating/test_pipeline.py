@@ -15,6 +15,7 @@ from rating.context import (
     AppliedCoupon,
     BillingContext,
     CouponUse,
+    QuotedTax,
     RolloverBucket,
     TaxRate,
     WalletBalance,
@@ -35,7 +36,7 @@ from rating.model import (
     Subscription,
     UsageCharge,
 )
-from rating.pipeline import STAGES, rate_subscription
+from rating.pipeline import STAGES, UNTIL_TAX, finish, rate_subscription, rate_until_tax
 
 
 def at(year: int, month: int, day: int = 1) -> datetime:
@@ -80,6 +81,59 @@ def test_stages_compose_in_the_order_of_billing_md() -> None:
         "tax",
         "route",
     ]
+
+
+def test_pipeline_splits_before_tax() -> None:
+    assert [stage.__name__ for stage in UNTIL_TAX] == [
+        "quota_check", "rollover", "aggregate", "allowance", "rate", "commit", "discount",
+    ]  # fmt: skip
+    assert STAGES[: len(UNTIL_TAX)] == UNTIL_TAX
+
+
+def test_provider_taxes_between_discount_and_tax() -> None:
+    plan = Plan(
+        "pro",
+        "Pro",
+        "USD",
+        Interval.MONTHLY,
+        base_fee=D("33.33"),
+        charges=(UsageCharge("c_calls", CALLS, "per_unit", {"unitAmount": "0.01"}),),
+    )
+    customer = Customer("acme", "Acme", "USD", country="US", region="CA")
+    context = BillingContext(
+        Subscription("sub_1", customer, plan, at(2026, 1)),
+        OCTOBER,
+        usage=(MeteredQuantity("c_calls", D(11_000), event_count=11_000),),
+        coupons=(AppliedCoupon("cp_1", "TEN", "fixed", amount_remaining=D(10)),),
+        # The local table would tax 7.25 % of each net; the provider's amounts win.
+        tax_rates=(TaxRate("ca", "CA", D("7.25"), country="US", region="CA"),),
+        wallets=(WalletBalance("w_1", 1, D(130)),),
+    )
+    state = rate_until_tax(context)
+    # What a provider is asked about: the lines after Discount, untaxed.
+    assert [(ln.type, ln.amount, ln.discount_amount, ln.tax_amount) for ln in state.lines] == [
+        (LineType.CHARGE, D("33.33"), D("10.00"), D(0)),
+        (LineType.USAGE_FEE, D("110.00"), D(0), D(0)),
+        (LineType.DISCOUNT, D("-10.00"), D(0), D(0)),
+    ]
+    # Nets 23.33 and 110.00. The provider's amounts are taken as given: 7.97 on 110.00,
+    # where the table's 7.25 % would be 7.975 → 7.98 (providers round per jurisdiction).
+    quoted = {0: QuotedTax(D("7.25"), D("1.69")), 1: QuotedTax(D("7.25"), D("7.97"))}
+    result = finish(state, quoted)
+    assert summary(result.invoice) == [
+        (LineType.CHARGE, "Pro base fee", D("33.33"), D("10.00"), D("1.69")),
+        (LineType.USAGE_FEE, "API calls", D("110.00"), D(0), D("7.97")),
+        (LineType.DISCOUNT, "Coupon TEN", D("-10.00"), D(0), D(0)),
+    ]
+    # total = 143.33 − 10.00 + 9.66 = 142.99; the wallet pays 130.00 of it.
+    assert totals(result.invoice) == tuple(
+        D(x) for x in ("143.33", "10.00", "9.66", "142.99", "130.00", "12.99")
+    )
+    assert result.wallet_debits == (WalletDebit("w_1", D("130.00")),)
+    assert result.coupon_uses == (CouponUse("cp_1", D("10.00"), D(0)),)
+    # Without provider results, the same state is taxed with the local table.
+    assert finish(state) == rate_subscription(context)
+    assert rate_subscription(context).invoice.tax_total == D("9.67")  # 1.69 + 7.98
 
 
 def test_base_fee_graduated_usage_coupon_tax_wallet() -> None:

@@ -13,6 +13,7 @@ from rating import pricing
 from rating.context import (
     AppliedCoupon,
     BillingContext,
+    QuotedTax,
     RatingState,
     RolloverBucket,
     TaxRate,
@@ -32,13 +33,15 @@ from rating.model import (
     Subscription,
     UsageCharge,
 )
-from rating.money import quantum
-from rating.pipeline import STAGES, rate_subscription
+from rating.money import quantum, round_money
+from rating.pipeline import STAGES, finish, rate_subscription, rate_until_tax
+from rating.pricing.base import percent_of
 from rating.stages.aggregate import aggregate
 from rating.stages.allowance import allowance
 from rating.stages.commit import committed_amount
 from rating.stages.quota_check import quota_check
 from rating.stages.rollover import rollover
+from rating.stages.tax import applicable_rate, taxable_positions
 
 PROPERTY = settings(max_examples=200, deadline=None)
 OCTOBER = Period(datetime(2026, 10, 1, tzinfo=UTC), datetime(2026, 11, 1, tzinfo=UTC))
@@ -376,3 +379,34 @@ def test_graduated_invoice_is_non_decreasing_in_usage(
 
 def test_stages_are_the_composed_pipeline() -> None:
     assert len(STAGES) == 9  # the tenth, Settle, turns the state into the invoice
+
+
+@PROPERTY
+@given(contexts())
+def test_split_pipeline_is_the_whole_pipeline(context: BillingContext) -> None:
+    assert finish(rate_until_tax(context)) == rate_subscription(context)
+
+
+@PROPERTY
+@given(contexts())
+def test_provider_results_equal_to_the_table_give_the_same_invoice(
+    context: BillingContext,
+) -> None:
+    # A provider that answers what the local table computes (one rate, rate × net
+    # rounded per line) must produce the invoice of the local path, wallets included.
+    state = rate_until_tax(context)
+    rate = applicable_rate(context.subscription.customer, context.tax_rates)
+    line_taxes = {
+        i: QuotedTax(
+            rate,
+            round_money(
+                percent_of(state.lines[i].amount - state.lines[i].discount_amount, rate),
+                context.currency,
+            ),
+        )
+        for i in taxable_positions(state)
+    }
+    local = rate_subscription(context)
+    quoted = finish(state, line_taxes)
+    assert quoted.invoice == local.invoice
+    assert quoted.wallet_debits == local.wallet_debits
