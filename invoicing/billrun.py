@@ -2,9 +2,11 @@
 
     load subscriptions → their calendar periods ending in the window → skip periods
     already invoiced (idempotent) → bulk quantities from ClickHouse, one query per
-    metric → rating pipeline per subscription → invoices written in batches
+    metric → rating pipeline per subscription (Quota Check … Discount, then the tax
+    provider, then Tax, Route, Settle) → invoices written in batches
 
-A failure of one subscription is recorded on the run and does not stop it.
+A failure of one subscription (a tax provider that is down, say) is recorded on the
+run and does not stop it.
 """
 
 from __future__ import annotations
@@ -33,9 +35,10 @@ from invoicing.models import (
     new_id,
     utcnow,
 )
+from invoicing.tax.service import TaxService
 from invoicing.taxes import tax_rates
 from invoicing.wallets import deduct, refund_invoice, wallet_domain, wallets_by_customer
-from meterline.errors import Conflict, NotFound, ValidationFailed
+from meterline.errors import Conflict, DomainError, NotFound, ValidationFailed
 from rating import pricing
 from rating.context import BillingContext, RolloverBucket, TaxRate
 from rating.model import (
@@ -48,7 +51,7 @@ from rating.model import (
     UsageCharge,
 )
 from rating.periods import periods_within
-from rating.pipeline import RatingResult, rate_subscription
+from rating.pipeline import RatingResult
 from streams.usage_store import BillingInterval, UsageStore, exact_decimal
 
 log = logging.getLogger(__name__)
@@ -93,9 +96,13 @@ def get_bill_run(session: Session, tenant_id: str, bill_run_id: str) -> BillRunR
 
 
 class BillRunner:
-    def __init__(self, sessions: sessionmaker[Session], usage: UsageStore) -> None:
+    def __init__(
+        self, sessions: sessionmaker[Session], usage: UsageStore, tax: TaxService | None = None
+    ) -> None:
         self._sessions = sessions
         self._usage = usage
+        # The process's tax provider (Runtime.tax); default: each tenant's own table.
+        self._tax = TaxService() if tax is None else tax
 
     def run(self, bill_run_id: str, progress: Progress | None = None) -> BillRunRow:
         """Execute a pending bill run to completion (synchronously)."""
@@ -150,7 +157,7 @@ class BillRunner:
                     if item.customer_row_id in stateful or _has_rollover(item.subscription):
                         with self._sessions() as session, session.begin():
                             settle_with_effects(
-                                session, tenant_id, bill_run_id, item, metered, taxes
+                                session, tenant_id, bill_run_id, item, metered, taxes, self._tax
                             )
                         created += 1
                         continue
@@ -160,7 +167,7 @@ class BillRunner:
                         usage=metered,
                         tax_rates=taxes,
                     )
-                    rated.append((item, rate_subscription(context).invoice))
+                    rated.append((item, self._tax.rate(tenant_id, context).invoice))
                 except Exception as exc:
                     failed += 1
                     failures.append(_failure(item, exc))
@@ -355,12 +362,17 @@ def invoice_row(
 
 
 def _failure(item: BillingItem, exc: Exception) -> dict[str, Any]:
-    return {
+    failure: dict[str, Any] = {
         "subscriptionId": item.subscription.id,
         "customerId": item.subscription.customer.external_id,
         "periodStart": item.period.start.isoformat(),
         "error": f"{type(exc).__name__}: {exc}",
     }
+    if isinstance(exc, DomainError):
+        # A stable code (tax_provider_unavailable, …) and whether a re-run may succeed.
+        failure["code"] = exc.code
+        failure["retryable"] = bool(getattr(exc, "retryable", False))
+    return failure
 
 
 def _has_rollover(subscription: Subscription) -> bool:
@@ -374,8 +386,12 @@ def rate_with_effects(
     customer_row_id: str,
     usage: tuple[MeteredQuantity, ...],
     taxes: tuple[TaxRate, ...],
+    tax: TaxService | None = None,
+    *,
+    tenant_id: str | None = None,
 ) -> RatingResult:
-    """Rate one subscription with the customer's coupons, wallets and rollover, read now."""
+    """Rate one subscription with the customer's coupons, wallets and rollover, read now,
+    taxed by `tax` (the process's provider; default: the tenant's table in `taxes`)."""
     coupons = (
         session.execute(
             select(AppliedCouponRow)
@@ -413,7 +429,20 @@ def rate_with_effects(
         tax_rates=taxes,
         wallets=tuple(wallet_domain(w) for w in wallets),
     )
-    return rate_subscription(context)
+    if tenant_id is None:
+        tenant_id = _tenant_of(session, customer_row_id)
+    return (TaxService() if tax is None else tax).rate(tenant_id, context)
+
+
+def _tenant_of(session: Session, customer_row_id: str) -> str:
+    from invoicing.models import CustomerRow
+
+    tenant_id = session.execute(
+        select(CustomerRow.tenant_id).where(CustomerRow.id == customer_row_id)
+    ).scalar_one_or_none()
+    if tenant_id is None:
+        raise NotFound(f"customer {customer_row_id!r} not found")
+    return tenant_id
 
 
 def apply_effects(
@@ -467,10 +496,18 @@ def settle_with_effects(
     item: BillingItem,
     usage: tuple[MeteredQuantity, ...],
     taxes: tuple[TaxRate, ...],
+    tax: TaxService | None = None,
 ) -> InvoiceRow:
     """Stage 10 for a stateful customer: the invoice and its effects in one transaction."""
     result = rate_with_effects(
-        session, item.subscription, item.period, item.customer_row_id, usage, taxes
+        session,
+        item.subscription,
+        item.period,
+        item.customer_row_id,
+        usage,
+        taxes,
+        tax,
+        tenant_id=tenant_id,
     )
     row = invoice_row(tenant_id, bill_run_id, item.customer_row_id, result.invoice)
     session.add(row)
@@ -540,9 +577,17 @@ def fetch_quantities(
 
 
 def refresh_invoice(
-    session: Session, usage_store: UsageStore, tenant_id: str, invoice: InvoiceRow
+    session: Session,
+    usage_store: UsageStore,
+    tenant_id: str,
+    invoice: InvoiceRow,
+    tax: TaxService | None = None,
 ) -> InvoiceRow:
-    """Re-rate a DRAFT with the latest usage, coupons, wallets and taxes (one transaction)."""
+    """Re-rate a DRAFT with the latest usage, coupons, wallets and taxes (one transaction).
+
+    Taxes come from `tax` (the process's provider, Runtime.tax); a provider error
+    propagates, and the caller's transaction rolls back: the draft stays as it was.
+    """
     if invoice.status != "DRAFT":
         raise Conflict(
             f"invoice {invoice.id} is {invoice.status}; only a DRAFT can be refreshed",
@@ -559,7 +604,14 @@ def refresh_invoice(
     item = BillingItem(invoice.id, subscription, period, active, invoice.customer_id)
     usage = tuple(fetch_quantities(usage_store, tenant_id, [item]).get(item.key, ()))
     result = rate_with_effects(
-        session, subscription, period, invoice.customer_id, usage, tax_rates(session, tenant_id)
+        session,
+        subscription,
+        period,
+        invoice.customer_id,
+        usage,
+        tax_rates(session, tenant_id),
+        tax,
+        tenant_id=tenant_id,
     )
     fresh = invoice_row(tenant_id, invoice.bill_run_id, invoice.customer_id, result.invoice)
     invoice.lines = fresh.lines

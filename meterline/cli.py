@@ -154,7 +154,7 @@ def scheduler(
     settings = Settings()
     _logging(settings)
     runtime = Runtime.open(settings)
-    runner = BillRunner(runtime.sessions, runtime.usage)
+    runner = BillRunner(runtime.sessions, runtime.usage, runtime.tax)
     try:
         while True:
             now = datetime.now(UTC)
@@ -259,7 +259,7 @@ def bill_run(
     try:
         with runtime.session() as session:
             tenant_ids = [tenant] if tenant else list(session.execute(select(Tenant.id)).scalars())
-        runner = BillRunner(runtime.sessions, runtime.usage)
+        runner = BillRunner(runtime.sessions, runtime.usage, runtime.tax)
         for tenant_id in tenant_ids:
             with runtime.session() as session:
                 run_id = create_bill_run(session, tenant_id, start, end).id

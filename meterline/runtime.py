@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from infra.migrate import migrate_ledger
 from invoicing.db import make_engine, make_sessionmaker
+from invoicing.tax.service import TaxService
 from invoicing.tenants import tenant_exists
 from meterline.clickhouse import connect_and_migrate
 from meterline.settings import Settings
@@ -53,6 +54,9 @@ class Runtime:
     sessions: sessionmaker[Session]
     clickhouse: Any
     usage: UsageStore
+    # Stage 8's provider, built once from the settings: bill runs and refreshes share
+    # its adapter and its 24 h quote cache.
+    tax: TaxService = field(default_factory=TaxService)
     bootstrap: str | None = None
     producer: AIOKafkaProducer | None = None
     broker: Any = None
@@ -69,6 +73,8 @@ class Runtime:
     def open(cls, settings: Settings) -> Runtime:
         """Open the stores (migrating them); Kafka is started by `start`."""
         settings.data_dir.mkdir(parents=True, exist_ok=True)
+        # First, so a wrong tax configuration fails at startup (no secret is echoed).
+        tax = TaxService.from_config(settings.tax_provider, settings.tax_provider_config)
         t0 = time.perf_counter()
         migrate_ledger(settings.resolved_database_url)
         engine = make_engine(settings.resolved_database_url)
@@ -83,6 +89,7 @@ class Runtime:
             sessions=make_sessionmaker(engine),
             clickhouse=clickhouse,
             usage=UsageStore(clickhouse, settings.clickhouse_database),
+            tax=tax,
         )
         runtime.timings.update(ledger_seconds=t1 - t0, clickhouse_seconds=t2 - t1)
         return runtime
@@ -160,6 +167,7 @@ class Runtime:
 
     def close(self) -> None:
         self.billing_executor.shutdown(wait=True, cancel_futures=True)
+        self.tax.close()
         self.engine.dispose()
         close = getattr(self.clickhouse, "close", None)
         if close:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from functools import cached_property
 from pathlib import Path
+from typing import Any
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -41,6 +42,17 @@ class Settings(BaseSettings):
     # or when this many seconds passed since its first event.
     sink_batch_size: int = 20_000
     sink_batch_seconds: float = 0.25
+
+    # Pipeline stage 8: which tax provider rates invoices (docs/tax-providers.md).
+    tax_provider: str = Field(
+        default="local", description='"local" (each tenant\'s rate table), "avalara" or "vertex".'
+    )
+    tax_provider_config: dict[str, Any] = Field(
+        default_factory=dict,
+        repr=False,  # holds license keys and client secrets
+        description="The provider's settings as a JSON object (METERLINE_TAX_PROVIDER_CONFIG), "
+        'e.g. {"baseUrl": ..., "accountId": ..., "licenseKey": ..., "companyCode": ...}.',
+    )
 
     max_events_per_request: int = 10_000
     invoice_due_days: int = 30

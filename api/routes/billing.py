@@ -26,7 +26,7 @@ async def start_bill_run(
             return create_bill_run(session, tenant, body.period_start, body.period_end).id
 
     run_id = await asyncio.to_thread(create)
-    runner = BillRunner(runtime.sessions, runtime.usage)
+    runner = BillRunner(runtime.sessions, runtime.usage, runtime.tax)
     task = asyncio.get_running_loop().run_in_executor(runtime.billing_executor, runner.run, run_id)
     runtime.background.add(task)
     task.add_done_callback(runtime.background.discard)
@@ -84,7 +84,8 @@ def refresh_invoice(
     invoice_id: str, runtime: RuntimeDep, session: SessionDep, tenant: TenantDep
 ) -> dict[str, Any]:
     invoice = invoices.get_invoice(session, tenant, invoice_id, lock=True)
-    return serialize.invoice(billrun.refresh_invoice(session, runtime.usage, tenant, invoice))
+    refreshed = billrun.refresh_invoice(session, runtime.usage, tenant, invoice, runtime.tax)
+    return serialize.invoice(refreshed)
 
 
 @router.post("/invoices/{invoice_id}/tax-override", summary="Manual tax override on a DRAFT")
