@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from invoicing.catalog import metrics_by_code, subscription_domain
@@ -41,8 +41,10 @@ from invoicing.wallets import deduct, refund_invoice, wallet_domain, wallets_by_
 from meterline.errors import Conflict, DomainError, NotFound, ValidationFailed
 from rating import pricing
 from rating.context import BillingContext, RolloverBucket, TaxRate
+from rating.late import late_usage_lines, supports_late_billing
 from rating.model import (
     Group,
+    InvoiceLine,
     MeteredQuantity,
     Metric,
     Period,
@@ -141,6 +143,10 @@ class BillRunner:
             stateful = set(active_coupons(session, tenant_id)) | set(
                 wallets_by_customer(session, tenant_id)
             )
+            # Late usage: customers with events stored after their period's invoice was
+            # finalized are settled one by one too, with prior-period lines.
+            late_cutoff = utcnow()
+            stateful |= self._late_customers(session, tenant_id, window, late_cutoff)
         total = len(items)
         self._update(bill_run_id, total=total)
         if progress:
@@ -157,7 +163,15 @@ class BillRunner:
                     if item.customer_row_id in stateful or _has_rollover(item.subscription):
                         with self._sessions() as session, session.begin():
                             settle_with_effects(
-                                session, tenant_id, bill_run_id, item, metered, taxes, self._tax
+                                session,
+                                tenant_id,
+                                bill_run_id,
+                                item,
+                                metered,
+                                taxes,
+                                self._tax,
+                                usage_store=self._usage,
+                                late_cutoff=late_cutoff,
                             )
                         created += 1
                         continue
@@ -186,6 +200,24 @@ class BillRunner:
             if progress:
                 progress(processed, total)
         self._update(bill_run_id, status="completed", finished_at=utcnow())
+
+    def _late_customers(
+        self, session: Session, tenant_id: str, window: Period, cutoff: datetime
+    ) -> set[str]:
+        """Customer row ids that may have late usage for this run (one ClickHouse query)."""
+        oldest = session.execute(
+            select(func.min(InvoiceRow.finalized_at)).where(
+                InvoiceRow.tenant_id == tenant_id,
+                InvoiceRow.status.in_(LATE_STATUSES),
+                InvoiceRow.period_end <= window.start,
+            )
+        ).scalar()
+        if oldest is None:
+            return set()
+        external = self._usage.customers_with_late_events(tenant_id, window.start, oldest)
+        if not external:
+            return set()
+        return set(_customer_ids(session, tenant_id, external).values())
 
     def _items(
         self, session: Session, tenant_id: str, window: Period, metrics: dict[str, Metric]
@@ -317,7 +349,12 @@ def _customer_ids(session: Session, tenant_id: str, external_ids: Iterable[str])
 
 
 def invoice_row(
-    tenant_id: str, bill_run_id: str | None, customer_id: str, invoice: RatedInvoice
+    tenant_id: str,
+    bill_run_id: str | None,
+    customer_id: str,
+    invoice: RatedInvoice,
+    *,
+    late_through: datetime | None = None,
 ) -> InvoiceRow:
     """The ledger rows of a rated invoice (DRAFT, unnumbered: numbers come at finalize)."""
     row = InvoiceRow(
@@ -355,6 +392,8 @@ def invoice_row(
             tax_amount=line.tax_amount,
             period_start=line.period_start,
             period_end=line.period_end,
+            prior_invoice_id=line.prior_invoice_id,
+            late_through=late_through if line.prior_invoice_id else None,
         )
         for i, line in enumerate(invoice.lines)
     ]
@@ -389,6 +428,7 @@ def rate_with_effects(
     tax: TaxService | None = None,
     *,
     tenant_id: str | None = None,
+    prior_lines: tuple[InvoiceLine, ...] = (),
 ) -> RatingResult:
     """Rate one subscription with the customer's coupons, wallets and rollover, read now,
     taxed by `tax` (the process's provider; default: the tenant's table in `taxes`)."""
@@ -428,6 +468,7 @@ def rate_with_effects(
         coupons=tuple(coupon_domain(c) for c in coupons),
         tax_rates=taxes,
         wallets=tuple(wallet_domain(w) for w in wallets),
+        prior_lines=prior_lines,
     )
     if tenant_id is None:
         tenant_id = _tenant_of(session, customer_row_id)
@@ -497,8 +538,19 @@ def settle_with_effects(
     usage: tuple[MeteredQuantity, ...],
     taxes: tuple[TaxRate, ...],
     tax: TaxService | None = None,
+    *,
+    usage_store: UsageStore | None = None,
+    late_cutoff: datetime | None = None,
 ) -> InvoiceRow:
-    """Stage 10 for a stateful customer: the invoice and its effects in one transaction."""
+    """Stage 10 for a stateful customer: the invoice and its effects in one transaction.
+
+    With `usage_store` and `late_cutoff`, late usage of earlier finalized invoices of the
+    subscription is billed on this invoice as prior-period lines."""
+    prior: tuple[InvoiceLine, ...] = ()
+    if usage_store is not None and late_cutoff is not None:
+        prior = late_usage(
+            session, usage_store, tenant_id, item.subscription, item.period.start, late_cutoff
+        )
     result = rate_with_effects(
         session,
         item.subscription,
@@ -508,8 +560,11 @@ def settle_with_effects(
         taxes,
         tax,
         tenant_id=tenant_id,
+        prior_lines=prior,
     )
-    row = invoice_row(tenant_id, bill_run_id, item.customer_row_id, result.invoice)
+    row = invoice_row(
+        tenant_id, bill_run_id, item.customer_row_id, result.invoice, late_through=late_cutoff
+    )
     session.add(row)
     session.flush()
     apply_effects(session, tenant_id, row.id, item.subscription.id, result)
@@ -603,6 +658,7 @@ def refresh_invoice(
     active = period.overlap(subscription.start, subscription.end) or period
     item = BillingItem(invoice.id, subscription, period, active, invoice.customer_id)
     usage = tuple(fetch_quantities(usage_store, tenant_id, [item]).get(item.key, ()))
+    cutoff = utcnow()
     result = rate_with_effects(
         session,
         subscription,
@@ -612,8 +668,13 @@ def refresh_invoice(
         tax_rates(session, tenant_id),
         tax,
         tenant_id=tenant_id,
+        prior_lines=late_usage(
+            session, usage_store, tenant_id, subscription, period.start, cutoff, invoice.id
+        ),
     )
-    fresh = invoice_row(tenant_id, invoice.bill_run_id, invoice.customer_id, result.invoice)
+    fresh = invoice_row(
+        tenant_id, invoice.bill_run_id, invoice.customer_id, result.invoice, late_through=cutoff
+    )
     invoice.lines = fresh.lines
     for name in ("subtotal", "discount_total", "tax_total", "credit_total", "total"):
         setattr(invoice, name, getattr(fresh, name))
@@ -621,3 +682,80 @@ def refresh_invoice(
     session.flush()
     apply_effects(session, tenant_id, invoice.id, subscription.id, result)
     return invoice
+
+
+LATE_STATUSES = ("OPEN", "PAID", "OVERDUE", "UNCOLLECTIBLE")
+
+
+def late_usage(
+    session: Session,
+    usage_store: UsageStore,
+    tenant_id: str,
+    subscription: Subscription,
+    before: datetime,
+    cutoff: datetime,
+    exclude_invoice_id: str | None = None,
+) -> tuple[InvoiceLine, ...]:
+    """Prior-period lines for events of this subscription's finalized invoices (periods
+    ending by `before`) that were stored after the invoice, up to `cutoff`.
+
+    Late usage already billed on another invoice (its lines' `late_through`) is not
+    billed again; `exclude_invoice_id` is the draft being refreshed, whose own late
+    lines are being replaced."""
+    invoices = (
+        session.execute(
+            select(InvoiceRow)
+            .where(
+                InvoiceRow.subscription_id == subscription.id,
+                InvoiceRow.status.in_(LATE_STATUSES),
+                InvoiceRow.period_end <= before,
+                InvoiceRow.finalized_at.is_not(None),
+            )
+            .order_by(InvoiceRow.period_start)
+        )
+        .unique()
+        .scalars()
+        .all()
+    )
+    lines: list[InvoiceLine] = []
+    for old in invoices:
+        assert old.finalized_at is not None
+        billed_through = (
+            session.execute(
+                select(InvoiceLineRow.late_through).where(
+                    InvoiceLineRow.prior_invoice_id == old.id,
+                    InvoiceLineRow.invoice_id != (exclude_invoice_id or ""),
+                )
+            )
+            .scalars()
+            .all()
+        )
+        since = max([old.finalized_at, *(t for t in billed_through if t is not None)])
+        if since >= cutoff:
+            continue
+        period = Period(old.period_start, old.period_end)
+        active = period.overlap(subscription.start, subscription.end) or period
+        customer = subscription.customer.external_id
+        billed: dict[tuple[str, Group], Decimal] = {}
+        known: dict[tuple[str, Group], Decimal] = {}
+        for charge in subscription.plan.charges:
+            if not supports_late_billing(charge):
+                continue
+            for through, target in ((since, billed), (cutoff, known)):
+                for _code, group, quantity in usage_store.customer_usage(
+                    tenant_id,
+                    customer,
+                    [charge.metric],
+                    active.start,
+                    active.end,
+                    period=period,
+                    extra_filters=charge.filters,
+                    ingested_through=through,
+                ):
+                    target[(charge.id, group)] = quantity
+        lines.extend(
+            late_usage_lines(
+                subscription.plan.charges, period, old.id, billed, known, subscription.plan.currency
+            )
+        )
+    return tuple(lines)

@@ -204,6 +204,10 @@ class InvoiceLineRow(Base):
     tax_amount: Mapped[Decimal] = mapped_column(Money(), default=ZERO)
     period_start: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     period_end: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    # A prior-period line: late usage of that finalized invoice, for events ingested up
+    # to `late_through` (the next late line of the same invoice starts after it).
+    prior_invoice_id: Mapped[str | None] = mapped_column(String(40), nullable=True, index=True)
+    late_through: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
 
 class InvoiceSequence(Base):

@@ -103,6 +103,8 @@ class BillingContext:
     wallets: tuple[WalletBalance, ...] = ()
     # When the invoice is issued (wallet expiry is judged then); None: at the period's end.
     issued_at: datetime | None = None
+    # Prior-period lines for late usage of finalized invoices (see rating.late).
+    prior_lines: tuple[InvoiceLine, ...] = ()
 
     @property
     def currency(self) -> str:

@@ -173,6 +173,8 @@ class InvoiceLine:
     discount_amount: Decimal = ZERO
     period_start: datetime | None = None
     period_end: datetime | None = None
+    # Late usage of an earlier, finalized invoice billed on this one (prior-period line).
+    prior_invoice_id: str | None = None
 
 
 @dataclass(frozen=True)

@@ -280,10 +280,14 @@ class UsageStore:
         end: datetime,
         *,
         period: Period | None = None,
+        extra_filters: Mapping[str, Sequence[str]] | None = None,
+        ingested_through: datetime | None = None,
     ) -> list[tuple[str, Group, Decimal]]:
         """Exact (metric, group, quantity) of one customer over [start, end).
 
         weighted_sum divides by the length of `period` (default: [start, end)).
+        `extra_filters` are a charge's filters; `ingested_through` counts only events
+        stored up to that instant (what an invoice finalized then could know).
         """
         period = period or Period(start, end)
         intervals = (
@@ -293,25 +297,28 @@ class UsageStore:
         )
         results: list[tuple[str, Group, Decimal]] = []
         for metric in metrics:
+            filters = filter_sql(metric.filters, extra_filters or {})
+            if ingested_through is not None:
+                filters += " AND ingested_at <= {it:DateTime64(6, 'UTC')}"
             sql = _aggregate_sql(
                 self._db,
                 metric,
-                filter_sql(metric.filters),
+                filters,
                 intervals,
                 one_customer=True,
                 with_amounts=False,
             )
-            table = self._client.query_arrow(
-                sql,
-                parameters={
-                    "t": tenant_id,
-                    "c": customer_id,
-                    "m": metric.code,
-                    "s": start,
-                    "e": end,
-                    "p": _milliseconds(period.start, period.end),
-                },
-            )
+            parameters: dict[str, Any] = {
+                "t": tenant_id,
+                "c": customer_id,
+                "m": metric.code,
+                "s": start,
+                "e": end,
+                "p": _milliseconds(period.start, period.end),
+            }
+            if ingested_through is not None:
+                parameters["it"] = ingested_through
+            table = self._client.query_arrow(sql, parameters=parameters)
             frame = pl.from_arrow(table)
             assert isinstance(frame, pl.DataFrame)
             if metric.aggregation == Aggregation.WEIGHTED_SUM:
@@ -449,3 +456,17 @@ class UsageStore:
             f"DELETE FROM {self._db}.billing_intervals WHERE run_key = {{k:String}}",
             parameters={"k": run_key},
         )
+
+    def customers_with_late_events(
+        self, tenant_id: str, before: datetime, ingested_after: datetime
+    ) -> set[str]:
+        """Customers with events timed before `before` but stored after `ingested_after`:
+        the candidates for late usage (usually none, so a bill run pays one small query)."""
+        rows = self._client.query(
+            f"""SELECT DISTINCT customer_id FROM {self._db}.usage_events FINAL
+                WHERE tenant_id = {{t:String}} AND ts < {{b:DateTime64(3, 'UTC')}}
+                  AND ingested_at > {{a:DateTime64(6, 'UTC')}}
+                {_FINAL_SETTINGS}""",
+            parameters={"t": tenant_id, "b": before, "a": ingested_after},
+        ).result_rows
+        return {str(r[0]) for r in rows}

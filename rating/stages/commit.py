@@ -43,6 +43,10 @@ def committed_amount(
         return Decimal(floored).scaleb(-places)
 
 
+def _this_period_usage(line: InvoiceLine) -> bool:
+    return line.type == LineType.USAGE_FEE and line.prior_invoice_id is None
+
+
 def commit(state: RatingState) -> RatingState:
     ctx = state.context
     plan = ctx.subscription.plan
@@ -50,7 +54,8 @@ def commit(state: RatingState) -> RatingState:
     if active is None:
         return state
     lines = list(state.lines)
-    usage_total = sum((ln.amount for ln in lines if ln.type == LineType.USAGE_FEE), ZERO)
+    # Commitments are about this period: late lines of earlier periods do not count.
+    usage_total = sum((ln.amount for ln in lines if _this_period_usage(ln)), ZERO)
     if plan.minimum_commitment is not None:
         minimum = committed_amount(ctx, plan.minimum_commitment, active)
         if usage_total < minimum:
@@ -70,7 +75,7 @@ def commit(state: RatingState) -> RatingState:
         if usage_total > maximum:
             room = maximum
             for i, line in enumerate(lines):
-                if line.type != LineType.USAGE_FEE:
+                if not _this_period_usage(line):
                     continue
                 kept = min(max(room, ZERO), line.amount)
                 room -= kept

@@ -177,4 +177,6 @@ def rate(state: RatingState) -> RatingState:
     lines = fixed_fee_lines(ctx)
     usage_period = ctx.active or ctx.period
     lines.extend(usage_line(q, ctx.currency, usage_period) for q in state.quantities)
+    # Late usage of earlier, finalized periods comes last, as separate prior-period lines.
+    lines.extend(ctx.prior_lines)
     return state.evolve(lines=tuple(lines))
