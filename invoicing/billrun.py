@@ -19,11 +19,12 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from invoicing.catalog import metrics_by_code, subscription_domain
+from invoicing.catalog import customer_domain, metrics_by_code, plan_domain, subscription_domain
 from invoicing.coupons import active_coupons, coupon_domain, record_uses, revert_uses
+from invoicing.db import json_dumps
 from invoicing.models import (
     AppliedCouponRow,
     BillRunRow,
@@ -48,6 +49,7 @@ from rating.model import (
     MeteredQuantity,
     Metric,
     Period,
+    Plan,
     RatedInvoice,
     Subscription,
     UsageCharge,
@@ -255,9 +257,21 @@ class BillRunner:
             )
         }
         items = []
-        plans_cache: dict[str, Subscription] = {}
+        # Many subscriptions share a plan (and most have no overrides): build each
+        # distinct rating plan once.
+        plans: dict[tuple[str, str], Plan] = {}
         for row in rows:
-            subscription = plans_cache.get(row.id) or subscription_domain(row, metrics)
+            plan_key = (row.plan_id, json_dumps(row.overrides or {}))
+            plan = plans.get(plan_key)
+            if plan is None:
+                plan = plans[plan_key] = plan_domain(row.plan, metrics, row.overrides)
+            subscription = Subscription(
+                id=row.id,
+                customer=customer_domain(row.customer),
+                plan=plan,
+                start=row.start_date,
+                end=row.end_date,
+            )
             for period in periods_within(subscription.plan.interval, window):
                 active = period.overlap(subscription.start, subscription.end)
                 if active is None or (row.id, period.start, period.end) in invoiced:
@@ -281,11 +295,18 @@ class BillRunner:
             return 0, []
         try:
             with self._sessions() as session, session.begin():
-                customers = _customer_ids(session, tenant_id, {r.customer_id for _, r in rated})
-                for _item, invoice in rated:
-                    session.add(
-                        invoice_row(tenant_id, bill_run_id, customers[invoice.customer_id], invoice)
+                # Core bulk inserts: the ORM's unit of work costs ~1 ms per invoice,
+                # ten times the insert itself, and these rows need none of its features.
+                invoices, lines = [], []
+                for item, invoice in rated:
+                    row_values, line_values = invoice_values(
+                        tenant_id, bill_run_id, item.customer_row_id, invoice
                     )
+                    invoices.append(row_values)
+                    lines.extend(line_values)
+                session.execute(insert(InvoiceRow), invoices)
+                if lines:
+                    session.execute(insert(InvoiceLineRow), lines)
             return len(rated), []
         except Exception:
             if len(rated) == 1:
@@ -346,6 +367,62 @@ def _customer_ids(session: Session, tenant_id: str, external_ids: Iterable[str])
         )
     )
     return {ext: cid for ext, cid in rows}
+
+
+def invoice_values(
+    tenant_id: str, bill_run_id: str | None, customer_row_id: str, invoice: RatedInvoice
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The same rows as `invoice_row`, as column values for a bulk insert."""
+    now = utcnow()
+    invoice_id = new_id("inv")
+    row = {
+        "id": invoice_id,
+        "tenant_id": tenant_id,
+        "customer_id": customer_row_id,
+        "subscription_id": invoice.subscription_id,
+        "bill_run_id": bill_run_id,
+        "number": None,
+        "status": "DRAFT",
+        "currency": invoice.currency,
+        "period_start": invoice.period.start,
+        "period_end": invoice.period.end,
+        "issued_at": None,
+        "due_at": None,
+        "subtotal": invoice.subtotal,
+        "discount_total": invoice.discount_total,
+        "tax_total": invoice.tax_total,
+        "credit_total": invoice.credit_total,
+        "total": invoice.total,
+        "amount_paid": Decimal(0),
+        "amount_due": invoice.amount_due,
+        "created_at": now,
+        "updated_at": now,
+        "finalized_at": None,
+    }
+    lines = [
+        {
+            "id": new_id("il"),
+            "invoice_id": invoice_id,
+            "position": i,
+            "type": line.type.value,
+            "description": line.description,
+            "metric": line.metric,
+            "group": dict(line.group),
+            "charge_id": line.charge_id,
+            "quantity": line.quantity,
+            "unit_amount": line.unit_amount,
+            "amount": line.amount,
+            "discount_amount": line.discount_amount,
+            "tax_rate": line.tax_rate,
+            "tax_amount": line.tax_amount,
+            "period_start": line.period_start,
+            "period_end": line.period_end,
+            "prior_invoice_id": line.prior_invoice_id,
+            "late_through": None,
+        }
+        for i, line in enumerate(invoice.lines)
+    ]
+    return row, lines
 
 
 def invoice_row(
