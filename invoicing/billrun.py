@@ -15,21 +15,23 @@ import logging
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import Table, delete, func, insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from invoicing.catalog import customer_domain, metrics_by_code, plan_domain, subscription_domain
+from invoicing.catalog import metrics_by_code, plan_domain, subscription_domain
 from invoicing.coupons import active_coupons, coupon_domain, record_uses, revert_uses
 from invoicing.db import json_dumps
 from invoicing.models import (
     AppliedCouponRow,
     BillRunRow,
+    CustomerRow,
     InvoiceLineRow,
     InvoiceRow,
+    PlanRow,
     RolloverBucketRow,
     SubscriptionRow,
     WalletRow,
@@ -44,6 +46,7 @@ from rating import pricing
 from rating.context import BillingContext, RolloverBucket, TaxRate
 from rating.late import late_usage_lines, supports_late_billing
 from rating.model import (
+    Customer,
     Group,
     InvoiceLine,
     MeteredQuantity,
@@ -230,20 +233,36 @@ class BillRunner:
         # so only those that ended before the longest possible period are left out here;
         # `period.overlap` below decides exactly.
         earliest = window.start - LONGEST_PERIOD
-        rows = (
-            session.execute(
-                select(SubscriptionRow)
-                .where(
-                    SubscriptionRow.tenant_id == tenant_id,
-                    SubscriptionRow.start_date < window.end,
-                    (SubscriptionRow.end_date.is_(None)) | (SubscriptionRow.end_date > earliest),
-                )
-                .order_by(SubscriptionRow.created_at, SubscriptionRow.id)
+        # Plain column rows, not ORM objects: a run loads every subscription of a tenant.
+        rows = session.execute(
+            select(
+                SubscriptionRow.id,
+                SubscriptionRow.plan_id,
+                SubscriptionRow.overrides,
+                SubscriptionRow.start_date,
+                SubscriptionRow.end_date,
+                SubscriptionRow.customer_id,
+                CustomerRow.external_id,
+                CustomerRow.name,
+                CustomerRow.currency,
+                CustomerRow.country,
+                CustomerRow.region,
+                CustomerRow.tax_exempt,
             )
-            .unique()
-            .scalars()
-            .all()
-        )
+            .join(CustomerRow, CustomerRow.id == SubscriptionRow.customer_id)
+            .where(
+                SubscriptionRow.tenant_id == tenant_id,
+                SubscriptionRow.start_date < window.end,
+                (SubscriptionRow.end_date.is_(None)) | (SubscriptionRow.end_date > earliest),
+            )
+            .order_by(SubscriptionRow.created_at, SubscriptionRow.id)
+        ).all()
+        plan_rows = {
+            p.id: p
+            for p in session.execute(
+                select(PlanRow).where(PlanRow.tenant_id == tenant_id)
+            ).scalars()
+        }
         invoiced = {
             (sub_id, start, end)
             for sub_id, start, end in session.execute(
@@ -264,13 +283,20 @@ class BillRunner:
             plan_key = (row.plan_id, json_dumps(row.overrides or {}))
             plan = plans.get(plan_key)
             if plan is None:
-                plan = plans[plan_key] = plan_domain(row.plan, metrics, row.overrides)
+                plan = plans[plan_key] = plan_domain(plan_rows[row.plan_id], metrics, row.overrides)
             subscription = Subscription(
                 id=row.id,
-                customer=customer_domain(row.customer),
+                customer=Customer(
+                    external_id=row.external_id,
+                    name=row.name,
+                    currency=row.currency,
+                    country=row.country,
+                    region=row.region,
+                    tax_exempt=row.tax_exempt,
+                ),
                 plan=plan,
-                start=row.start_date,
-                end=row.end_date,
+                start=_utc(row.start_date),
+                end=None if row.end_date is None else _utc(row.end_date),
             )
             for period in periods_within(subscription.plan.interval, window):
                 active = period.overlap(subscription.start, subscription.end)
@@ -304,9 +330,10 @@ class BillRunner:
                     )
                     invoices.append(row_values)
                     lines.extend(line_values)
-                session.execute(insert(InvoiceRow), invoices)
+                connection = session.connection()
+                connection.execute(insert(_INVOICES), invoices)
                 if lines:
-                    session.execute(insert(InvoiceLineRow), lines)
+                    connection.execute(insert(_INVOICE_LINES), lines)
             return len(rated), []
         except Exception:
             if len(rated) == 1:
@@ -369,10 +396,14 @@ def _customer_ids(session: Session, tenant_id: str, external_ids: Iterable[str])
     return {ext: cid for ext, cid in rows}
 
 
+_INVOICES = cast(Table, InvoiceRow.__table__)
+_INVOICE_LINES = cast(Table, InvoiceLineRow.__table__)
+
+
 def invoice_values(
     tenant_id: str, bill_run_id: str | None, customer_row_id: str, invoice: RatedInvoice
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """The same rows as `invoice_row`, as column values for a bulk insert."""
+    """The same rows as `invoice_row`, as table column values for a Core bulk insert."""
     now = utcnow()
     invoice_id = new_id("inv")
     row = {
@@ -407,7 +438,7 @@ def invoice_values(
             "type": line.type.value,
             "description": line.description,
             "metric": line.metric,
-            "group": dict(line.group),
+            "group_values": dict(line.group),
             "charge_id": line.charge_id,
             "quantity": line.quantity,
             "unit_amount": line.unit_amount,
@@ -489,6 +520,10 @@ def _failure(item: BillingItem, exc: Exception) -> dict[str, Any]:
         failure["code"] = exc.code
         failure["retryable"] = bool(getattr(exc, "retryable", False))
     return failure
+
+
+def _utc(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def _has_rollover(subscription: Subscription) -> bool:
