@@ -64,7 +64,7 @@ from streams.usage_store import BillingInterval, UsageStore, exact_decimal
 log = logging.getLogger(__name__)
 
 Progress = Callable[[int, int], None]
-WRITE_BATCH = 500
+WRITE_BATCH = 2_000
 LONGEST_PERIOD = timedelta(days=366)  # a leap year, the longest billing period
 
 

@@ -6,6 +6,7 @@ Schema changes go through numbered Alembic migrations in infra/ledger/versions.
 from __future__ import annotations
 
 import secrets
+import time
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -19,8 +20,12 @@ ZERO = Decimal(0)
 
 
 def new_id(prefix: str) -> str:
-    """A random, URL-safe id with a readable prefix: inv_3fK9…"""
-    return f"{prefix}_{secrets.token_urlsafe(12).replace('-', 'x').replace('_', 'y')}"
+    """A unique id with a readable prefix: inv_0193a1b2c3d4e5f6a7b8c9d0e1f2.
+
+    Time-ordered (milliseconds first, then 64 random bits), so new rows land at the end
+    of the primary-key index instead of on random pages: bulk inserts stay fast."""
+    millis = time.time_ns() // 1_000_000
+    return f"{prefix}_{millis:011x}{secrets.token_hex(8)}"
 
 
 def utcnow() -> datetime:

@@ -143,6 +143,8 @@ class TaxService:
     def rate(self, tenant_id: str, context: BillingContext) -> RatingResult:
         """The whole pipeline for one subscription, taxed by this service's provider."""
         state = rate_until_tax(context)
+        if self.provider is None and not context.tax_rates:
+            return finish(state)  # an empty local table taxes nothing: no quote to build
         return finish(state, self.line_taxes(tenant_id, state))
 
     def close(self) -> None:
