@@ -370,17 +370,29 @@ def _variant(charge: UsageCharge) -> Variant:
 def _rows_by_item(
     frame: Any, metric: Metric
 ) -> dict[str, list[tuple[Group, Decimal, int, tuple[Decimal, ...]]]]:
+    """Query rows by billing item. Columns are read whole and each distinct quantity text
+    is parsed once: most subscriptions share a handful of quantities."""
     out: dict[str, list[tuple[Group, Decimal, int, tuple[Decimal, ...]]]] = defaultdict(list)
-    group_cols = [f"g{i}" for i in range(len(metric.group_by))]
-    has_amounts = "amounts" in frame.columns
-    for row in frame.iter_rows(named=True):
-        group: Group = tuple(
-            sorted(zip(metric.group_by, (row[c] for c in group_cols), strict=True))
+    if frame.height == 0:
+        return out
+    keys = frame["subscription_id"].to_list()
+    quantities = frame["quantity"].to_list()
+    events = frame["events"].to_list()
+    groups = [frame[f"g{i}"].to_list() for i in range(len(metric.group_by))]
+    amounts = frame["amounts"].to_list() if "amounts" in frame.columns else None
+    parsed: dict[Any, Decimal] = {}
+    for n, key in enumerate(keys):
+        text = quantities[n]
+        quantity = parsed.get(text)
+        if quantity is None:
+            quantity = parsed[text] = exact_decimal(text)
+        group: Group = (
+            tuple(sorted(zip(metric.group_by, (column[n] for column in groups), strict=True)))
+            if groups
+            else ()
         )
-        amounts = tuple(exact_decimal(a) for a in row["amounts"]) if has_amounts else ()
-        out[row["subscription_id"]].append(
-            (group, exact_decimal(row["quantity"]), int(row["events"]), amounts)
-        )
+        row_amounts = tuple(exact_decimal(a) for a in amounts[n]) if amounts is not None else ()
+        out[key].append((group, quantity, int(events[n]), row_amounts))
     return out
 
 
