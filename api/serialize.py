@@ -50,6 +50,23 @@ def decode_cursor(cursor: str | None) -> tuple[datetime, str] | None:
         ) from None
 
 
+def paginate(
+    session: Any, query: Any, model: Any, limit: int, cursor: str | None, render: Any
+) -> dict[str, Any]:
+    """One page of `query` over `model`, newest first (created_at, then id), keyset-paged."""
+    if (after := decode_cursor(cursor)) is not None:
+        query = query.where(
+            (model.created_at < after[0]) | ((model.created_at == after[0]) & (model.id < after[1]))
+        )
+    rows = (
+        session.execute(query.order_by(model.created_at.desc(), model.id.desc()).limit(limit + 1))
+        .unique()
+        .scalars()
+        .all()
+    )
+    return page(list(rows), limit, render)
+
+
 def page(rows: list[Any], limit: int, render: Any) -> dict[str, Any]:
     """`rows` holds up to limit + 1 items: the extra one says there is a next page."""
     more = len(rows) > limit

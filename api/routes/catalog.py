@@ -29,21 +29,7 @@ def list_metrics(
     cursor: str | None = None,
 ) -> dict[str, Any]:
     query = select(BillableMetric).where(BillableMetric.tenant_id == tenant)
-    if (after := serialize.decode_cursor(cursor)) is not None:
-        query = query.where(
-            (BillableMetric.created_at < after[0])
-            | ((BillableMetric.created_at == after[0]) & (BillableMetric.id < after[1]))
-        )
-    rows = (
-        session.execute(
-            query.order_by(BillableMetric.created_at.desc(), BillableMetric.id.desc()).limit(
-                limit + 1
-            )
-        )
-        .scalars()
-        .all()
-    )
-    return serialize.page(list(rows), limit, serialize.metric)
+    return serialize.paginate(session, query, BillableMetric, limit, cursor, serialize.metric)
 
 
 @router.get("/metrics/{code}", summary="Get a billable metric")
@@ -77,19 +63,7 @@ def list_plans(
     cursor: str | None = None,
 ) -> dict[str, Any]:
     query = select(PlanRow).where(PlanRow.tenant_id == tenant)
-    if (after := serialize.decode_cursor(cursor)) is not None:
-        query = query.where(
-            (PlanRow.created_at < after[0])
-            | ((PlanRow.created_at == after[0]) & (PlanRow.id < after[1]))
-        )
-    rows = (
-        session.execute(
-            query.order_by(PlanRow.created_at.desc(), PlanRow.id.desc()).limit(limit + 1)
-        )
-        .scalars()
-        .all()
-    )
-    return serialize.page(list(rows), limit, serialize.plan)
+    return serialize.paginate(session, query, PlanRow, limit, cursor, serialize.plan)
 
 
 @router.get("/plans/{code}", summary="Get a plan")

@@ -39,19 +39,7 @@ def list_customers(
     cursor: str | None = None,
 ) -> dict[str, Any]:
     query = select(CustomerRow).where(CustomerRow.tenant_id == tenant)
-    if (after := serialize.decode_cursor(cursor)) is not None:
-        query = query.where(
-            (CustomerRow.created_at < after[0])
-            | ((CustomerRow.created_at == after[0]) & (CustomerRow.id < after[1]))
-        )
-    rows = (
-        session.execute(
-            query.order_by(CustomerRow.created_at.desc(), CustomerRow.id.desc()).limit(limit + 1)
-        )
-        .scalars()
-        .all()
-    )
-    return serialize.page(list(rows), limit, serialize.customer)
+    return serialize.paginate(session, query, CustomerRow, limit, cursor, serialize.customer)
 
 
 @router.get("/customers/{external_id}", summary="Get a customer")
@@ -127,22 +115,9 @@ def list_subscriptions(
         query = query.join(CustomerRow, CustomerRow.id == SubscriptionRow.customer_id).where(
             CustomerRow.external_id == customer_id
         )
-    if (after := serialize.decode_cursor(cursor)) is not None:
-        query = query.where(
-            (SubscriptionRow.created_at < after[0])
-            | ((SubscriptionRow.created_at == after[0]) & (SubscriptionRow.id < after[1]))
-        )
-    rows = (
-        session.execute(
-            query.order_by(SubscriptionRow.created_at.desc(), SubscriptionRow.id.desc()).limit(
-                limit + 1
-            )
-        )
-        .unique()
-        .scalars()
-        .all()
+    return serialize.paginate(
+        session, query, SubscriptionRow, limit, cursor, serialize.subscription
     )
-    return serialize.page(list(rows), limit, serialize.subscription)
 
 
 @router.get("/subscriptions/{subscription_id}", summary="Get a subscription")
