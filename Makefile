@@ -32,10 +32,11 @@ test: install ## Run the test suite (starts a real Kafka broker; PostgreSQL too 
 	$(BIN)/pytest -q
 
 .PHONY: lint
-lint: install ## ruff (lint + format check) and mypy --strict
+lint: install ## ruff (lint + format check), mypy --strict, the layer contracts (import-linter)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 .PHONY: up
 up: install ## Start a local Kafka broker (9092) and PostgreSQL (54329) in the background

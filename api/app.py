@@ -3,32 +3,34 @@ but /healthz, /readyz and /metrics."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
 from api.errors import install_error_handlers
+from api.ports import ApiRuntime
 from api.routes import billing, catalog, credits, customers, events, health
-from meterline.runtime import Runtime
-from meterline.settings import Settings
 
 
 def create_app(
-    settings: Settings | None = None, *, runtime: Runtime | None = None, with_worker: bool = True
+    runtime: ApiRuntime | Callable[[], ApiRuntime], *, with_worker: bool = True
 ) -> FastAPI:
-    """The app; its lifespan opens the runtime (and in embedded mode Kafka and the worker)."""
+    """The app over a runtime, or over a factory that opens one when the app starts (and
+    closes it when it stops). The lifespan starts Kafka and, with `with_worker`, the
+    stream worker in this process (the embedded mode)."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        rt = runtime or Runtime.open(settings or Settings())
+        owned = callable(runtime)
+        rt = runtime() if callable(runtime) else runtime
         app.state.runtime = rt
         try:
             await rt.start(api=True, worker=with_worker)
             yield
         finally:
             await rt.stop()
-            if runtime is None:
+            if owned:
                 rt.close()
 
     app = FastAPI(

@@ -9,17 +9,17 @@ from typing import Annotated
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 
+from api.ports import ApiRuntime
+from core.errors import PermissionDenied, Unauthenticated
 from invoicing.tenants import tenant_for_key
-from meterline.errors import Forbidden, Unauthorized
-from meterline.runtime import Runtime
 
 
-def get_runtime(request: Request) -> Runtime:
-    runtime: Runtime = request.app.state.runtime
+def get_runtime(request: Request) -> ApiRuntime:
+    runtime: ApiRuntime = request.app.state.runtime
     return runtime
 
 
-RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+RuntimeDep = Annotated[ApiRuntime, Depends(get_runtime)]
 
 
 def get_session(runtime: RuntimeDep) -> Iterator[Session]:
@@ -36,7 +36,7 @@ async def current_tenant(request: Request, runtime: RuntimeDep) -> str:
     header = request.headers.get("authorization", "")
     scheme, _, key = header.partition(" ")
     if scheme.lower() != "bearer" or not key.strip():
-        raise Unauthorized("send 'Authorization: Bearer <api key>'")
+        raise Unauthenticated("send 'Authorization: Bearer <api key>'")
     key = key.strip()
 
     def lookup() -> str | None:
@@ -46,12 +46,12 @@ async def current_tenant(request: Request, runtime: RuntimeDep) -> str:
     # Looked up on every request (one indexed read): a revoked key stops working at once.
     owner = await asyncio.to_thread(lookup)
     if owner is None:
-        raise Unauthorized("the API key is not valid")
+        raise Unauthenticated("the API key is not valid")
     tenant = request.headers.get("x-tenant-id")
     if not tenant:
-        raise Unauthorized("send the 'X-Tenant-Id' header with your tenant id")
+        raise Unauthenticated("send the 'X-Tenant-Id' header with your tenant id")
     if tenant != owner:
-        raise Forbidden("this API key does not belong to that tenant")
+        raise PermissionDenied("this API key does not belong to that tenant")
     return owner
 
 

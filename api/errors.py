@@ -9,7 +9,35 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from meterline.errors import DomainError
+from core.errors import (
+    Conflict,
+    DomainError,
+    InvalidInput,
+    NotFound,
+    PermissionDenied,
+    Transient,
+    Unauthenticated,
+    UpstreamFailed,
+)
+
+# Each class of domain error has one HTTP status; the domain itself knows none.
+STATUS_BY_CLASS: tuple[tuple[type[DomainError], int], ...] = (
+    (InvalidInput, 422),
+    (NotFound, 404),
+    (Conflict, 409),
+    (Transient, 503),
+    (UpstreamFailed, 502),
+    (Unauthenticated, 401),
+    (PermissionDenied, 403),
+)
+
+
+def http_status(exc: DomainError) -> int:
+    """The HTTP status of a domain error: its class's, or 400 for an unclassified one."""
+    for cls, status in STATUS_BY_CLASS:
+        if isinstance(exc, cls):
+            return status
+    return 400
 
 
 def error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:
@@ -27,7 +55,9 @@ def _location(loc: tuple[Any, ...]) -> str:
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(DomainError)
     async def domain_error(_: Request, exc: DomainError) -> JSONResponse:
-        return JSONResponse(error_body(exc.code, exc.message, exc.details), status_code=exc.status)
+        return JSONResponse(
+            error_body(exc.code, exc.message, exc.details), status_code=http_status(exc)
+        )
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+from core.errors import ValidationFailed
 from invoicing.models import (
     AppliedCouponRow,
     BillableMetric,
@@ -20,7 +21,6 @@ from invoicing.models import (
     WalletRow,
     WalletTransactionRow,
 )
-from meterline.errors import ValidationFailed
 from rating.money import format_decimal, format_money
 
 

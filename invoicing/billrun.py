@@ -22,6 +22,7 @@ from typing import Any, cast
 from sqlalchemy import Table, delete, func, insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from core.errors import Conflict, DomainError, NotFound, ValidationFailed
 from invoicing.catalog import metrics_by_code, plan_domain, subscription_domain
 from invoicing.coupons import active_coupons, coupon_domain, record_uses, revert_uses
 from invoicing.db import json_dumps
@@ -41,7 +42,6 @@ from invoicing.models import (
 from invoicing.tax.service import TaxService
 from invoicing.taxes import tax_rates
 from invoicing.wallets import deduct, refund_invoice, wallet_domain, wallets_by_customer
-from meterline.errors import Conflict, DomainError, NotFound, ValidationFailed
 from rating import pricing
 from rating.context import BillingContext, RolloverBucket, TaxRate
 from rating.late import late_usage_lines, supports_late_billing

@@ -15,6 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from core.errors import Conflict, NotFound, ValidationFailed
 from invoicing.models import (
     BillableMetric,
     CustomerRow,
@@ -23,7 +24,6 @@ from invoicing.models import (
     new_id,
     utcnow,
 )
-from meterline.errors import Conflict, NotFound, ValidationFailed
 from rating import pricing
 from rating.model import (
     ZERO,

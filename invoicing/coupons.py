@@ -14,9 +14,9 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from core.errors import Conflict, NotFound, ValidationFailed
 from invoicing.catalog import get_customer, insert_unique, parse_decimal
 from invoicing.models import AppliedCouponRow, CouponRow, CouponUsageRow, new_id
-from meterline.errors import Conflict, NotFound, ValidationFailed
 from rating.context import AppliedCoupon, CouponUse
 from rating.money import CURRENCIES
 

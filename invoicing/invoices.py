@@ -17,8 +17,8 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from core.errors import Conflict, NotFound, ValidationFailed
 from invoicing.models import CustomerRow, InvoiceRow, InvoiceSequence, PaymentRow, new_id, utcnow
-from meterline.errors import Conflict, NotFound, ValidationFailed
 from rating.money import InvalidAmount, round_money, to_decimal
 
 TRANSITIONS: dict[str, set[str]] = {

@@ -5,8 +5,6 @@ Schema changes go through numbered Alembic migrations in infra/ledger/versions.
 
 from __future__ import annotations
 
-import secrets
-import time
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -14,18 +12,12 @@ from typing import Any
 from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from core.ids import new_id
 from invoicing.db import Money, UTCDateTime
 
+__all__ = ["new_id"]  # re-exported: the ledger modules take ids from here
+
 ZERO = Decimal(0)
-
-
-def new_id(prefix: str) -> str:
-    """A unique id with a readable prefix: inv_0193a1b2c3d4e5f6a7b8c9d0e1f2.
-
-    Time-ordered (milliseconds first, then 64 random bits), so new rows land at the end
-    of the primary-key index instead of on random pages: bulk inserts stay fast."""
-    millis = time.time_ns() // 1_000_000
-    return f"{prefix}_{millis:011x}{secrets.token_hex(8)}"
 
 
 def utcnow() -> datetime:

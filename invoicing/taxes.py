@@ -8,9 +8,9 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from core.errors import NotFound, ValidationFailed
 from invoicing.catalog import insert_unique, parse_decimal
 from invoicing.models import TaxRow, new_id
-from meterline.errors import NotFound, ValidationFailed
 from rating.context import TaxRate
 
 

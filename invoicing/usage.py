@@ -13,9 +13,9 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from core.errors import ValidationFailed
 from invoicing.catalog import get_customer, metrics_by_code, subscription_domain
 from invoicing.models import SubscriptionRow
-from meterline.errors import ValidationFailed
 from rating.context import BillingContext
 from rating.model import ZERO, Aggregation, LineType, MeteredQuantity, Period
 from rating.money import format_decimal, format_money

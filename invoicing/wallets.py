@@ -13,9 +13,9 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from core.errors import Conflict, NotFound, ValidationFailed
 from invoicing.catalog import get_customer, parse_decimal
 from invoicing.models import CustomerRow, WalletRow, WalletTransactionRow, new_id
-from meterline.errors import Conflict, NotFound, ValidationFailed
 from rating.context import WalletBalance, WalletDebit
 from rating.model import LineType
 from rating.money import round_money

@@ -52,10 +52,11 @@ def _run_uvicorn(host: str, port: int, *, with_worker: bool, settings: Settings)
     import uvicorn
 
     from api.app import create_app
+    from meterline.runtime import Runtime
 
     _logging(settings)
     config = uvicorn.Config(
-        create_app(settings, with_worker=with_worker),
+        create_app(lambda: Runtime.open(settings), with_worker=with_worker),
         host=host,
         port=port,
         log_level="warning",

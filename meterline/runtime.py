@@ -23,6 +23,7 @@ from aiokafka import AIOKafkaProducer
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from core.clock import SYSTEM_CLOCK, Clock
 from infra.migrate import migrate_ledger
 from invoicing.db import make_engine, make_sessionmaker
 from invoicing.tax.service import TaxService
@@ -57,6 +58,8 @@ class Runtime:
     # Stage 8's provider, built once from the settings: bill runs and refreshes share
     # its adapter and its 24 h quote cache.
     tax: TaxService = field(default_factory=TaxService)
+    # The one source of "now" for the API and the bill runs it starts.
+    clock: Clock = SYSTEM_CLOCK
     bootstrap: str | None = None
     producer: AIOKafkaProducer | None = None
     broker: Any = None
@@ -121,7 +124,7 @@ class Runtime:
             self.bootstrap = self.settings.kafka_bootstrap
         else:
             self.bootstrap = await asyncio.to_thread(self.start_local_broker)
-        await ensure_topics(self.settings, self.bootstrap)
+        await ensure_topics(self.settings.stream_config, self.bootstrap)
         if api:
             self.producer = AIOKafkaProducer(
                 bootstrap_servers=self.bootstrap,
@@ -139,7 +142,7 @@ class Runtime:
         assert self.bootstrap is not None
         sink = ClickHouseSink(self.clickhouse, self.settings.clickhouse_database)
         app, self.stream_stats = create_stream_app(
-            self.settings, self.bootstrap, sink, self.tenant_known, self.stream_stats
+            self.settings.stream_config, self.bootstrap, sink, self.tenant_known, self.stream_stats
         )
         self.stream_app = app
         await app.start()

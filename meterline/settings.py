@@ -13,6 +13,8 @@ from typing import Any
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from streams.config import StreamConfig
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="METERLINE_", extra="ignore")
@@ -77,3 +79,17 @@ class Settings(BaseSettings):
     @property
     def embedded_clickhouse(self) -> bool:
         return self.resolved_clickhouse_dsn.startswith("chdb:")
+
+    @property
+    def stream_config(self) -> StreamConfig:
+        """What the stream workers and the topic set-up need of these settings."""
+        return StreamConfig(
+            events_topic=self.events_topic,
+            dlq_topic=self.dlq_topic,
+            alerts_topic=self.alerts_topic,
+            quota_topic=self.quota_topic,
+            topic_partitions=self.topic_partitions,
+            consumer_group=self.consumer_group,
+            sink_batch_size=self.sink_batch_size,
+            sink_batch_seconds=self.sink_batch_seconds,
+        )

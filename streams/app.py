@@ -22,7 +22,7 @@ import faust
 import orjson
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_never, wait_exponential
 
-from meterline.settings import Settings
+from streams.config import StreamConfig
 from streams.schema import Rejection, UsageEvent, parse_message
 from streams.sink import ClickHouseSink
 
@@ -80,7 +80,7 @@ def _tenant_of(payload: bytes) -> str:
 
 
 def create_stream_app(
-    settings: Settings,
+    config: StreamConfig,
     bootstrap: str,
     sink: ClickHouseSink,
     tenant_exists: TenantCheck,
@@ -89,26 +89,26 @@ def create_stream_app(
     """Build the Faust app with its ingest agent (started by the caller)."""
     stats = stats or StreamStats()
     app = faust.App(
-        settings.consumer_group,
+        config.consumer_group,
         broker=f"kafka://{bootstrap}",
         web_enabled=False,
         value_serializer="raw",
         key_serializer="raw",
-        topic_partitions=settings.topic_partitions,
+        topic_partitions=config.topic_partitions,
         topic_replication_factor=1,
         topic_allow_declare=False,
         consumer_auto_offset_reset="earliest",
         broker_commit_every=10_000,
         broker_commit_interval=0.5,
-        stream_buffer_maxsize=max(4096, settings.sink_batch_size),
+        stream_buffer_maxsize=max(4096, config.sink_batch_size),
         producer_acks=-1,
         # Never wait for unacked events on shutdown or rebalance: they are simply
         # redelivered, and the sink is idempotent. Waiting would hang a stop while
         # ClickHouse is down, since those events are never acked.
         stream_wait_empty=False,
     )
-    events_topic = app.topic(settings.events_topic, value_type=bytes, key_type=bytes)
-    dlq_topic = app.topic(settings.dlq_topic, value_type=bytes, key_type=bytes)
+    events_topic = app.topic(config.events_topic, value_type=bytes, key_type=bytes)
+    dlq_topic = app.topic(config.dlq_topic, value_type=bytes, key_type=bytes)
 
     async def write_with_retry(what: str, action: Callable[[], None]) -> None:
         # ClickHouse down is backpressure: the batch is retried until it is stored and
@@ -175,7 +175,7 @@ def create_stream_app(
     @app.agent(events_topic, concurrency=1, name="meterline.ingest")
     async def ingest(stream: Any) -> None:
         async for batch in stream.noack_take(
-            settings.sink_batch_size, within=settings.sink_batch_seconds
+            config.sink_batch_size, within=config.sink_batch_seconds
         ):
             # Nothing crashes the worker: an unexpected error is logged and the same
             # batch is handled again; until then nothing is acked, so nothing is lost.

@@ -10,9 +10,9 @@ from fastapi import APIRouter, Query
 from api import serialize
 from api.deps import RuntimeDep, SessionDep, TenantDep
 from api.schemas import BillRunCreate, PaymentCreate, TaxOverride
+from core.errors import ValidationFailed
 from invoicing import billrun, invoices
 from invoicing.billrun import BillRunner, create_bill_run, get_bill_run
-from meterline.errors import ValidationFailed
 
 router = APIRouter(tags=["billing"])
 

@@ -17,7 +17,7 @@ from fastapi.responses import Response
 
 from api.deps import RuntimeDep, TenantDep
 from api.serialize import ts
-from meterline.errors import DomainError, ValidationFailed
+from core.errors import DomainError, ValidationFailed
 from streams.schema import Rejection, UsageEvent, encode_batch, parse_event
 
 router = APIRouter(tags=["events"])

@@ -15,9 +15,10 @@ from typing import Any, TypeVar
 import httpx
 from pydantic import BaseModel, ValidationError
 
+from core.clock import SYSTEM_CLOCK, Clock
+from core.errors import ValidationFailed
 from invoicing.tax.avalara import AvalaraConfig, AvalaraProvider
 from invoicing.tax.base import (
-    Clock,
     LineTax,
     RetryPolicy,
     TaxableLine,
@@ -31,12 +32,10 @@ from invoicing.tax.base import (
     TaxQuote,
     TaxRequest,
     taxable_lines,
-    utc_now,
 )
 from invoicing.tax.cache import CachedTaxProvider, QuoteKey, quote_key
 from invoicing.tax.local import LocalRatesProvider
 from invoicing.tax.vertex import VertexConfig, VertexProvider
-from meterline.errors import ValidationFailed
 from rating.context import TaxRate
 
 PROVIDERS = ("local", "avalara", "vertex")
@@ -78,7 +77,7 @@ def provider_from_config(
     *,
     client: httpx.Client | None = None,
     retry: RetryPolicy | None = None,
-    clock: Clock = utc_now,
+    clock: Clock = SYSTEM_CLOCK,
 ) -> TaxProvider:
     """The provider a tenant configured: "local" (its rate table), "avalara", "vertex".
 

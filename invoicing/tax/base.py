@@ -24,7 +24,7 @@ import json
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import date
 from decimal import Decimal, InvalidOperation
 from typing import Any, NoReturn, Protocol
 
@@ -37,20 +37,11 @@ from tenacity import (
     wait_exponential,
 )
 
-from meterline.errors import DomainError
+from core.errors import Transient, UpstreamFailed
 from rating.model import ZERO, InvoiceLine, LineType
 from rating.money import round_money, to_decimal
 
 log = logging.getLogger(__name__)
-
-Clock = Callable[[], datetime]
-"""Returns the current time, timezone-aware. Injected so tests can move time."""
-
-
-def utc_now() -> datetime:
-    """The default clock: the current UTC time."""
-    return datetime.now(UTC)
-
 
 # Line types that never carry tax: the same set the pure tax stage skips.
 UNTAXED_LINE_TYPES = frozenset({LineType.DISCOUNT, LineType.CREDIT, LineType.TAX_ADJUSTMENT})
@@ -200,10 +191,9 @@ class TaxProvider(Protocol):
 # -------------------------------------------------------------------------------- errors
 
 
-class TaxProviderError(DomainError):
+class TaxProviderError(UpstreamFailed):
     """A tax provider could not produce a quote; `code` says why (stable, for the API)."""
 
-    status = 502
     code = "tax_provider_error"
     retryable = False
 
@@ -232,10 +222,9 @@ class TaxProviderAuthFailed(TaxProviderRejected):
     code = "tax_provider_auth_failed"
 
 
-class TaxProviderUnavailable(TaxProviderError):
+class TaxProviderUnavailable(TaxProviderError, Transient):
     """Transport error, 5xx or 429 on every attempt: transient, the bill run may retry."""
 
-    status = 503
     code = "tax_provider_unavailable"
     retryable = True
 

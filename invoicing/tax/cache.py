@@ -17,7 +17,7 @@ one quote, re-keyed to each draft's own line keys. Amounts compare as numbers
 the same everywhere, because each tenant has its own provider account and settings and
 a cache must never carry an answer across tenants.
 
-An entry is served while `clock() < stored_at + ttl`; errors are never cached. The
+An entry is served while `clock.now() < stored_at + ttl`; errors are never cached. The
 store is an in-memory LRU bounded to `max_entries`, guarded by a lock so the bill run's
 worker threads can share it; two threads missing the same key at once may both ask the
 provider (the second answer wins), which is harmless for an estimate.
@@ -31,7 +31,8 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 
-from invoicing.tax.base import Clock, TaxProvider, TaxQuote, TaxRequest, utc_now
+from core.clock import SYSTEM_CLOCK, Clock
+from invoicing.tax.base import TaxProvider, TaxQuote, TaxRequest
 
 LineInputs = tuple[Decimal, str | None, str, str | None]  # amount, tax code, fee type, metric
 
@@ -88,7 +89,7 @@ class CachedTaxProvider:
         inner: TaxProvider,
         *,
         ttl: timedelta = timedelta(hours=24),
-        clock: Clock = utc_now,
+        clock: Clock = SYSTEM_CLOCK,
         max_entries: int = 10_000,
     ) -> None:
         if ttl <= timedelta(0):
@@ -123,7 +124,7 @@ class CachedTaxProvider:
         with self._lock:
             entry = self._entries.get(key)
             if entry is not None:
-                if self._clock() < entry.expires_at:
+                if self._clock.now() < entry.expires_at:
                     self._entries.move_to_end(key)
                     self.hits += 1
                     return entry.quote.rekeyed(keys)
@@ -131,7 +132,7 @@ class CachedTaxProvider:
             self.misses += 1
         quote = self.inner.rates_for(request)  # outside the lock: other keys go on
         with self._lock:
-            self._entries[key] = _Entry(quote, self._clock() + self.ttl)
+            self._entries[key] = _Entry(quote, self._clock.now() + self.ttl)
             self._entries.move_to_end(key)
             while len(self._entries) > self.max_entries:
                 self._entries.popitem(last=False)

@@ -30,16 +30,15 @@ from typing import Any
 
 import httpx
 
+from core.clock import SYSTEM_CLOCK, Clock
 from invoicing.tax import provider_from_config
 from invoicing.tax.base import (
-    Clock,
     RetryPolicy,
     TaxProvider,
     TaxProviderBadResponse,
     TaxQuote,
     TaxRequest,
     taxable_lines,
-    utc_now,
 )
 from invoicing.tax.cache import CachedTaxProvider
 from invoicing.tax.local import LocalRatesProvider
@@ -58,7 +57,7 @@ class TaxService:
         provider: TaxProvider | None = None,
         *,
         ttl: timedelta = CACHE_TTL,
-        clock: Clock = utc_now,
+        clock: Clock = SYSTEM_CLOCK,
         max_entries: int = 10_000,
     ) -> None:
         """`provider` None or a "local" one: each tenant's own table. Any other provider
@@ -82,7 +81,7 @@ class TaxService:
         *,
         client: httpx.Client | None = None,
         retry: RetryPolicy | None = None,
-        clock: Clock = utc_now,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> TaxService:
         """The service of a provider name and its settings (see `provider_from_config`):
         an unknown name or invalid settings is a ValidationFailed, at startup."""

@@ -35,8 +35,8 @@ import httpx
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from pydantic.alias_generators import to_camel
 
+from core.clock import SYSTEM_CLOCK, Clock
 from invoicing.tax.base import (
-    Clock,
     LineTax,
     ProviderHttp,
     RetryPolicy,
@@ -48,7 +48,6 @@ from invoicing.tax.base import (
     TaxRequest,
     decimal_field,
     rounded_tax,
-    utc_now,
 )
 from rating.model import ZERO
 from rating.money import round_money
@@ -119,7 +118,7 @@ class VertexProvider:
         *,
         client: httpx.Client | None = None,
         retry: RetryPolicy | None = None,
-        clock: Clock = utc_now,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self.config = config
         self._clock = clock
@@ -211,7 +210,7 @@ class VertexProvider:
         margin = timedelta(seconds=self.config.token_refresh_margin_seconds)
         with self._token_lock:
             token = self._token
-            if token is None or self._clock() >= token.expires_at - margin:
+            if token is None or self._clock.now() >= token.expires_at - margin:
                 token = self._fetch_token()
                 self._token = token
             return token.value
@@ -229,7 +228,7 @@ class VertexProvider:
         }
         if self.config.scope:
             form["scope"] = self.config.scope
-        issued_at = self._clock()
+        issued_at = self._clock.now()
         answer = self._http.send("POST", self._token_url, form=form)
         value = answer.get("access_token") if isinstance(answer, dict) else None
         if not isinstance(value, str) or not value:

@@ -100,7 +100,7 @@ def tax_stack(
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    app = create_app(settings, runtime=runtime)
+    app = create_app(runtime)
     api = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=lambda: asyncio.run(api.serve()), daemon=True)
     thread.start()

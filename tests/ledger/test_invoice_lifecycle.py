@@ -13,10 +13,10 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from core.errors import Conflict, NotFound, ValidationFailed
 from invoicing import invoices
 from invoicing.db import transaction
 from invoicing.models import InvoiceRow, InvoiceSequence, PaymentRow
-from meterline.errors import Conflict, NotFound, ValidationFailed
 from tests.ledger import drafts, new_tenant, session_factory
 
 pytestmark = pytest.mark.ledger

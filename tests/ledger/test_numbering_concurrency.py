@@ -17,10 +17,10 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from core.errors import Conflict
 from invoicing import invoices
 from invoicing.db import transaction
 from invoicing.models import InvoiceRow, InvoiceSequence
-from meterline.errors import Conflict
 from tests.ledger import drafts, new_tenant, session_factory
 
 pytestmark = pytest.mark.ledger

@@ -21,8 +21,8 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from meterline.settings import Settings
 from streams.app import create_stream_app, process_batch
+from streams.config import StreamConfig
 from streams.schema import UsageEvent, encode_batch
 from streams.sink import ClickHouseSink
 from streams.usage_store import UsageStore
@@ -31,20 +31,18 @@ from tests.conftest import CH_DATABASE
 pytestmark = [pytest.mark.kafka, pytest.mark.clickhouse]
 
 
-def _settings(bootstrap: str) -> Settings:
+def _settings(bootstrap: str) -> StreamConfig:
     suffix = os.urandom(4).hex()
-    return Settings(
-        kafka_bootstrap=bootstrap,
+    return StreamConfig(
         events_topic=f"ev-{suffix}",
         dlq_topic=f"dlq-{suffix}",
         consumer_group=f"grp-{suffix}",
         sink_batch_size=500,
         sink_batch_seconds=0.05,
-        clickhouse_database=CH_DATABASE,
     )
 
 
-async def _create_topics(bootstrap: str, settings: Settings) -> None:
+async def _create_topics(bootstrap: str, settings: StreamConfig) -> None:
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     try:
@@ -93,7 +91,7 @@ async def _wait(predicate: Any, limit: float = 30) -> None:
         await asyncio.sleep(0.05)
 
 
-async def _committed(bootstrap: str, settings: Settings) -> int:
+async def _committed(bootstrap: str, settings: StreamConfig) -> int:
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap, group_id=settings.consumer_group, enable_auto_commit=False
     )

@@ -9,6 +9,7 @@ from decimal import Decimal
 
 import pytest
 
+from core.errors import ValidationFailed
 from invoicing.tax import (
     AvalaraProvider,
     LocalRatesProvider,
@@ -20,7 +21,6 @@ from invoicing.tax import (
     taxable_lines,
 )
 from invoicing.tax.base import dumps_exact, loads_exact
-from meterline.errors import ValidationFailed
 from rating.model import InvoiceLine, LineType
 
 

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from core.clock import FrozenClock
 from invoicing.tax import (
     CachedTaxProvider,
     LineTax,
@@ -48,12 +49,8 @@ class CountingProvider:
         return TaxQuote(self.name, request.currency, lines)
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = datetime(2025, 1, 31, 10, 0, tzinfo=UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
+def start_clock() -> FrozenClock:
+    return FrozenClock(datetime(2025, 1, 31, 10, 0, tzinfo=UTC))
 
 
 BASE = TaxRequest(
@@ -77,7 +74,7 @@ def with_first_line(**changes: Any) -> TaxRequest:
 
 def test_same_inputs_are_answered_from_the_cache() -> None:
     inner = CountingProvider()
-    cached = CachedTaxProvider(inner, clock=Clock())
+    cached = CachedTaxProvider(inner, clock=start_clock())
 
     first = cached.rates_for(BASE)
     second = cached.rates_for(BASE)
@@ -88,7 +85,7 @@ def test_same_inputs_are_answered_from_the_cache() -> None:
 
 def test_a_cached_quote_is_rekeyed_to_the_new_invoice_lines() -> None:
     inner = CountingProvider()
-    cached = CachedTaxProvider(inner, clock=Clock())
+    cached = CachedTaxProvider(inner, clock=start_clock())
     cached.rates_for(BASE)
 
     other_draft = replace(
@@ -130,7 +127,7 @@ def test_a_cached_quote_is_rekeyed_to_the_new_invoice_lines() -> None:
 )
 def test_any_other_rate_input_asks_the_provider(changed: TaxRequest) -> None:
     inner = CountingProvider()
-    cached = CachedTaxProvider(inner, clock=Clock())
+    cached = CachedTaxProvider(inner, clock=start_clock())
 
     cached.rates_for(BASE)
     cached.rates_for(changed)
@@ -146,7 +143,7 @@ def test_customer_id_is_in_the_key_only_for_customer_specific_providers(
     customer_specific: bool, calls: int
 ) -> None:
     inner = CountingProvider(customer_specific=customer_specific)
-    cached = CachedTaxProvider(inner, clock=Clock())
+    cached = CachedTaxProvider(inner, clock=start_clock())
 
     cached.rates_for(BASE)
     cached.rates_for(replace(BASE, customer_id="cust-2"))
@@ -155,27 +152,27 @@ def test_customer_id_is_in_the_key_only_for_customer_specific_providers(
 
 
 def test_entries_expire_after_24_hours() -> None:
-    clock = Clock()
+    clock = start_clock()
     inner = CountingProvider()
     cached = CachedTaxProvider(inner, clock=clock)
     cached.rates_for(BASE)
 
-    clock.now += timedelta(hours=24) - timedelta(seconds=1)
+    clock.advance(timedelta(hours=24) - timedelta(seconds=1))
     cached.rates_for(BASE)
     assert inner.calls == 1
 
-    clock.now += timedelta(seconds=1)
+    clock.advance(timedelta(seconds=1))
     cached.rates_for(BASE)
     assert inner.calls == 2
 
-    clock.now += timedelta(hours=23)  # the renewed entry lives 24 h from its renewal
+    clock.advance(timedelta(hours=23))  # the renewed entry lives 24 h from its renewal
     cached.rates_for(BASE)
     assert inner.calls == 2
 
 
 def test_the_store_is_bounded_least_recently_used_first() -> None:
     inner = CountingProvider()
-    cached = CachedTaxProvider(inner, clock=Clock(), max_entries=2)
+    cached = CachedTaxProvider(inner, clock=start_clock(), max_entries=2)
     a, b, c = (replace(BASE, postal_code=code) for code in ("1", "2", "3"))
 
     cached.rates_for(a)
@@ -193,7 +190,7 @@ def test_the_store_is_bounded_least_recently_used_first() -> None:
 def test_errors_are_not_cached() -> None:
     inner = CountingProvider()
     inner.fail_next = 1
-    cached = CachedTaxProvider(inner, clock=Clock())
+    cached = CachedTaxProvider(inner, clock=start_clock())
 
     with pytest.raises(TaxProviderUnavailable):
         cached.rates_for(BASE)
@@ -206,7 +203,7 @@ def test_errors_are_not_cached() -> None:
 
 def test_clear_forgets_everything() -> None:
     inner = CountingProvider()
-    cached = CachedTaxProvider(inner, clock=Clock())
+    cached = CachedTaxProvider(inner, clock=start_clock())
     cached.rates_for(BASE)
     cached.clear()
     cached.rates_for(BASE)
@@ -215,7 +212,7 @@ def test_clear_forgets_everything() -> None:
 
 def test_threads_share_the_cache_safely() -> None:
     inner = CountingProvider()
-    cached = CachedTaxProvider(inner, clock=Clock(), max_entries=100)
+    cached = CachedTaxProvider(inner, clock=start_clock(), max_entries=100)
     requests = [with_first_line(amount=Decimal(amount)) for amount in range(1, 6)]
 
     def work(index: int) -> tuple[int, Decimal]:

@@ -8,6 +8,7 @@ from decimal import Decimal as D
 
 import pytest
 
+from core.errors import ValidationFailed
 from invoicing.tax import (
     CachedTaxProvider,
     LineTax,
@@ -17,7 +18,6 @@ from invoicing.tax import (
     TaxRequest,
 )
 from invoicing.tax.service import TaxService
-from meterline.errors import ValidationFailed
 from meterline.settings import Settings
 from rating.context import AppliedCoupon, BillingContext, QuotedTax, TaxRate, WalletBalance
 from rating.model import (

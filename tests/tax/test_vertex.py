@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from tenacity import wait_none
 
+from core.clock import FrozenClock
 from invoicing.tax import (
     RetryPolicy,
     TaxableLine,
@@ -234,12 +235,8 @@ class FakeVertex:
         return Response(200, {"data": data, "meta": meta})
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = datetime(2025, 1, 31, 10, 0, tzinfo=UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
+def start_clock() -> FrozenClock:
+    return FrozenClock(datetime(2025, 1, 31, 10, 0, tzinfo=UTC))
 
 
 @pytest.fixture
@@ -254,11 +251,11 @@ def server(fake: FakeVertex) -> Iterator[LoopbackServer]:
 
 
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
+def clock() -> FrozenClock:
+    return start_clock()
 
 
-def make_provider(server: LoopbackServer, clock: Clock, **overrides: Any) -> VertexProvider:
+def make_provider(server: LoopbackServer, clock: FrozenClock, **overrides: Any) -> VertexProvider:
     settings: dict[str, Any] = {
         "base_url": server.url,
         "client_id": CLIENT_ID,
@@ -290,7 +287,7 @@ def make_request(**overrides: Any) -> TaxRequest:
     return TaxRequest(**fields)
 
 
-def test_quote_carries_vertex_amounts_and_rates(server: LoopbackServer, clock: Clock) -> None:
+def test_quote_carries_vertex_amounts_and_rates(server: LoopbackServer, clock: FrozenClock) -> None:
     quote = make_provider(server, clock).rates_for(make_request())
 
     assert quote.provider == "vertex"
@@ -303,7 +300,9 @@ def test_quote_carries_vertex_amounts_and_rates(server: LoopbackServer, clock: C
     ]
 
 
-def test_request_is_a_quotation_with_exact_amounts(server: LoopbackServer, clock: Clock) -> None:
+def test_request_is_a_quotation_with_exact_amounts(
+    server: LoopbackServer, clock: FrozenClock
+) -> None:
     make_provider(server, clock, division="EMEA").rates_for(make_request())
 
     token_request, sale = server.requests
@@ -343,17 +342,17 @@ def test_request_is_a_quotation_with_exact_amounts(server: LoopbackServer, clock
     assert b'"extendedPrice":19.99' in sale.body
 
 
-def test_scope_is_sent_when_configured(server: LoopbackServer, clock: Clock) -> None:
+def test_scope_is_sent_when_configured(server: LoopbackServer, clock: FrozenClock) -> None:
     make_provider(server, clock, scope="calc-rest-api").rates_for(make_request())
     assert server.requests[0].form()["scope"] == ["calc-rest-api"]
 
 
-def test_token_is_fetched_once_and_reused(server: LoopbackServer, clock: Clock) -> None:
+def test_token_is_fetched_once_and_reused(server: LoopbackServer, clock: FrozenClock) -> None:
     provider = make_provider(server, clock)
 
     for _ in range(3):
         provider.rates_for(make_request())
-        clock.now += timedelta(minutes=5)
+        clock.advance(timedelta(minutes=5))
 
     assert server.count(TOKEN) == 1 and server.count(SUPPLIES) == 3
     assert {r.headers["authorization"] for r in server.requests if r.path == SUPPLIES} == {
@@ -361,22 +360,22 @@ def test_token_is_fetched_once_and_reused(server: LoopbackServer, clock: Clock) 
     }
 
 
-def test_token_is_renewed_before_it_expires(server: LoopbackServer, clock: Clock) -> None:
+def test_token_is_renewed_before_it_expires(server: LoopbackServer, clock: FrozenClock) -> None:
     provider = make_provider(server, clock)
     provider.rates_for(make_request())
 
-    clock.now += timedelta(seconds=TOKEN_LIFETIME - 61)  # still 61 s to go: reused
+    clock.advance(timedelta(seconds=TOKEN_LIFETIME - 61))  # still 61 s to go: reused
     provider.rates_for(make_request())
     assert server.count(TOKEN) == 1
 
-    clock.now += timedelta(seconds=2)  # within the 60 s margin: renewed
+    clock.advance(timedelta(seconds=2))  # within the 60 s margin: renewed
     provider.rates_for(make_request())
     assert server.count(TOKEN) == 2
     assert server.requests[-1].headers["authorization"] == "Bearer tok-2"
 
 
 def test_revoked_token_is_replaced_once(
-    server: LoopbackServer, fake: FakeVertex, clock: Clock
+    server: LoopbackServer, fake: FakeVertex, clock: FrozenClock
 ) -> None:
     provider = make_provider(server, clock)
     provider.rates_for(make_request())
@@ -388,7 +387,7 @@ def test_revoked_token_is_replaced_once(
     assert [r.path for r in server.requests] == [TOKEN, SUPPLIES, SUPPLIES, TOKEN, SUPPLIES]
 
 
-def test_bad_client_credentials_are_not_retried(server: LoopbackServer, clock: Clock) -> None:
+def test_bad_client_credentials_are_not_retried(server: LoopbackServer, clock: FrozenClock) -> None:
     with pytest.raises(TaxProviderAuthFailed) as caught:
         make_provider(server, clock, client_secret="wrong").rates_for(make_request())
 
@@ -396,7 +395,7 @@ def test_bad_client_credentials_are_not_retried(server: LoopbackServer, clock: C
     assert "invalid_client: Bad client credentials" in caught.value.message
 
 
-def test_seller_collected_tax_is_not_charged(server: LoopbackServer, clock: Clock) -> None:
+def test_seller_collected_tax_is_not_charged(server: LoopbackServer, clock: FrozenClock) -> None:
     quote = make_provider(server, clock).rates_for(make_request(region="WA", postal_code="98101"))
 
     line = quote.line("a")
@@ -404,7 +403,7 @@ def test_seller_collected_tax_is_not_charged(server: LoopbackServer, clock: Cloc
     assert [c.name for c in line.components] == ["Retail Sales Tax"]
 
 
-def test_exempt_customer_is_sent_as_exempt(server: LoopbackServer, clock: Clock) -> None:
+def test_exempt_customer_is_sent_as_exempt(server: LoopbackServer, clock: FrozenClock) -> None:
     quote = make_provider(server, clock).rates_for(
         make_request(tax_exempt=True, exemption_number="PA-EX-1234")
     )
@@ -418,7 +417,7 @@ def test_exempt_customer_is_sent_as_exempt(server: LoopbackServer, clock: Clock)
     ]
 
 
-def test_server_errors_are_retried(server: LoopbackServer, clock: Clock) -> None:
+def test_server_errors_are_retried(server: LoopbackServer, clock: FrozenClock) -> None:
     provider = make_provider(server, clock)
     provider.rates_for(make_request())  # token cached
     server.script(Response(503), Response(502, b"<html>Bad Gateway</html>"))
@@ -428,7 +427,9 @@ def test_server_errors_are_retried(server: LoopbackServer, clock: Clock) -> None
     assert server.count(SUPPLIES) == 4 and quote.line("b").amount == Decimal("1.40")
 
 
-def test_server_errors_give_up_after_three_attempts(server: LoopbackServer, clock: Clock) -> None:
+def test_server_errors_give_up_after_three_attempts(
+    server: LoopbackServer, clock: FrozenClock
+) -> None:
     provider = make_provider(server, clock)
     provider.rates_for(make_request())
     server.script(*[Response(500, {"errors": [{"code": "500", "message": "engine down"}]})] * 3)
@@ -439,7 +440,9 @@ def test_server_errors_give_up_after_three_attempts(server: LoopbackServer, cloc
     assert server.count(SUPPLIES) == 4
 
 
-def test_invalid_request_is_rejected_without_retry(server: LoopbackServer, clock: Clock) -> None:
+def test_invalid_request_is_rejected_without_retry(
+    server: LoopbackServer, clock: FrozenClock
+) -> None:
     long_metric = "m" * 41
     request = make_request(lines=(TaxableLine("a", Decimal("5.00"), "USAGE_FEE", long_metric),))
 

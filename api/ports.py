@@ -1,0 +1,62 @@
+"""What the API needs of the running process. `meterline/` builds the object (its
+`Runtime`) and hands it to `create_app`; the API never imports the composition root."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager
+from typing import Any, Protocol
+
+from aiokafka import AIOKafkaProducer
+from sqlalchemy.orm import Session, sessionmaker
+
+from core.clock import Clock
+from invoicing.tax.service import TaxService
+from streams.app import StreamStats
+from streams.usage_store import UsageStore
+
+
+class ApiConfig(Protocol):
+    """The settings that change what the API does."""
+
+    @property
+    def max_events_per_request(self) -> int: ...
+    @property
+    def events_topic(self) -> str: ...
+    @property
+    def invoice_due_days(self) -> int: ...
+
+
+class ApiRuntime(Protocol):
+    """The stores, clients and executors that routes use."""
+
+    @property
+    def settings(self) -> ApiConfig: ...
+    @property
+    def clock(self) -> Clock: ...
+    @property
+    def sessions(self) -> sessionmaker[Session]: ...
+    @property
+    def usage(self) -> UsageStore: ...
+    @property
+    def tax(self) -> TaxService: ...
+    @property
+    def clickhouse(self) -> Any: ...
+    @property
+    def bootstrap(self) -> str | None: ...
+    @property
+    def producer(self) -> AIOKafkaProducer | None: ...
+    @property
+    def stream_stats(self) -> StreamStats: ...
+    @property
+    def billing_executor(self) -> ThreadPoolExecutor: ...
+    @property
+    def background(self) -> set[Any]: ...
+
+    def session(self) -> AbstractContextManager[Session]:
+        """A session whose work commits as one transaction."""
+        ...
+
+    async def start(self, *, api: bool = True, worker: bool = True) -> None: ...
+    async def stop(self) -> None: ...
+    def close(self) -> None: ...
