@@ -140,9 +140,14 @@ class Runtime:
 
     async def start_worker(self) -> None:
         assert self.bootstrap is not None
-        sink = ClickHouseSink(self.clickhouse, self.settings.clickhouse_database)
+        sink = ClickHouseSink(self.clickhouse, self.settings.clickhouse_database, self.clock)
         app, self.stream_stats = create_stream_app(
-            self.settings.stream_config, self.bootstrap, sink, self.tenant_known, self.stream_stats
+            self.settings.stream_config,
+            self.bootstrap,
+            sink,
+            self.tenant_known,
+            self.stream_stats,
+            clock=self.clock,
         )
         self.stream_app = app
         await app.start()

@@ -15,13 +15,14 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import faust
 import orjson
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_never, wait_exponential
 
+from core.clock import SYSTEM_CLOCK, Clock
 from streams.config import StreamConfig
 from streams.schema import Rejection, UsageEvent, parse_message
 from streams.sink import ClickHouseSink
@@ -85,6 +86,7 @@ def create_stream_app(
     sink: ClickHouseSink,
     tenant_exists: TenantCheck,
     stats: StreamStats | None = None,
+    clock: Clock = SYSTEM_CLOCK,
 ) -> tuple[faust.App, StreamStats]:
     """Build the Faust app with its ingest agent (started by the caller)."""
     stats = stats or StreamStats()
@@ -128,7 +130,7 @@ def create_stream_app(
                 await asyncio.to_thread(action)
 
     async def handle(batch: Sequence[Any]) -> None:
-        now = datetime.now(UTC)
+        now = clock.now()
         payloads = [e.value if isinstance(e.value, bytes) else bytes(e.value) for e in batch]
         result = process_batch(payloads, now)
         known: list[UsageEvent] = []

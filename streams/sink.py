@@ -9,9 +9,10 @@ duplicates of (tenant, event id).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
+from core.clock import SYSTEM_CLOCK, Clock
 from streams.schema import Rejection, UsageEvent
 
 EVENT_COLUMNS = [
@@ -33,22 +34,24 @@ def event_rows(events: Sequence[UsageEvent], ingested_at: datetime) -> list[list
 
 
 class ClickHouseSink:
-    def __init__(self, client: Any, database: str) -> None:
+    def __init__(self, client: Any, database: str, clock: Clock = SYSTEM_CLOCK) -> None:
         self._client = client
+        # Stamps ingested_at: late-usage billing compares it with invoice finalization.
+        self._clock = clock
         self._events_table = f"{database}.usage_events"
         self._rejected_table = f"{database}.rejected_events"
 
     def write_events(self, events: Sequence[UsageEvent]) -> None:
         if not events:
             return
-        rows = event_rows(events, datetime.now(UTC))
+        rows = event_rows(events, self._clock.now())
         self._client.insert(self._events_table, rows, column_names=EVENT_COLUMNS)
 
     def write_rejections(self, rejected: Sequence[tuple[str, Rejection, str, str]]) -> None:
         """(tenant id, rejection, raw payload, source) rows for rejected_events."""
         if not rejected:
             return
-        now = datetime.now(UTC)
+        now = self._clock.now()
         rows = [
             [tenant, r.event_id or "", r.reason, payload[:10_000], source, now]
             for tenant, r, payload, source in rejected
