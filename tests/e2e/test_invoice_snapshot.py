@@ -1,6 +1,6 @@
 """Every invoice the billing scenarios produce, compared with a committed snapshot.
 
-The scenarios (tests/e2e/test_scenarios.py) assert the lines they are about; this test
+The scenarios (tests/e2e/scenarios/) assert the lines they are about; this test
 runs them all again, each in fresh tenants, and compares *every* invoice they leave
 behind — all lines and totals, normalised to drop ids and wall-clock timestamps — with
 tests/e2e/snapshots/invoices.json. A refactor of the bill run or of the money code must
@@ -21,14 +21,30 @@ from typing import Any
 
 import pytest
 
-from tests.e2e import test_scenarios
+from tests.e2e.scenarios import (
+    test_aggregations,
+    test_discounts_and_wallets,
+    test_lifecycle,
+    test_pricing_models,
+    test_stages,
+    test_subscriptions,
+    test_taxes,
+)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.kafka, pytest.mark.clickhouse]
 
 SNAPSHOT = Path(__file__).parent / "snapshots" / "invoices.json"
 UPDATE = os.environ.get("METERLINE_UPDATE_SNAPSHOTS") == "1"
 
-SCENARIO_MODULES: tuple[ModuleType, ...] = (test_scenarios,)
+SCENARIO_MODULES: tuple[ModuleType, ...] = (
+    test_pricing_models,
+    test_aggregations,
+    test_stages,
+    test_discounts_and_wallets,
+    test_taxes,
+    test_subscriptions,
+    test_lifecycle,
+)
 
 INVOICE_FIELDS = (
     "customerId", "number", "status", "currency", "periodStart", "periodEnd",
