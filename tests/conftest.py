@@ -20,7 +20,7 @@ from tests.helpers.clock import TravelClock
 from tests.helpers.dates import at
 from tests.helpers.stack import CH_DATABASE, Stack, TenantClient, serving, stack_settings
 
-pytest_plugins = ["tests.kafka_plugin"]
+pytest_plugins = ["tests.kafka_plugin", "pytester"]
 
 __all__ = ["CH_DATABASE", "Stack", "TenantClient"]
 
@@ -123,7 +123,8 @@ def pytest_runtest_setup(item: pytest.Item) -> Iterator[None]:
     # Before any fixture runs, so no broker starts for a test that would fail anyway.
     if found := guard.service_fixture(item):
         fixture, marker = found
-        pytest.fail(guard.message(item.nodeid, f"the {fixture} fixture", marker), pytrace=False)
+        text = guard.message(item.nodeid, f"the `{fixture}` fixture", marker, verb="asks for")
+        pytest.fail(text, pytrace=False)
     if guard.is_marked(item):
         return (yield)
     with guard.guarding(item.nodeid):

@@ -45,10 +45,10 @@ class _Guarded:
         self.test = test
 
 
-def message(test: str, what: str, marker: str) -> str:
+def message(test: str, what: str, marker: str, verb: str = "opened") -> str:
     """The failure an unmarked test gets for opening `what`."""
     return (
-        f"{test} opened {what} but carries no kafka/clickhouse/ledger/e2e marker; "
+        f"{test} {verb} {what} but carries no kafka/clickhouse/ledger/e2e marker; "
         f"mark it `@pytest.mark.{marker}` (or `pytestmark = pytest.mark.{marker}` for the "
         f"module), or keep the test pure"
     )
@@ -112,6 +112,19 @@ def _wrap(owner: Any, name: str, what: str, marker: str, *, is_async: bool = Fal
     setattr(owner, name, (_async if is_async else _sync)(original, what, marker))
 
 
+def _guard_new(cls: type, what: str, marker: str) -> None:
+    # Refused in __new__, so no half-built object is left for its __del__ to trip on.
+    original = cls.__new__
+
+    def guarded_new(klass: type, *args: Any, **kwargs: Any) -> Any:
+        _check(what, marker)
+        if original is object.__new__:
+            return original(klass)
+        return original(klass, *args, **kwargs)
+
+    cls.__new__ = staticmethod(guarded_new)  # type: ignore[assignment]
+
+
 def install() -> None:
     """Wrap every connection point once per process (idempotent)."""
     global _installed
@@ -145,7 +158,7 @@ def install() -> None:
 
     _wrap(chdb, "connect", "a chDB connection", "clickhouse")
     _wrap(chdb, "query", "a chDB query", "clickhouse")
-    _wrap(chdb.session.Session, "__init__", "a chDB session", "clickhouse")
+    _guard_new(chdb.session.Session, "a chDB session", "clickhouse")
 
     import aiokafka.client
     import aiokafka.conn
