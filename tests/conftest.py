@@ -18,6 +18,7 @@ from meterline.clickhouse import connect_and_migrate
 from tests.helpers import guard
 from tests.helpers.clock import TravelClock
 from tests.helpers.dates import at
+from tests.helpers.ledger import empty_postgres_schema
 from tests.helpers.stack import CH_DATABASE, Stack, TenantClient, serving, stack_settings
 
 pytest_plugins = ["tests.kafka_plugin", "pytester"]
@@ -55,8 +56,6 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 @pytest.fixture
 def ledger_url(ledger_backend: str, tmp_path: Path) -> Iterator[str]:
     """A fresh, migrated ledger database (SQLite file or a clean PostgreSQL schema)."""
-    from sqlalchemy import create_engine, text
-
     from infra.migrate import migrate_ledger
 
     if ledger_backend == "sqlite":
@@ -65,11 +64,7 @@ def ledger_url(ledger_backend: str, tmp_path: Path) -> Iterator[str]:
         yield url
         return
     url = os.environ["METERLINE_TEST_POSTGRES_URL"]
-    engine = create_engine(url, isolation_level="AUTOCOMMIT")
-    with engine.connect() as conn:
-        conn.execute(text("DROP SCHEMA public CASCADE"))
-        conn.execute(text("CREATE SCHEMA public"))
-    engine.dispose()
+    empty_postgres_schema(url)
     migrate_ledger(url)
     yield url
 
