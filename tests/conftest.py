@@ -6,23 +6,24 @@ the session's path (`clickhouse`, `stack`) and isolates itself by tenant id.
 
 from __future__ import annotations
 
-import asyncio
 import os
-import threading
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
+from core.clock import FrozenClock
 from meterline.clickhouse import connect_and_migrate
+from tests.helpers import guard
+from tests.helpers.clock import TravelClock
+from tests.helpers.dates import at
+from tests.helpers.ledger import empty_postgres_schema
+from tests.helpers.stack import CH_DATABASE, Stack, TenantClient, serving, stack_settings
 
-pytest_plugins = ["tests.kafka_plugin"]
+pytest_plugins = ["tests.kafka_plugin", "pytester"]
 
-CH_DATABASE = "meterline"
+__all__ = ["CH_DATABASE", "Stack", "TenantClient"]
 
 
 @pytest.fixture(scope="session")
@@ -55,8 +56,6 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 @pytest.fixture
 def ledger_url(ledger_backend: str, tmp_path: Path) -> Iterator[str]:
     """A fresh, migrated ledger database (SQLite file or a clean PostgreSQL schema)."""
-    from sqlalchemy import create_engine, text
-
     from infra.migrate import migrate_ledger
 
     if ledger_backend == "sqlite":
@@ -65,112 +64,71 @@ def ledger_url(ledger_backend: str, tmp_path: Path) -> Iterator[str]:
         yield url
         return
     url = os.environ["METERLINE_TEST_POSTGRES_URL"]
-    engine = create_engine(url, isolation_level="AUTOCOMMIT")
-    with engine.connect() as conn:
-        conn.execute(text("DROP SCHEMA public CASCADE"))
-        conn.execute(text("CREATE SCHEMA public"))
-    engine.dispose()
+    empty_postgres_schema(url)
     migrate_ledger(url)
     yield url
-
-
-@dataclass
-class Stack:
-    """A running Meterline (API + stream worker) on real Kafka, chDB and SQLite."""
-
-    base_url: str
-    runtime: Any
-    data_dir: Path
-
-    def tenant(self, name: str = "test") -> TenantClient:
-        from invoicing.tenants import create_tenant
-
-        with self.runtime.session() as session:
-            creds = create_tenant(session, name)
-        return TenantClient(self, creds.tenant_id, creds.api_key)
-
-
-class TenantClient(httpx.Client):
-    def __init__(self, stack: Stack, tenant_id: str, api_key: str) -> None:
-        super().__init__(
-            base_url=f"{stack.base_url}/api/v1",
-            headers={"Authorization": f"Bearer {api_key}", "X-Tenant-Id": tenant_id},
-            timeout=60,
-        )
-        self.stack = stack
-        self.tenant_id = tenant_id
-        self.api_key = api_key
-
-    def ok(self, method: str, url: str, **kwargs: Any) -> Any:
-        """Send and insist on a 2xx; returns the JSON body."""
-        response = self.request(method, url, **kwargs)
-        assert response.status_code < 300, f"{method} {url}: {response.status_code} {response.text}"
-        return response.json() if response.content else None
-
-    def wait_events(self, count: int, timeout: float = 60) -> None:
-        """Wait until this tenant has `count` distinct events in ClickHouse."""
-        usage = self.stack.runtime.usage
-        deadline = time.monotonic() + timeout
-        seen = -1
-        while time.monotonic() < deadline:
-            seen = usage.event_count(self.tenant_id)
-            if seen >= count:
-                return
-            time.sleep(0.1)
-        raise AssertionError(f"only {seen} of {count} events reached ClickHouse")
-
-    def bill(self, start: str, end: str, timeout: float = 120) -> dict[str, Any]:
-        run = self.ok("POST", "/bill-runs", json={"periodStart": start, "periodEnd": end})
-        deadline = time.monotonic() + timeout
-        while run["status"] in ("pending", "running"):
-            assert time.monotonic() < deadline, f"bill run still {run['status']}"
-            time.sleep(0.05)
-            run = self.ok("GET", f"/bill-runs/{run['id']}")
-        return dict(run)
 
 
 @pytest.fixture(scope="session")
 def stack(
     kafka_bootstrap: str, chdb_dir: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Stack]:
-    import socket
-
-    import uvicorn
-
-    from api.app import create_app
     from meterline.runtime import Runtime
-    from meterline.settings import Settings
 
     data_dir = tmp_path_factory.mktemp("stack")
-    suffix = os.urandom(3).hex()
-    settings = Settings(
-        data_dir=data_dir,
-        kafka_bootstrap=kafka_bootstrap,
-        clickhouse_dsn=f"chdb://{chdb_dir}",
-        clickhouse_database=CH_DATABASE,
-        database_url=f"sqlite:///{data_dir / 'ledger.sqlite3'}",
-        # Own topics and group per test session: a shared external broker stays clean.
-        events_topic=f"usage-events-{suffix}",
-        dlq_topic=f"usage-events-dlq-{suffix}",
-        alerts_topic=f"usage-alerts-{suffix}",
-        quota_topic=f"quota-exceeded-{suffix}",
-        consumer_group=f"meterline-test-{suffix}",
-        sink_batch_seconds=0.05,
-    )
-    runtime = Runtime.open(settings)
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    app = create_app(runtime)
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=lambda: asyncio.run(server.serve()), daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 120
-    while not server.started:
-        assert thread.is_alive(), "the API server died while starting"
-        assert time.monotonic() < deadline, "the API server did not start"
-        time.sleep(0.05)
-    yield Stack(f"http://127.0.0.1:{port}", runtime, data_dir)
-    server.should_exit = True
-    thread.join(timeout=30)
-    runtime.close()
+    runtime = Runtime.open(stack_settings(data_dir, kafka_bootstrap, chdb_dir))
+    # The API's "now": the wall clock until a test travels (`travel_clock`).
+    runtime.clock = TravelClock()
+    with serving(runtime, data_dir) as running:
+        yield running
+
+
+@pytest.fixture(autouse=True)
+def _stack_clock_back_to_now(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Whatever a test did to the stack's clock, the next test starts at the wall time."""
+    yield
+    if "stack" in request.fixturenames:
+        request.getfixturevalue("stack").runtime.clock.reset()
+
+
+@pytest.fixture
+def travel_clock(stack: Stack) -> Iterator[TravelClock]:
+    """The live stack's clock: `travel_clock.travel_to(at(2026, 11, 3))` moves the API's now."""
+    clock = stack.runtime.clock
+    assert isinstance(clock, TravelClock)
+    yield clock
+    clock.reset()
+
+
+@pytest.fixture
+def clock() -> FrozenClock:
+    """A clock standing at 2026-11-03 00:00 UTC (after October's period) until moved."""
+    return FrozenClock(at(2026, 11, 3))
+
+
+# -- the guard: unmarked tests are pure ------------------------------------------------
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    guard.install()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_setup(item: pytest.Item) -> Iterator[None]:
+    # Before any fixture runs, so no broker starts for a test that would fail anyway.
+    if found := guard.service_fixture(item):
+        fixture, marker = found
+        text = guard.message(item.nodeid, f"the `{fixture}` fixture", marker, verb="asks for")
+        pytest.fail(text, pytrace=False)
+    if guard.is_marked(item):
+        return (yield)
+    with guard.guarding(item.nodeid):
+        return (yield)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
+    if guard.is_marked(item):
+        return (yield)
+    with guard.guarding(item.nodeid):
+        return (yield)

@@ -10,11 +10,6 @@ topics and consumer group, on the session's Kafka broker and chDB path (one per 
 
 from __future__ import annotations
 
-import asyncio
-import os
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -22,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import CH_DATABASE, Stack, TenantClient
+from tests.helpers.stack import Stack, TenantClient, serving, stack_settings
 from tests.tax import LoopbackServer, Request, Response
 from tests.tax.test_avalara import ACCOUNT, COMPANY, CREATE, LICENSE, avatax
 
@@ -61,27 +56,15 @@ def tax_stack(
     tmp_path_factory: pytest.TempPathFactory,
     fake_avatax: tuple[LoopbackServer, FakeAvaTax],
 ) -> Iterator[Stack]:
-    import uvicorn
-
-    from api.app import create_app
     from meterline.runtime import Runtime
-    from meterline.settings import Settings
 
     server, _ = fake_avatax
     data_dir = tmp_path_factory.mktemp("tax-stack")
-    suffix = os.urandom(3).hex()
-    settings = Settings(
-        data_dir=data_dir,
-        kafka_bootstrap=kafka_bootstrap,
-        clickhouse_dsn=f"chdb://{chdb_dir}",
-        clickhouse_database=CH_DATABASE,
-        database_url=f"sqlite:///{data_dir / 'ledger.sqlite3'}",
-        events_topic=f"usage-events-tax-{suffix}",
-        dlq_topic=f"usage-events-dlq-tax-{suffix}",
-        alerts_topic=f"usage-alerts-tax-{suffix}",
-        quota_topic=f"quota-exceeded-tax-{suffix}",
-        consumer_group=f"meterline-test-tax-{suffix}",
-        sink_batch_seconds=0.05,
+    settings = stack_settings(
+        data_dir,
+        kafka_bootstrap,
+        chdb_dir,
+        label="tax",
         tax_provider="avalara",
         tax_provider_config={
             "baseUrl": server.url,
@@ -97,22 +80,8 @@ def tax_stack(
     )
     runtime = Runtime.open(settings)
     assert runtime.tax.name == "avalara"
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    app = create_app(runtime)
-    api = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=lambda: asyncio.run(api.serve()), daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 120
-    while not api.started:
-        assert thread.is_alive(), "the API server died while starting"
-        assert time.monotonic() < deadline, "the API server did not start"
-        time.sleep(0.05)
-    yield Stack(f"http://127.0.0.1:{port}", runtime, data_dir)
-    api.should_exit = True
-    thread.join(timeout=30)
-    runtime.close()
+    with serving(runtime, data_dir) as running:
+        yield running
 
 
 # -- helpers ---------------------------------------------------------------------------

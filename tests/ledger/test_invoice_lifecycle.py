@@ -5,7 +5,6 @@ DRAFT → OPEN → PAID,  OPEN → VOID;  anything else is a Conflict (409).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -17,22 +16,11 @@ from core.errors import Conflict, NotFound, ValidationFailed
 from invoicing import invoices
 from invoicing.db import transaction
 from invoicing.models import InvoiceRow, InvoiceSequence, PaymentRow
-from tests.ledger import drafts, new_tenant, session_factory
+from tests.ledger import drafts, new_tenant
 
 pytestmark = pytest.mark.ledger
 
 NOW = datetime(2026, 11, 1, 9, 30, tzinfo=UTC)
-
-
-@pytest.fixture
-def factory(ledger_url: str) -> Iterator[sessionmaker[Session]]:
-    with session_factory(ledger_url) as f:
-        yield f
-
-
-@pytest.fixture
-def locking() -> None:
-    """Tests that take invoice row locks (kept as a marker of what they exercise)."""
 
 
 def _finalize(factory: sessionmaker[Session], tenant: str, invoice_id: str) -> InvoiceRow:

@@ -15,11 +15,12 @@ import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, create_engine, event, inspect, text
+from sqlalchemy import Engine, event, inspect, text
 
 from infra.migrate import alembic_config, migrate_ledger
 from invoicing.db import make_engine
 from invoicing.models import Base
+from tests.helpers.ledger import empty_postgres_schema
 
 pytestmark = pytest.mark.ledger
 
@@ -32,11 +33,7 @@ def empty_url(ledger_backend: str, tmp_path: Path) -> str:
     if ledger_backend == "sqlite":
         return f"sqlite:///{tmp_path / 'empty.sqlite3'}"
     url = os.environ["METERLINE_TEST_POSTGRES_URL"]
-    engine = create_engine(url, isolation_level="AUTOCOMMIT")
-    with engine.connect() as conn:
-        conn.execute(text("DROP SCHEMA public CASCADE"))
-        conn.execute(text("CREATE SCHEMA public"))
-    engine.dispose()
+    empty_postgres_schema(url)
     return url
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import random
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
@@ -21,23 +21,12 @@ from core.errors import Conflict
 from invoicing import invoices
 from invoicing.db import transaction
 from invoicing.models import InvoiceRow, InvoiceSequence
-from tests.ledger import drafts, new_tenant, session_factory
+from tests.ledger import drafts, new_tenant
 
 pytestmark = pytest.mark.ledger
 
 THREADS = 8
 T = TypeVar("T")
-
-
-@pytest.fixture
-def factory(ledger_url: str) -> Iterator[sessionmaker[Session]]:
-    with session_factory(ledger_url) as f:
-        yield f
-
-
-@pytest.fixture
-def locking() -> None:
-    """Tests that take invoice row locks (kept as a marker of what they exercise)."""
 
 
 def _all_at_once(tasks: list[Callable[[], T]]) -> list[T | BaseException]:

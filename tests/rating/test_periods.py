@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import datetime, timedelta, timezone
 from decimal import Decimal as D
 
 import pytest
@@ -17,10 +17,7 @@ from rating.periods import (
     proration_days,
     proration_factor,
 )
-
-
-def at(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> datetime:
-    return datetime(year, month, day, hour, minute, tzinfo=UTC)
+from tests.helpers.dates import at
 
 
 def span(a: datetime, b: datetime) -> Period:

@@ -7,7 +7,6 @@ the test.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from decimal import Decimal as D
 from typing import Any
 
@@ -29,7 +28,6 @@ from rating.model import (
     LineType,
     MeteredQuantity,
     Metric,
-    Period,
     Plan,
     RatedInvoice,
     RolloverRule,
@@ -37,15 +35,8 @@ from rating.model import (
     UsageCharge,
 )
 from rating.pipeline import STAGES, UNTIL_TAX, finish, rate_subscription, rate_until_tax
+from tests.helpers.dates import DECEMBER, NOVEMBER, OCTOBER, at
 
-
-def at(year: int, month: int, day: int = 1) -> datetime:
-    return datetime(year, month, day, tzinfo=UTC)
-
-
-OCTOBER = Period(at(2026, 10), at(2026, 11))
-NOVEMBER = Period(at(2026, 11), at(2026, 12))
-DECEMBER = Period(at(2026, 12), at(2027, 1))
 CALLS = Metric("api_calls", "API calls", Aggregation.COUNT)
 CALLS_BY_REGION = Metric("api_calls", "API calls", Aggregation.COUNT, group_by=("region",))
 STORAGE = Metric("storage", "Storage", Aggregation.WEIGHTED_SUM)

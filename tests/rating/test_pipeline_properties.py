@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from decimal import Decimal as D
 from typing import Any
 
@@ -27,7 +27,6 @@ from rating.model import (
     LineType,
     MeteredQuantity,
     Metric,
-    Period,
     Plan,
     RolloverRule,
     Subscription,
@@ -42,9 +41,9 @@ from rating.stages.commit import committed_amount
 from rating.stages.quota_check import quota_check
 from rating.stages.rollover import rollover
 from rating.stages.tax import applicable_rate, taxable_positions
+from tests.helpers.dates import OCTOBER
 
 PROPERTY = settings(max_examples=200, deadline=None)
-OCTOBER = Period(datetime(2026, 10, 1, tzinfo=UTC), datetime(2026, 11, 1, tzinfo=UTC))
 METRICS = (
     Metric("api_calls", "API calls", Aggregation.COUNT, group_by=("region",)),
     Metric("storage", "Storage", Aggregation.SUM),

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from decimal import Decimal as D
 
 import pytest
@@ -14,14 +13,13 @@ from rating.model import (
     Group,
     Interval,
     Metric,
-    Period,
     Plan,
     Subscription,
     UsageCharge,
 )
 from rating.stages.aggregate import aggregate
+from tests.helpers.dates import OCTOBER
 
-OCTOBER = Period(datetime(2026, 10, 1, tzinfo=UTC), datetime(2026, 11, 1, tzinfo=UTC))
 CALLS = Metric("api_calls", "API calls", Aggregation.COUNT, group_by=("region",))
 STORAGE = Metric("storage", "Storage", Aggregation.WEIGHTED_SUM)
 A = UsageCharge("a", CALLS, "per_unit", {"unitAmount": "1"})

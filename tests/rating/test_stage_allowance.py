@@ -14,15 +14,14 @@ from rating.model import (
     Group,
     Interval,
     Metric,
-    Period,
     Plan,
     RolloverRule,
     Subscription,
     UsageCharge,
 )
 from rating.stages.allowance import allowance
+from tests.helpers.dates import OCTOBER
 
-OCTOBER = Period(datetime(2026, 10, 1, tzinfo=UTC), datetime(2026, 11, 1, tzinfo=UTC))
 DEC1 = datetime(2026, 12, 1, tzinfo=UTC)
 CALLS = Metric("api_calls", "API calls", Aggregation.COUNT, group_by=("region",))
 EU: Group = (("region", "eu"),)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal as D
 
 import pytest
@@ -13,18 +13,11 @@ from rating.model import (
     Interval,
     InvoiceLine,
     LineType,
-    Period,
     Plan,
     Subscription,
 )
 from rating.stages.commit import commit
-
-
-def at(year: int, month: int, day: int = 1) -> datetime:
-    return datetime(year, month, day, tzinfo=UTC)
-
-
-OCTOBER = Period(at(2026, 10), at(2026, 11))
+from tests.helpers.dates import OCTOBER, at
 
 
 def usage(amount: str, metric: str = "api_calls") -> InvoiceLine:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from decimal import Decimal as D
 
 import pytest
@@ -13,13 +12,11 @@ from rating.model import (
     Interval,
     InvoiceLine,
     LineType,
-    Period,
     Plan,
     Subscription,
 )
 from rating.stages.discount import InvalidCoupon, discount
-
-OCTOBER = Period(datetime(2026, 10, 1, tzinfo=UTC), datetime(2026, 11, 1, tzinfo=UTC))
+from tests.helpers.dates import OCTOBER
 
 BASE = InvoiceLine(LineType.CHARGE, "Pro base fee", D("49.00"))
 CALLS = InvoiceLine(LineType.USAGE_FEE, "API calls", D("12.35"), metric="api_calls")

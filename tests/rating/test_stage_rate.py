@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal as D
 from typing import Any
 
@@ -22,14 +22,8 @@ from rating.model import (
     UsageCharge,
 )
 from rating.stages.rate import rate
+from tests.helpers.dates import NOVEMBER, OCTOBER, at
 
-
-def at(year: int, month: int, day: int = 1) -> datetime:
-    return datetime(year, month, day, tzinfo=UTC)
-
-
-OCTOBER = Period(at(2026, 10), at(2026, 11))
-NOVEMBER = Period(at(2026, 11), at(2026, 12))
 CALLS = Metric("api_calls", "API calls", Aggregation.COUNT)
 
 TIERS: dict[str, Any] = {

@@ -7,7 +7,7 @@ is known) says which buckets to store next.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal as D
 
 import pytest
@@ -30,14 +30,9 @@ from rating.stages.aggregate import aggregate
 from rating.stages.allowance import allowance
 from rating.stages.quota_check import quota_check
 from rating.stages.rollover import carry_forward, expiry, rollover
-
-
-def at(year: int, month: int, day: int = 1) -> datetime:
-    return datetime(year, month, day, tzinfo=UTC)
-
+from tests.helpers.dates import OCTOBER, at
 
 OCT1, NOV1, DEC1, JAN1, FEB1 = at(2026, 10), at(2026, 11), at(2026, 12), at(2027, 1), at(2027, 2)
-OCTOBER = Period(OCT1, NOV1)
 CALLS = Metric("api_calls", "API calls", Aggregation.COUNT)
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from decimal import Decimal as D
 
 import pytest
@@ -13,13 +12,11 @@ from rating.model import (
     Interval,
     InvoiceLine,
     LineType,
-    Period,
     Plan,
     Subscription,
 )
 from rating.stages.settle import InconsistentInvoice, settle
-
-OCTOBER = Period(datetime(2026, 10, 1, tzinfo=UTC), datetime(2026, 11, 1, tzinfo=UTC))
+from tests.helpers.dates import OCTOBER
 
 
 def line(kind: LineType, amount: str, discount: str = "0", tax: str = "0") -> InvoiceLine:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from decimal import Decimal as D
 
 import pytest
@@ -13,7 +12,6 @@ from rating.model import (
     Interval,
     InvoiceLine,
     LineType,
-    Period,
     Plan,
     Subscription,
 )
@@ -25,8 +23,7 @@ from rating.stages.tax import (
     tax_from_provider,
     taxable_positions,
 )
-
-OCTOBER = Period(datetime(2026, 10, 1, tzinfo=UTC), datetime(2026, 11, 1, tzinfo=UTC))
+from tests.helpers.dates import OCTOBER
 
 FR = TaxRate("fr_vat", "TVA", D(20), country="FR")
 CA_GST = TaxRate("ca_gst", "GST", D(5), country="CA")

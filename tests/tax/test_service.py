@@ -3,7 +3,7 @@ for the pure Tax stage; local table by default, external providers behind the ca
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import date
 from decimal import Decimal as D
 
 import pytest
@@ -26,15 +26,14 @@ from rating.model import (
     Interval,
     MeteredQuantity,
     Metric,
-    Period,
     Plan,
     Subscription,
     UsageCharge,
 )
 from rating.pipeline import rate_subscription, rate_until_tax
+from tests.helpers.dates import OCTOBER
 from tests.tax.test_cache import CountingProvider
 
-OCTOBER = Period(datetime(2026, 10, 1, tzinfo=UTC), datetime(2026, 11, 1, tzinfo=UTC))
 CALLS = Metric("api_calls", "API calls", Aggregation.COUNT)
 PLAN = Plan(
     "pro",
