@@ -15,7 +15,8 @@ exactly, to the minor unit.
 from __future__ import annotations
 
 from rating.context import RatingState
-from rating.model import ZERO, LineType, RatedInvoice
+from rating.model import LineType, RatedInvoice
+from rating.money import ZERO
 
 
 class InconsistentInvoice(ValueError):
