@@ -26,7 +26,6 @@ from invoicing.models import (
 )
 from rating import pricing
 from rating.model import (
-    ZERO,
     Aggregation,
     Customer,
     FixedCharge,
@@ -37,7 +36,7 @@ from rating.model import (
     Subscription,
     UsageCharge,
 )
-from rating.money import CURRENCIES, InvalidAmount, to_decimal
+from rating.money import CURRENCIES, ZERO, InvalidAmount, to_decimal
 
 # -- metrics -----------------------------------------------------------------------
 

@@ -8,7 +8,6 @@ per invoice (`coupon_usages`), so refreshing a draft can give it back exactly.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import select
@@ -18,7 +17,7 @@ from core.errors import Conflict, NotFound, ValidationFailed
 from invoicing.catalog import get_customer, insert_unique, parse_decimal
 from invoicing.models import AppliedCouponRow, CouponRow, CouponUsageRow, new_id
 from rating.context import AppliedCoupon, CouponUse
-from rating.money import CURRENCIES
+from rating.money import CURRENCIES, ZERO
 
 KINDS = {"percentage": "percentage", "fixed": "fixed", "fixed_amount": "fixed"}
 FREQUENCIES = {"once", "recurring", "forever"}
@@ -163,8 +162,8 @@ def coupon_domain(row: AppliedCouponRow) -> AppliedCoupon:
         id=row.id,
         code=coupon.code,
         kind=coupon.kind,
-        percentage=coupon.percentage or Decimal(0),
-        amount_remaining=row.amount_remaining or Decimal(0),
+        percentage=coupon.percentage or ZERO,
+        amount_remaining=row.amount_remaining or ZERO,
         plan_codes=tuple(coupon.plan_codes or ()),
         metric_codes=tuple(coupon.metric_codes or ()),
     )
@@ -217,7 +216,7 @@ def revert_uses(session: Session, invoice_id: str) -> None:
         if row is not None:
             coupon = row.coupon
             if coupon.kind == "fixed" and coupon.frequency == "once":
-                row.amount_remaining = (row.amount_remaining or Decimal(0)) + usage.amount
+                row.amount_remaining = (row.amount_remaining or ZERO) + usage.amount
             if coupon.frequency == "recurring":
                 row.periods_remaining = (row.periods_remaining or 0) + 1
             if row.status == "terminated":

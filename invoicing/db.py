@@ -10,13 +10,15 @@ import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from decimal import Context, Decimal
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import DateTime, Dialect, Engine, Numeric, String, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
+
+from rating.money import EXACT
 
 
 class Money(TypeDecorator[Decimal]):
@@ -47,12 +49,11 @@ class Money(TypeDecorator[Decimal]):
         result = Decimal(value) if not isinstance(value, Decimal) else value
         # Strip the storage scale (NUMERIC(38,12) returns 12 decimals) but keep the
         # value exact; callers round for display with the currency rule.
-        # Strip trailing zeros without the default 28-digit context, which would round a
-        # NUMERIC(38, 12) value of 26 integer digits.
-        exact = Context(prec=80)
-        if result == result.to_integral_value(context=exact):
-            return result.quantize(Decimal(1), context=exact)
-        return result.normalize(context=exact)
+        # Strip trailing zeros in the exact context: the default 28-digit one would round
+        # a NUMERIC(38, 12) value of 26 integer digits.
+        if result == result.to_integral_value(context=EXACT):
+            return result.quantize(Decimal(1), context=EXACT)
+        return result.normalize(context=EXACT)
 
 
 class UTCDateTime(TypeDecorator[datetime]):

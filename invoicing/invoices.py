@@ -19,7 +19,8 @@ from sqlalchemy.orm import Session
 
 from core.errors import Conflict, NotFound, ValidationFailed
 from invoicing.models import CustomerRow, InvoiceRow, InvoiceSequence, PaymentRow, new_id, utcnow
-from rating.money import InvalidAmount, round_money, to_decimal
+from rating.money import ZERO, InvalidAmount, round_money, to_decimal
+from rating.totals import totals
 
 TRANSITIONS: dict[str, set[str]] = {
     "DRAFT": {"OPEN"},
@@ -149,29 +150,26 @@ def record_payment(
         )
     )
     invoice.amount_paid = invoice.amount_paid + value
-    invoice.amount_due = invoice.amount_due - value
+    recompute_totals(invoice)
     _settle_if_covered(invoice)
     return invoice
 
 
 def _settle_if_covered(invoice: InvoiceRow) -> None:
-    if invoice.status in ("OPEN", "OVERDUE") and invoice.amount_due <= Decimal(0):
+    if invoice.status in ("OPEN", "OVERDUE") and invoice.amount_due <= ZERO:
         _transition(invoice, "PAID")
 
 
 def recompute_totals(invoice: InvoiceRow) -> None:
-    """Totals from the lines: total = Σ amounts (DISCOUNT lines negative) + Σ taxes."""
-    zero = Decimal(0)
-    invoice.subtotal = sum(
-        (ln.amount for ln in invoice.lines if ln.type not in ("DISCOUNT", "CREDIT")), zero
-    )
-    invoice.discount_total = -sum(
-        (ln.amount for ln in invoice.lines if ln.type == "DISCOUNT"), zero
-    )
-    invoice.tax_total = sum((ln.tax_amount for ln in invoice.lines), zero)
-    invoice.total = invoice.subtotal - invoice.discount_total + invoice.tax_total
-    invoice.credit_total = min(invoice.credit_total, max(invoice.total, zero))
-    invoice.amount_due = invoice.total - invoice.credit_total - invoice.amount_paid
+    """Store the totals of the invoice's lines (`rating.totals`, the rule Settle uses),
+    with the wallet credits it holds (capped at the total) and its payments."""
+    result = totals(invoice.lines, credits=invoice.credit_total, paid=invoice.amount_paid)
+    invoice.subtotal = result.subtotal
+    invoice.discount_total = result.discount_total
+    invoice.tax_total = result.tax_total
+    invoice.total = result.total
+    invoice.credit_total = result.credit_total
+    invoice.amount_due = result.amount_due
 
 
 def override_tax(
@@ -206,7 +204,7 @@ def override_tax(
     invoice.lines = [ln for ln in invoice.lines if ln.type != "TAX_ADJUSTMENT"]
     if data.get("taxTotal") is not None:
         target = money(data["taxTotal"], "taxTotal")
-        current = sum((ln.tax_amount for ln in invoice.lines), Decimal(0))
+        current = totals(invoice.lines).tax_total
         if target != current:
             invoice.lines.append(
                 InvoiceLineRow(
@@ -215,10 +213,10 @@ def override_tax(
                     type="TAX_ADJUSTMENT",
                     description=data.get("reason") or "Manual tax adjustment",
                     quantity=Decimal(1),
-                    unit_amount=Decimal(0),
-                    amount=Decimal(0),
-                    discount_amount=Decimal(0),
-                    tax_rate=Decimal(0),
+                    unit_amount=ZERO,
+                    amount=ZERO,
+                    discount_amount=ZERO,
+                    tax_rate=ZERO,
                     tax_amount=target - current,
                     group={},
                 )

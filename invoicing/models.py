@@ -14,10 +14,9 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from core.ids import new_id
 from invoicing.db import Money, UTCDateTime
+from rating.money import ZERO
 
 __all__ = ["new_id"]  # re-exported: the ledger modules take ids from here
-
-ZERO = Decimal(0)
 
 
 def utcnow() -> datetime:

@@ -7,7 +7,7 @@ mid-period is what the invoice would say if the period closed now.
 from __future__ import annotations
 
 from datetime import datetime
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal, localcontext
 from typing import Any
 
 from sqlalchemy import select
@@ -17,11 +17,11 @@ from core.errors import ValidationFailed
 from invoicing.catalog import get_customer, metrics_by_code, subscription_domain
 from invoicing.models import SubscriptionRow
 from rating.context import BillingContext
-from rating.model import ZERO, Aggregation, LineType, MeteredQuantity, Period
-from rating.money import format_decimal, format_money
+from rating.model import Aggregation, LineType, MeteredQuantity, Period
+from rating.money import EXACT, ZERO, format_decimal, format_money, ratio
 from rating.periods import period_containing
 from rating.pipeline import rate_subscription
-from streams.usage_store import UsageStore
+from streams.usage_store import QUANTITY_PLACES, UsageStore
 
 _LINEAR = {Aggregation.COUNT, Aggregation.SUM}
 
@@ -83,15 +83,18 @@ def customer_usage(
     charges = subscription.plan.charges
     charge_metrics = {c.metric.code: c.metric for c in charges}
     measured = usage.customer_usage(tenant_id, external_id, charge_metrics.values(), start, end)
-    factor = Decimal(1)
+    # A projection scales linear usage by the whole window over the part elapsed.
+    span = elapsed = Decimal(1)
     if projected and start < now < end:
-        factor = Decimal((end - start).total_seconds()) / Decimal((now - start).total_seconds())
+        span = Decimal((end - start).total_seconds())
+        elapsed = Decimal((now - start).total_seconds())
     metered = []
     for code, group, quantity in measured:
         metric = charge_metrics[code]
         if projected and metric.aggregation in _LINEAR:
             # A projection needs no more precision than a quantity's 12 decimals.
-            quantity = (quantity * factor).quantize(Decimal("1e-12"), ROUND_HALF_UP).normalize()
+            with localcontext(EXACT):
+                quantity = ratio(quantity * span, elapsed, QUANTITY_PLACES).normalize()
         for charge in charges:
             if charge.metric.code == code:
                 metered.append(MeteredQuantity(charge_id=charge.id, quantity=quantity, group=group))

@@ -18,9 +18,8 @@ from invoicing.catalog import get_customer, parse_decimal
 from invoicing.models import CustomerRow, WalletRow, WalletTransactionRow, new_id
 from rating.context import WalletBalance, WalletDebit
 from rating.model import LineType
-from rating.money import round_money
+from rating.money import ZERO, round_money
 
-ZERO = Decimal(0)
 FEE_TYPES = {t.value for t in LineType}
 
 

@@ -21,7 +21,7 @@ import sys
 import time
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,8 @@ import httpx
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
+
+from rating.money import round_money
 
 BATCH = 2_000
 CONCURRENCY = 4
@@ -289,7 +291,7 @@ async def _drive(
     mismatches = []
     for invoice in invoices:
         calls = expected[invoice["customerId"]]
-        want = BASE_FEE + (API_CALL_PRICE * calls).quantize(Decimal("0.01"), ROUND_HALF_UP)
+        want = BASE_FEE + round_money(API_CALL_PRICE * calls, "USD")
         if Decimal(invoice["total"]) != want:
             mismatches.append((invoice["customerId"], invoice["total"], str(want)))
     _print_invoices(console, invoices)

@@ -12,15 +12,8 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal
 
-from rating.model import (
-    ZERO,
-    Group,
-    InvoiceLine,
-    MeteredQuantity,
-    Period,
-    Subscription,
-    UsageCharge,
-)
+from rating.model import Group, InvoiceLine, MeteredQuantity, Period, Subscription, UsageCharge
+from rating.money import ZERO
 from rating.periods import period_containing
 
 

@@ -9,17 +9,20 @@ price of everything now known for the old period and the price already billed:
 
 with the same hard cap and included quantity as the old period, so a graduated or
 volume charge bills the late units at the tier they fall in. Rollover and commitments
-of the old period are not reopened (they were settled with it).
+of the old period are not reopened (they were settled with it). The difference is
+exact (`EXACT` context) and rounded once, like any line: the amount ROUND_HALF_UP to
+the minor unit, the unit amount ROUND_HALF_UP to 12 decimals.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from decimal import Decimal
+from decimal import Decimal, localcontext
 
 from rating import pricing
-from rating.model import ZERO, Group, InvoiceLine, LineType, Period, UsageCharge
-from rating.money import round_money
+from rating.model import Group, InvoiceLine, LineType, Period, UsageCharge
+from rating.money import EXACT, ZERO, ratio, round_money
+from rating.pricing.base import UNIT_AMOUNT_DECIMALS
 
 Quantities = Mapping[tuple[str, Group], Decimal]
 
@@ -32,7 +35,8 @@ def supports_late_billing(charge: UsageCharge) -> bool:
 def _billable(charge: UsageCharge, quantity: Decimal) -> Decimal:
     if charge.hard_cap is not None:
         quantity = min(quantity, charge.hard_cap)
-    return max(quantity - charge.included_quantity, ZERO)
+    with localcontext(EXACT):
+        return max(quantity - charge.included_quantity, ZERO)
 
 
 def late_usage_lines(
@@ -55,12 +59,14 @@ def late_usage_lines(
             after = _billable(charge, known[(charge.id, group)])
             if after == before:
                 continue
-            exact = (
-                pricing.price(charge.model, charge.properties, pricing.ChargeUsage(after)).amount
-                - pricing.price(charge.model, charge.properties, pricing.ChargeUsage(before)).amount
+            now_priced = pricing.price(charge.model, charge.properties, pricing.ChargeUsage(after))
+            billed_priced = pricing.price(
+                charge.model, charge.properties, pricing.ChargeUsage(before)
             )
+            with localcontext(EXACT):
+                exact = now_priced.amount - billed_priced.amount
+                quantity = after - before
             amount = round_money(exact, currency)
-            quantity = after - before
             label = ", ".join(f"{k}={v}" for k, v in group)
             name = f"{charge.metric.name} ({label})" if label else charge.metric.name
             lines.append(
@@ -72,7 +78,7 @@ def late_usage_lines(
                     ),
                     amount=amount,
                     quantity=quantity,
-                    unit_amount=(exact / quantity).quantize(Decimal("1e-12")) if quantity else ZERO,
+                    unit_amount=ratio(exact, quantity, UNIT_AMOUNT_DECIMALS) if quantity else ZERO,
                     metric=charge.metric.code,
                     group=group,
                     charge_id=charge.id,

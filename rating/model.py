@@ -14,7 +14,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
-ZERO = Decimal(0)
+from rating.money import ZERO
 
 Group = tuple[tuple[str, str], ...]
 """A groupBy combination as sorted (property, value) pairs; () when ungrouped."""

@@ -1,15 +1,44 @@
-"""Money: exact decimals and the one rounding rule of the product.
+"""Money: exact decimals and the rounding rules of the product, in one place.
 
-Every amount is a `Decimal`. Charge models compute exact amounts; an amount is
-rounded once, at line level, to the currency's ISO 4217 minor unit with
-ROUND_HALF_UP. Sums of rounded lines are then exact, so total = sum of lines.
+Every amount is a `Decimal`. Charge models compute exact amounts (in `EXACT`, which
+turns any hidden rounding into an error); an amount is rounded once, at line level,
+to the currency's ISO 4217 minor unit with ROUND_HALF_UP (BILLING.md). Sums of rounded
+lines are then exact, so total = sum of lines. Budgets that must never be exceeded (a
+coupon's remainder, a wallet's balance, a maximum spend) round DOWN instead.
 """
 
 from __future__ import annotations
 
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from decimal import (
+    ROUND_DOWN,
+    ROUND_HALF_UP,
+    Context,
+    Decimal,
+    DivisionByZero,
+    Inexact,
+    InvalidOperation,
+    Overflow,
+    localcontext,
+)
+from typing import Literal
 
 ZERO = Decimal(0)
+HUNDRED = Decimal(100)
+
+# Operands carry at most a few dozen digits, so exact results fit comfortably; the
+# Inexact trap turns any silent rounding into an error instead of a wrong invoice.
+EXACT = Context(
+    prec=1000,
+    rounding=ROUND_HALF_UP,
+    traps=[Inexact, InvalidOperation, DivisionByZero, Overflow],
+)
+
+# The context of the one deliberate rounding step: wide enough for any amount (the
+# default 28 digits would refuse a 27-digit amount in cents), and rounding is its job.
+_ROUNDING = Context(prec=1000, rounding=ROUND_HALF_UP, traps=[InvalidOperation, Overflow])
+
+Rounding = Literal["ROUND_HALF_UP", "ROUND_DOWN"]
+"""The two rounding rules of the product: HALF_UP for lines, DOWN for budgets."""
 
 # ISO 4217 minor units of the currencies that are not 2-decimal. Any other
 # well-formed code (three uppercase letters) has 2.
@@ -55,7 +84,69 @@ def quantum(currency: str) -> Decimal:
 
 def round_money(amount: Decimal, currency: str) -> Decimal:
     """Round an exact amount once to the currency's minor unit, ROUND_HALF_UP."""
-    return amount.quantize(quantum(currency), rounding=ROUND_HALF_UP)
+    return amount.quantize(quantum(currency), rounding=ROUND_HALF_UP, context=_ROUNDING)
+
+
+def round_down(amount: Decimal, currency: str) -> Decimal:
+    """The whole minor units of an amount, toward zero: what a budget can spend."""
+    return amount.quantize(quantum(currency), rounding=ROUND_DOWN, context=_ROUNDING)
+
+
+def _integer_ratio(numerator: Decimal, denominator: Decimal) -> tuple[int, int]:
+    """Integers n, d with n / d == numerator / denominator and d > 0 (finite operands)."""
+    n1, d1 = numerator.as_integer_ratio()
+    n2, d2 = denominator.as_integer_ratio()
+    if n2 == 0:
+        raise ZeroDivisionError("division by zero")
+    n, d = n1 * d2, d1 * n2
+    return (-n, -d) if d < 0 else (n, d)
+
+
+def ratio(
+    numerator: Decimal,
+    denominator: Decimal,
+    places: int,
+    *,
+    rounding: Rounding = ROUND_HALF_UP,
+) -> Decimal:
+    """numerator / denominator rounded once to `places` decimals (HALF_UP: ties away
+    from zero; DOWN: toward zero), computed with integers whatever the context."""
+    n, d = _integer_ratio(numerator, denominator)
+    n *= 10**places
+    if rounding == ROUND_HALF_UP:
+        magnitude = (2 * abs(n) + d) // (2 * d)
+    elif rounding == ROUND_DOWN:
+        magnitude = abs(n) // d
+    else:
+        raise ValueError(f"unknown rounding {rounding!r}")
+    # Built from a string: the constructor is exact, whatever the current context.
+    return Decimal(f"{'-' if n < 0 else ''}{magnitude}E-{places}")
+
+
+def ceil_div(numerator: Decimal, denominator: Decimal) -> int:
+    """⌈numerator / denominator⌉ computed exactly with integers (no rounding at all)."""
+    n, d = _integer_ratio(numerator, denominator)
+    return -((-n) // d)
+
+
+def prorate(
+    amount: Decimal,
+    used: Decimal,
+    total: Decimal,
+    currency: str,
+    *,
+    rounding: Rounding = ROUND_HALF_UP,
+) -> Decimal:
+    """amount × used / total, computed exactly and rounded once to the minor unit
+    (HALF_UP for a line; DOWN for a ceiling that rounding must not exceed)."""
+    with localcontext(EXACT):
+        return ratio(amount * used, total, minor_units(currency), rounding=rounding)
+
+
+def percent(value: Decimal, rate: Decimal) -> Decimal:
+    """rate percent of value, exactly (an error rather than a rounded result)."""
+    with localcontext(EXACT):
+        return value * rate / HUNDRED
 
 
 def to_decimal(value: object, *, what: str = "amount") -> Decimal:

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from rating.model import Interval, Period
+from rating.money import ZERO
 
 
 def _month_start(year: int, month: int) -> datetime:
@@ -65,7 +66,7 @@ def days(start: datetime, end: datetime) -> Decimal:
     """Days between two instants, counting a started day as a whole day (0 if end <= start)."""
     delta = end - start  # integer days, seconds and microseconds: no float on the way
     if delta <= timedelta(0):
-        return Decimal(0)
+        return ZERO
     started = delta.seconds > 0 or delta.microseconds > 0
     return Decimal(delta.days + (1 if started else 0))
 

@@ -15,14 +15,13 @@ import secrets
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from decimal import Context, Decimal, localcontext
+from decimal import Decimal, localcontext
 from typing import Any
 
 import polars as pl
 
 from rating.model import Aggregation, Group, Metric, Period
-
-ZERO = Decimal(0)
+from rating.money import EXACT, ratio
 
 # Quantities that are a division (weighted_sum) are rounded once to this many decimal
 # places, half up: the storage scale of values, Decimal(38, 12).
@@ -42,7 +41,6 @@ _PLAIN_DECIMAL = r"^[+-]?([0-9]{1,26}(\.[0-9]{0,12}0*)?|\.[0-9]{1,12}0*)$"
 _EXPONENT_DECIMAL = r"^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)[eE][+-]?[0-9]{1,3}$"
 
 _MS = timedelta(milliseconds=1)
-_EXACT = Context(prec=100)
 
 
 @dataclass(frozen=True)
@@ -76,7 +74,7 @@ def exact_decimal(value: object) -> Decimal:
     """A Decimal from ClickHouse's text or Decimal, without the storage scale's zeros."""
     number = value if isinstance(value, Decimal) else Decimal(str(value))
     # Decimal256 has 76 digits: the default 28-digit context would round them.
-    with localcontext(_EXACT):
+    with localcontext(EXACT):
         if number == number.to_integral_value():
             return number.quantize(Decimal(1))
         return number.normalize()
@@ -86,15 +84,8 @@ def weighted_quantity(level_milliseconds: Decimal, period_milliseconds: int) -> 
     """Σ level × milliseconds held ÷ milliseconds of the period, rounded half up to 12 places."""
     if period_milliseconds <= 0:
         raise ValueError(f"the billing period must be positive (got {period_milliseconds} ms)")
-    # Integer arithmetic: the numerator has at most 12 decimal places, so scaling it by
-    # 10^12 is exact, and the only rounding is the final half-up one.
-    with localcontext(_EXACT):
-        scaled = int(level_milliseconds.scaleb(QUANTITY_PLACES))
-        quotient, remainder = divmod(abs(scaled), period_milliseconds)
-        if 2 * remainder >= period_milliseconds:
-            quotient += 1
-        quantity = Decimal(-quotient if scaled < 0 else quotient).scaleb(-QUANTITY_PLACES)
-    return exact_decimal(quantity)
+    # Exact integer division; the only rounding is the final half-up one.
+    return exact_decimal(ratio(level_milliseconds, Decimal(period_milliseconds), QUANTITY_PLACES))
 
 
 def _literal(text: str) -> str:

@@ -21,7 +21,6 @@ so an exempt line shows 0 %, not the rate it would have had.
 from __future__ import annotations
 
 import socket
-from decimal import Decimal
 from importlib import metadata
 from typing import Any
 
@@ -41,10 +40,9 @@ from invoicing.tax.base import (
     decimal_field,
     rounded_tax,
 )
-from rating.model import ZERO
+from rating.money import HUNDRED, ZERO
 
 NAME = "avalara"
-HUNDRED = Decimal(100)
 DEFAULT_EXEMPTION_NO = "EXEMPT"
 
 

@@ -38,8 +38,8 @@ from tenacity import (
 )
 
 from core.errors import Transient, UpstreamFailed
-from rating.model import ZERO, InvoiceLine, LineType
-from rating.money import round_money, to_decimal
+from rating.model import InvoiceLine, LineType
+from rating.money import ZERO, round_money, to_decimal
 
 log = logging.getLogger(__name__)
 

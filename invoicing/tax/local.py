@@ -14,9 +14,8 @@ from collections.abc import Iterable
 
 from invoicing.tax.base import LineTax, TaxComponent, TaxQuote, TaxRequest, empty_quote
 from rating.context import TaxRate
-from rating.model import ZERO, Customer
-from rating.money import round_money
-from rating.pricing.base import percent_of
+from rating.model import Customer
+from rating.money import ZERO, percent, round_money
 from rating.stages.tax import applicable_rates
 
 
@@ -55,7 +54,7 @@ class LocalRatesProvider:
             LineTax(
                 key=line.key,
                 rate=total_rate,
-                amount=round_money(percent_of(line.amount, total_rate), request.currency),
+                amount=round_money(percent(line.amount, total_rate), request.currency),
                 components=components,
             )
             for line in request.lines

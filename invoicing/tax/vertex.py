@@ -28,7 +28,6 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from decimal import Decimal
 from typing import Any
 
 import httpx
@@ -49,12 +48,10 @@ from invoicing.tax.base import (
     decimal_field,
     rounded_tax,
 )
-from rating.model import ZERO
-from rating.money import round_money
+from rating.money import HUNDRED, ZERO, ratio, round_money
 
 NAME = "vertex"
-HUNDRED = Decimal(100)
-RATE_PLACES = Decimal("0.0001")
+RATE_PLACES = 4  # decimals of a rate derived from a total tax (percent)
 
 
 class VertexConfig(BaseModel):
@@ -265,7 +262,7 @@ def _line_tax(line: TaxableLine, number: int, item: dict[str, Any], currency: st
         if "totalTax" not in item:
             raise TaxProviderBadResponse(NAME, f"line item {number} has neither taxes nor totalTax")
         amount = rounded_tax(NAME, item["totalTax"], f"line item {number} totalTax", currency)
-        rate = (amount / line.amount * HUNDRED).quantize(RATE_PLACES) if line.amount else ZERO
+        rate = ratio(amount * HUNDRED, line.amount, RATE_PLACES) if line.amount else ZERO
         return LineTax(line.key, rate, amount)
     exact = ZERO
     rate = ZERO

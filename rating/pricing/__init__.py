@@ -5,101 +5,36 @@
     needs_event_amounts(model, properties)  -> whether to fetch per-transaction amounts
 
 Amounts are exact Decimals; rounding happens once, on the invoice line, elsewhere.
+The interface is in `base.py`, one module per model, the registry in `registry.py`.
 The semantics of each model are in BILLING.md and docs/pricing-models.md.
 """
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Mapping
-from decimal import localcontext
-from typing import Any
-
 from rating.pricing.base import (
-    EXACT,
-    PRICERS,
     ChargeUsage,
     InvalidChargeProperties,
     InvalidChargeUsage,
     PricedCharge,
     Pricer,
 )
+from rating.pricing.registry import (
+    MODELS,
+    PRICERS,
+    needs_event_amounts,
+    price,
+    validate_properties,
+)
 
 __all__ = [
     "MODELS",
+    "PRICERS",
     "ChargeUsage",
     "InvalidChargeProperties",
     "InvalidChargeUsage",
     "PricedCharge",
+    "Pricer",
     "needs_event_amounts",
     "price",
     "validate_properties",
 ]
-
-MODELS: frozenset[str] = frozenset(PRICERS)
-
-
-def validate_properties(model: str, properties: Mapping[str, Any]) -> dict[str, Any]:
-    """Validate a charge's properties and return them normalized (camelCase, decimal strings)."""
-    pricer = _pricer(model)
-    return pricer.normalize(_parse(pricer, properties))
-
-
-def price(model: str, properties: Mapping[str, Any], usage: ChargeUsage) -> PricedCharge:
-    """The exact, unrounded price of one period's usage of a charge."""
-    pricer = _pricer(model)
-    parsed = _parse(pricer, properties)
-    with localcontext(EXACT):
-        return pricer.price(parsed, usage)
-
-
-def needs_event_amounts(model: str, properties: Mapping[str, Any]) -> bool:
-    """Whether pricing needs the period's per-transaction amounts (percentage rules)."""
-    pricer = _pricer(model)
-    return pricer.needs_event_amounts(_parse(pricer, properties))
-
-
-def _pricer(model: str) -> Pricer[Any]:
-    pricer = PRICERS.get(model)
-    if pricer is None:
-        raise InvalidChargeProperties(
-            f"unknown charge model {model!r} (expected one of: {', '.join(sorted(MODELS))})"
-        )
-    return pricer
-
-
-# Parsed properties are frozen, so a bill run prices every group of a charge with
-# one parse. The key keeps each value's type, so True and 1, or "1" and 1, never share
-# an entry; properties that cannot be frozen are simply parsed every time.
-_PARSED: dict[tuple[str, Hashable], Any] = {}
-_PARSED_MAX = 1024
-_MISSING = object()
-
-
-def _parse(pricer: Pricer[Any], properties: Mapping[str, Any]) -> Any:
-    if not isinstance(properties, Mapping):
-        raise InvalidChargeProperties("properties must be an object")
-    try:
-        key: tuple[str, Hashable] | None = (pricer.model, _freeze(properties))
-        hash(key)
-    except TypeError:
-        key = None
-    if key is not None:
-        cached = _PARSED.get(key, _MISSING)
-        if cached is not _MISSING:
-            return cached
-    parsed = pricer.parse(properties)
-    if key is not None:
-        if len(_PARSED) >= _PARSED_MAX:
-            _PARSED.clear()
-        _PARSED[key] = parsed
-    return parsed
-
-
-def _freeze(value: object) -> Hashable:
-    if isinstance(value, Mapping):
-        return ("map", tuple((_freeze(k), _freeze(v)) for k, v in value.items()))
-    if isinstance(value, list | tuple):
-        return ("seq", tuple(_freeze(item) for item in value))
-    if not isinstance(value, Hashable):
-        raise TypeError("unhashable")
-    return (type(value), value)

@@ -1,31 +1,29 @@
-"""The pricer interface, its value types, exact-arithmetic helpers and the registry.
+"""The pricer interface, its value types and the readers of raw properties.
 
 A pricer turns the raw `properties` of a charge into a typed, frozen properties
 object (validating them) and prices a period's usage with it. Pricers are pure:
-no I/O, no clock, Decimal only. Every computation runs in `EXACT`, a decimal
-context that raises instead of rounding, so an amount is either exact or an error.
+no I/O, no clock, Decimal only. Every computation runs in `rating.money.EXACT`, a
+decimal context that raises instead of rounding, so an amount is either exact or an
+error. The registry of pricers is `rating.pricing.registry`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from decimal import (
-    ROUND_HALF_UP,
-    Context,
-    Decimal,
-    DivisionByZero,
-    Inexact,
-    InvalidOperation,
-    Overflow,
-    localcontext,
-)
+from decimal import Decimal, localcontext
 from typing import Any, Protocol, TypeVar
 
-from rating.money import MAX_UNIT_PRICE_DECIMALS, InvalidAmount, format_decimal, to_decimal
-
-ZERO: Decimal = Decimal(0)
-HUNDRED: Decimal = Decimal(100)
+from rating.money import (
+    EXACT,
+    HUNDRED,
+    MAX_UNIT_PRICE_DECIMALS,
+    ZERO,
+    InvalidAmount,
+    format_decimal,
+    ratio,
+    to_decimal,
+)
 
 # Decimal places shown in a derived unit amount (amount / quantity).
 UNIT_AMOUNT_DECIMALS = 12
@@ -33,14 +31,6 @@ UNIT_AMOUNT_DECIMALS = 12
 # Property values are prices, bounds and sizes; anything with more integer digits is
 # a typo, and refusing it keeps absurd inputs ("1e999999") from expanding to huge strings.
 MAX_INTEGER_DIGITS = 30
-
-# Operands carry at most a few dozen digits, so exact results fit comfortably; the
-# Inexact trap turns any silent rounding into an error instead of a wrong invoice.
-EXACT = Context(
-    prec=1000,
-    rounding=ROUND_HALF_UP,
-    traps=[Inexact, InvalidOperation, DivisionByZero, Overflow],
-)
 
 
 class InvalidChargeProperties(ValueError):
@@ -101,45 +91,14 @@ class Pricer(Protocol[P]):
         ...
 
 
-# --- exact arithmetic -------------------------------------------------------------
-
-
-def _as_integer_ratio(numerator: Decimal, denominator: Decimal) -> tuple[int, int]:
-    """Integers n, d with n / d == numerator / denominator and d > 0 (finite operands)."""
-    n1, d1 = numerator.as_integer_ratio()
-    n2, d2 = denominator.as_integer_ratio()
-    if n2 == 0:
-        raise ZeroDivisionError("division by zero")
-    n, d = n1 * d2, d1 * n2
-    return (-n, -d) if d < 0 else (n, d)
-
-
-def ceil_div(numerator: Decimal, denominator: Decimal) -> int:
-    """⌈numerator / denominator⌉ computed exactly with integers (no rounding at all)."""
-    n, d = _as_integer_ratio(numerator, denominator)
-    return -((-n) // d)
-
-
-def ratio_half_up(numerator: Decimal, denominator: Decimal, places: int) -> Decimal:
-    """numerator / denominator rounded once, ROUND_HALF_UP, to `places` decimals."""
-    n, d = _as_integer_ratio(numerator, denominator)
-    n *= 10**places
-    magnitude = (2 * abs(n) + d) // (2 * d)  # half-up: ties go away from zero
-    # Built from a string: the constructor is exact, whatever the current context.
-    return Decimal(f"{'-' if n < 0 else ''}{magnitude}E-{places}")
+# --- derived amounts ---------------------------------------------------------------
 
 
 def average_unit_amount(amount: Decimal, quantity: Decimal) -> Decimal:
     """amount / quantity to 12 decimals (ROUND_HALF_UP), 0 when the quantity is 0."""
     if quantity == 0:
         return ZERO
-    return ratio_half_up(amount, quantity, UNIT_AMOUNT_DECIMALS)
-
-
-def percent_of(value: Decimal, rate: Decimal) -> Decimal:
-    """rate percent of value, exactly."""
-    with localcontext(EXACT):
-        return value * rate / HUNDRED
+    return ratio(amount, quantity, UNIT_AMOUNT_DECIMALS)
 
 
 # --- reading raw properties -------------------------------------------------------
@@ -249,24 +208,3 @@ def text(value: Decimal) -> str:
     """The canonical string of a decimal property (exact, no exponent)."""
     with localcontext(EXACT):
         return format_decimal(value)
-
-
-# --- registry ----------------------------------------------------------------------
-# The model modules import the types above, so they are imported after them.
-
-from rating.pricing.graduated import GRADUATED  # noqa: E402
-from rating.pricing.graduated_percentage import GRADUATED_PERCENTAGE  # noqa: E402
-from rating.pricing.package import PACKAGE  # noqa: E402
-from rating.pricing.per_unit import PER_UNIT  # noqa: E402
-from rating.pricing.percentage import PERCENTAGE  # noqa: E402
-from rating.pricing.volume import VOLUME  # noqa: E402
-
-_ALL: tuple[Pricer[Any], ...] = (
-    PER_UNIT,
-    GRADUATED,
-    VOLUME,
-    PACKAGE,
-    PERCENTAGE,
-    GRADUATED_PERCENTAGE,
-)
-PRICERS: Mapping[str, Pricer[Any]] = {pricer.model: pricer for pricer in _ALL}

@@ -11,12 +11,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from rating.pricing.base import (
-    ChargeUsage,
-    PricedCharge,
-    average_unit_amount,
-    parse_decimal,
-)
+from rating.pricing.base import ChargeUsage, PricedCharge, average_unit_amount, parse_decimal
 from rating.pricing.tiers import Tier, graduated_amount, normalize_tiers, parse_tiers
 
 

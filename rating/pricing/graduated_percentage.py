@@ -11,13 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from rating.pricing.base import (
-    ChargeUsage,
-    PricedCharge,
-    average_unit_amount,
-    parse_rate,
-    percent_of,
-)
+from rating.money import percent
+from rating.pricing.base import ChargeUsage, PricedCharge, average_unit_amount, parse_rate
 from rating.pricing.tiers import Tier, graduated_amount, normalize_tiers, parse_tiers
 
 
@@ -37,7 +32,7 @@ class GraduatedPercentagePricer:
         return {"tiers": normalize_tiers(parsed.tiers, price_key="rate")}
 
     def price(self, parsed: GraduatedPercentageProperties, usage: ChargeUsage) -> PricedCharge:
-        amount = graduated_amount(parsed.tiers, usage.quantity, percent_of)
+        amount = graduated_amount(parsed.tiers, usage.quantity, percent)
         return PricedCharge(amount=amount, unit_amount=average_unit_amount(amount, usage.quantity))
 
     def needs_event_amounts(self, parsed: GraduatedPercentageProperties) -> bool:

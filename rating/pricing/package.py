@@ -7,13 +7,12 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+from rating.money import ZERO, ceil_div
 from rating.pricing.base import (
-    ZERO,
     ChargeUsage,
     InvalidChargeProperties,
     PricedCharge,
     average_unit_amount,
-    ceil_div,
     optional_decimal,
     reject_unknown_keys,
     required_decimal,

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+from rating.money import ZERO
 from rating.pricing.base import (
-    ZERO,
     ChargeUsage,
     PricedCharge,
     reject_unknown_keys,

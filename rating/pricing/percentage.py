@@ -45,8 +45,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+from rating.money import ZERO, percent
 from rating.pricing.base import (
-    ZERO,
     ChargeUsage,
     InvalidChargeProperties,
     InvalidChargeUsage,
@@ -55,7 +55,6 @@ from rating.pricing.base import (
     optional_count,
     optional_decimal,
     parse_rate,
-    percent_of,
     reject_unknown_keys,
     text,
 )
@@ -152,7 +151,7 @@ class PercentagePricer:
             amount = ZERO  # zero total amount costs 0, fixed fees included
         elif not self.needs_event_amounts(parsed):
             free = parsed.free_total or ZERO
-            amount = percent_of(max(usage.quantity - free, ZERO), parsed.rate)
+            amount = percent(max(usage.quantity - free, ZERO), parsed.rate)
         elif usage.event_amounts:
             amount = _per_transaction_amount(parsed, usage.event_amounts, usage.event_count)
         else:
@@ -190,7 +189,7 @@ def _per_transaction_amount(
         paid = value
         if eligible and free_total is not None:
             paid = value - max(free_total - before, ZERO)  # crosses X: partially free
-        amount += parsed.clamp(percent_of(paid, parsed.rate) + parsed.fixed)
+        amount += parsed.clamp(percent(paid, parsed.rate) + parsed.fixed)
     return amount
 
 
@@ -205,7 +204,7 @@ def _fixed_fee_without_amounts(parsed: PercentageProperties, usage: ChargeUsage)
         raise InvalidChargeUsage(
             "percentage with fixedAmount needs event_count or event_amounts when quantity > 0"
         )
-    return percent_of(usage.quantity, parsed.rate) + parsed.fixed * usage.event_count
+    return percent(usage.quantity, parsed.rate) + parsed.fixed * usage.event_count
 
 
 PERCENTAGE = PercentagePricer()

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+from rating.money import ZERO
 from rating.pricing.base import (
-    ZERO,
     InvalidChargeProperties,
     parse_decimal,
     reject_unknown_keys,

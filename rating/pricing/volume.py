@@ -10,7 +10,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from rating.pricing.base import ZERO, ChargeUsage, PricedCharge, parse_decimal
+from rating.money import ZERO
+from rating.pricing.base import ChargeUsage, PricedCharge, parse_decimal
 from rating.pricing.tiers import Tier, normalize_tiers, parse_tiers, tier_containing
 
 

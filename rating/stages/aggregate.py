@@ -10,7 +10,7 @@ due at 0).
 from __future__ import annotations
 
 from rating.context import ChargeQuantity, RatingState
-from rating.model import ZERO
+from rating.money import ZERO
 
 
 def aggregate(state: RatingState) -> RatingState:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from rating.context import ChargeQuantity, RatingState, RolloverBucket
-from rating.model import ZERO
+from rating.money import ZERO
 from rating.stages.rollover import carry_forward
 
 

@@ -15,14 +15,12 @@ the maximum down (a ceiling must not be exceeded by rounding).
 from __future__ import annotations
 
 from dataclasses import replace
-from decimal import Decimal, localcontext
+from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal
 
 from rating.context import BillingContext, RatingState
-from rating.model import ZERO, InvoiceLine, LineType, Period
-from rating.money import minor_units
+from rating.model import InvoiceLine, LineType, Period
+from rating.money import ZERO, Rounding, prorate
 from rating.periods import proration_days
-from rating.pricing.base import EXACT
-from rating.stages.rate import prorate
 
 
 def committed_amount(
@@ -34,13 +32,8 @@ def committed_amount(
     so the capped usage never exceeds the exact maximum (0.50 JPY allows 0 yen, not 1).
     """
     used, total = proration_days(ctx.period, active)
-    if not ceiling:
-        return prorate(amount, used, total, ctx.currency)
-    places = minor_units(ctx.currency)
-    with localcontext(EXACT):
-        numerator, denominator = (amount * used).as_integer_ratio()
-        floored = numerator * 10**places // (denominator * int(total))
-        return Decimal(floored).scaleb(-places)
+    rounding: Rounding = ROUND_DOWN if ceiling else ROUND_HALF_UP
+    return prorate(amount, used, total, ctx.currency, rounding=rounding)
 
 
 def _this_period_usage(line: InvoiceLine) -> bool:

@@ -16,12 +16,10 @@ gets a CouponUse, even when it discounted nothing.
 from __future__ import annotations
 
 from dataclasses import replace
-from decimal import ROUND_DOWN
 
 from rating.context import AppliedCoupon, CouponUse, RatingState
-from rating.model import ZERO, InvoiceLine, LineType
-from rating.money import quantum, round_money
-from rating.pricing.base import percent_of
+from rating.model import InvoiceLine, LineType
+from rating.money import ZERO, percent, round_down, round_money
 
 DISCOUNTABLE = {LineType.CHARGE, LineType.USAGE_FEE, LineType.SETUP_FEE, LineType.PRORATION}
 
@@ -53,13 +51,13 @@ def discount(state: RatingState) -> RatingState:
             raise InvalidCoupon(f"coupon {coupon.code!r}: negative percentage or amount")
         total = ZERO
         # Lines are whole minor units, so only whole minor units of the coupon are spent.
-        budget = coupon.amount_remaining.quantize(quantum(currency), rounding=ROUND_DOWN)
+        budget = round_down(coupon.amount_remaining, currency)
         for i, line in enumerate(lines):
             net = line.amount - line.discount_amount
             if net <= 0 or not in_scope(coupon, line, plan_code):
                 continue
             if coupon.kind == "percentage":
-                cut = min(round_money(percent_of(net, coupon.percentage), currency), net)
+                cut = min(round_money(percent(net, coupon.percentage), currency), net)
             else:
                 # Spent in line order (not pro rata), never beyond the line's net.
                 cut = min(net, budget)

@@ -10,7 +10,8 @@ from __future__ import annotations
 from decimal import Decimal
 
 from rating.context import ChargeQuantity, RatingState
-from rating.model import ZERO, Group
+from rating.model import Group
+from rating.money import ZERO
 
 
 def quota_check(state: RatingState) -> RatingState:

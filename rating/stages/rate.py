@@ -19,21 +19,15 @@ from decimal import Decimal, localcontext
 from rating import pricing
 from rating.context import BillingContext, ChargeQuantity, RatingState
 from rating.model import InvoiceLine, LineType, Period
-from rating.money import minor_units, round_money
+from rating.money import EXACT, prorate, ratio, round_money
 from rating.periods import proration_days
-from rating.pricing.base import EXACT, UNIT_AMOUNT_DECIMALS, ratio_half_up
+from rating.pricing.base import UNIT_AMOUNT_DECIMALS
 
 
 def describe_group(name: str, group: tuple[tuple[str, str], ...]) -> str:
     if not group:
         return name
     return f"{name} ({', '.join(f'{k}={v}' for k, v in group)})"
-
-
-def prorate(amount: Decimal, used: Decimal, total: Decimal, currency: str) -> Decimal:
-    """amount × used / total, computed exactly and rounded once (ROUND_HALF_UP)."""
-    with localcontext(EXACT):
-        return ratio_half_up(amount * used, total, minor_units(currency))
 
 
 def usage_line(quantity: ChargeQuantity, currency: str, period: Period) -> InvoiceLine:
@@ -130,7 +124,7 @@ def _recurring_line(ctx: BillingContext, fee: _RecurringFee, period: Period) -> 
         )
     # Days used / days in period, rounded once on the line (BILLING.md: Prorations).
     with localcontext(EXACT):
-        unit_amount = ratio_half_up(fee.amount * used, total, UNIT_AMOUNT_DECIMALS)
+        unit_amount = ratio(fee.amount * used, total, UNIT_AMOUNT_DECIMALS)
     return InvoiceLine(
         type=LineType.PRORATION,
         description=f"{fee.name} (prorated {used}/{total} days)",

@@ -13,7 +13,8 @@ from datetime import datetime
 from decimal import Decimal
 
 from rating.context import RatingState, RolloverBucket
-from rating.model import ZERO, Interval, Period, RolloverRule
+from rating.model import Interval, Period, RolloverRule
+from rating.money import ZERO
 from rating.periods import next_period
 
 

@@ -15,11 +15,10 @@ its metrics plus the non-usage lines of its fee types.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from decimal import ROUND_DOWN
 
 from rating.context import RatingState, WalletBalance, WalletDebit
-from rating.model import ZERO, InvoiceLine, LineType
-from rating.money import quantum
+from rating.model import InvoiceLine, LineType
+from rating.money import ZERO, round_down
 
 _FAR_FUTURE = datetime.max.replace(tzinfo=UTC)
 
@@ -61,7 +60,7 @@ def route(state: RatingState) -> RatingState:
     wallets = payment_order(state)
     if not wallets:
         return state.evolve(wallet_debits=())
-    step = quantum(state.context.currency)
+    currency = state.context.currency
     lines = state.lines
     due = [
         max(ln.amount - ln.discount_amount + ln.tax_amount, ZERO)
@@ -72,7 +71,7 @@ def route(state: RatingState) -> RatingState:
     debits: list[WalletDebit] = []
     for wallet in wallets:
         # Lines are whole minor units; a sub-unit rest of the balance stays in the wallet.
-        left = wallet.balance.quantize(step, rounding=ROUND_DOWN)
+        left = round_down(wallet.balance, currency)
         used = ZERO
         for i, line in enumerate(lines):
             if left <= 0:

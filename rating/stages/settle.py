@@ -1,21 +1,18 @@
 """Stage 10, Settle: the invoice's totals; the ledger writes it atomically with its number.
 
-    subtotal       = Σ amounts of the lines that are not DISCOUNT or CREDIT
-    discount_total = − Σ amounts of the DISCOUNT lines (coupons, maximum-spend adjustment)
-    tax_total      = Σ line taxes
-    total          = Σ line amounts (DISCOUNT lines negative) + Σ line taxes
-                   = subtotal − discount_total + tax_total
-    credit_total   = Σ wallet debits
-    amount_due     = total − credit_total
-
-Every term is a sum of amounts already rounded on their lines, so the identities hold
-exactly, to the minor unit.
+The totals are `rating.totals.totals` of the lines, with the wallet debits as the
+prepaid credits (so amount_due = total − credit_total); their identities are written
+there. Settle also checks what only a fresh rating can get wrong: the discount
+allocated to the lines equals the DISCOUNT lines, and the wallets paid no more than
+the total.
 """
 
 from __future__ import annotations
 
 from rating.context import RatingState
-from rating.model import ZERO, LineType, RatedInvoice
+from rating.model import LineType, RatedInvoice
+from rating.money import ZERO
+from rating.totals import totals
 
 
 class InconsistentInvoice(ValueError):
@@ -25,30 +22,25 @@ class InconsistentInvoice(ValueError):
 def settle(state: RatingState) -> RatedInvoice:
     ctx = state.context
     lines = state.lines
-    subtotal = sum(
-        (ln.amount for ln in lines if ln.type not in (LineType.DISCOUNT, LineType.CREDIT)), ZERO
-    )
-    discount_total = -sum((ln.amount for ln in lines if ln.type == LineType.DISCOUNT), ZERO)
+    debits = sum((d.amount for d in state.wallet_debits), ZERO)
+    result = totals(lines, credits=debits)
     allocated = sum((ln.discount_amount for ln in lines if ln.type != LineType.DISCOUNT), ZERO)
-    if allocated != discount_total:
+    if allocated != result.discount_total:
         raise InconsistentInvoice(
-            f"discount lines total {discount_total} but {allocated} is allocated to lines"
+            f"discount lines total {result.discount_total} but {allocated} is allocated to lines"
         )
-    tax_total = sum((ln.tax_amount for ln in lines), ZERO)
-    total = subtotal - discount_total + tax_total
-    credit_total = sum((d.amount for d in state.wallet_debits), ZERO)
-    if credit_total > max(total, ZERO):
-        raise InconsistentInvoice(f"wallet debits {credit_total} exceed the total {total}")
+    if result.credit_total != debits:
+        raise InconsistentInvoice(f"wallet debits {debits} exceed the total {result.total}")
     return RatedInvoice(
         subscription_id=ctx.subscription.id,
         customer_id=ctx.subscription.customer.external_id,
         currency=ctx.currency,
         period=ctx.period,
         lines=lines,
-        subtotal=subtotal,
-        discount_total=discount_total,
-        tax_total=tax_total,
-        credit_total=credit_total,
-        total=total,
-        amount_due=total - credit_total,
+        subtotal=result.subtotal,
+        discount_total=result.discount_total,
+        tax_total=result.tax_total,
+        credit_total=result.credit_total,
+        total=result.total,
+        amount_due=result.amount_due,
     )

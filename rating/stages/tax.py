@@ -21,9 +21,8 @@ from dataclasses import replace
 from decimal import Decimal
 
 from rating.context import LineTaxes, RatingState, TaxRate
-from rating.model import ZERO, Customer, LineType
-from rating.money import round_money
-from rating.pricing.base import percent_of
+from rating.model import Customer, LineType
+from rating.money import ZERO, percent, round_money
 
 UNTAXED = {LineType.DISCOUNT, LineType.CREDIT, LineType.TAX_ADJUSTMENT}
 
@@ -75,7 +74,7 @@ def tax(state: RatingState) -> RatingState:
             lines.append(line)
             continue
         taxable = line.amount - line.discount_amount
-        amount = round_money(percent_of(taxable, rate), ctx.currency)
+        amount = round_money(percent(taxable, rate), ctx.currency)
         lines.append(replace(line, tax_rate=rate, tax_amount=amount))
     return state.evolve(lines=tuple(lines), tax_rates_applied=applied)
 

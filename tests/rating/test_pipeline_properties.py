@@ -32,9 +32,8 @@ from rating.model import (
     Subscription,
     UsageCharge,
 )
-from rating.money import quantum, round_money
+from rating.money import percent, quantum, round_money
 from rating.pipeline import STAGES, finish, rate_subscription, rate_until_tax
-from rating.pricing.base import percent_of
 from rating.stages.aggregate import aggregate
 from rating.stages.allowance import allowance
 from rating.stages.commit import committed_amount
@@ -399,7 +398,7 @@ def test_provider_results_equal_to_the_table_give_the_same_invoice(
         i: QuotedTax(
             rate,
             round_money(
-                percent_of(state.lines[i].amount - state.lines[i].discount_amount, rate),
+                percent(state.lines[i].amount - state.lines[i].discount_amount, rate),
                 context.currency,
             ),
         )
