@@ -55,7 +55,7 @@ from bench.common import (
     table,
     write_section,
 )
-from invoicing.billrun import BillRunner, create_bill_run
+from invoicing.billing import BillRunner, create_bill_run
 from invoicing.catalog import create_metric, create_plan
 from invoicing.models import (
     BillRunRow,
@@ -537,14 +537,13 @@ class TimedUsageStore(UsageStore):
 # Entries that do not resolve (the code moved on) are skipped; nested entries of one
 # phase are counted once (the outermost call).
 TIMED: list[tuple[str, str, str]] = [
-    ("invoicing.billrun", "BillRunner._items", "load subscriptions"),
-    ("invoicing.billrun", "fetch_quantities", "quantities (all)"),
-    ("invoicing.billrun", "BillRunner._quantities", "quantities (all)"),
-    ("invoicing.billrun", "rate_subscription", "rating (pipeline)"),
+    ("invoicing.billing.loading", "_page", "load subscriptions"),
+    ("invoicing.billing.loading", "invoiced_keys", "load subscriptions"),
+    ("streams.usage_store", "UsageStore.metered_quantities", "quantities (all)"),
+    ("invoicing.billing.runner", "rate_item", "rating (pipeline)"),
     ("invoicing.tax.service", "TaxService.rate", "rating (pipeline)"),
-    ("invoicing.billrun", "BillRunner._write", "ledger: write invoices"),
-    ("invoicing.billrun", "settle_with_effects", "ledger: settle with effects (one by one)"),
-    ("invoicing.billrun", "BillRunner._update", "ledger: bill run progress updates"),
+    ("invoicing.billing.runner", "BillRunner._write", "ledger: write invoices"),
+    ("invoicing.billing.runner", "update_run", "ledger: bill run progress updates"),
 ]
 
 

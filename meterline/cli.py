@@ -4,6 +4,7 @@ meterline serve                 embedded: Kafka broker + API + stream worker, on
 meterline api / worker          server mode, each part on its own
 meterline tenants create NAME   a tenant and its API key
 meterline bill-run --period 2026-10
+meterline scheduler --once --at 2026-11-01T00:05:00Z   replay period close at a moment
 meterline demo                  the whole pipeline on the embedded default
 """
 
@@ -14,7 +15,7 @@ import json
 import logging
 import signal
 import sys
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -136,57 +137,55 @@ def worker() -> None:
     asyncio.run(main())
 
 
+def _parse_instant(value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        instant = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise typer.BadParameter("use an ISO 8601 instant, e.g. 2026-11-01T00:05:00Z") from None
+    return instant.replace(tzinfo=UTC) if instant.tzinfo is None else instant.astimezone(UTC)
+
+
 @app.command()
 def scheduler(
     interval: Annotated[float, typer.Option(help="Seconds between two passes.")] = 300,
     once: Annotated[bool, typer.Option(help="Run one pass and exit.")] = False,
+    at: Annotated[
+        str | None,
+        typer.Option(help="Replay one pass at this instant (ISO 8601, UTC); implies --once."),
+    ] = None,
 ) -> None:
     """Period close on a timer: bill last month for every tenant (idempotent: a month
     already billed creates nothing), then finalize drafts whose grace period is over."""
-    import time as clock
+    import time
 
-    from sqlalchemy import select
-
-    from invoicing import invoices
-    from invoicing.billrun import BillRunner, create_bill_run
-    from invoicing.models import BillRunRow, Tenant
+    from core.clock import SYSTEM_CLOCK, Clock, FrozenClock
+    from invoicing.billing import BillRunner
+    from invoicing.billing.scheduler import close_period
     from meterline.runtime import Runtime
 
+    replay = _parse_instant(at)
     settings = Settings()
     _logging(settings)
     runtime = Runtime.open(settings)
-    runner = BillRunner(runtime.sessions, runtime.usage, runtime.tax)
+    clock: Clock = SYSTEM_CLOCK if replay is None else FrozenClock(replay)
+    runner = BillRunner(runtime.sessions, runtime.usage, runtime.tax, clock)
     try:
         while True:
-            now = datetime.now(UTC)
-            this_month = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-            start, end = _parse_period(f"{(this_month.replace(day=1) - timedelta(days=1)):%Y-%m}")
-            with runtime.session() as session:
-                tenant_ids = list(session.execute(select(Tenant.id)).scalars())
-            for tenant_id in tenant_ids:
-                with runtime.session() as session:
-                    done = session.execute(
-                        select(BillRunRow.id).where(
-                            BillRunRow.tenant_id == tenant_id,
-                            BillRunRow.period_start == start,
-                            BillRunRow.period_end == end,
-                            BillRunRow.status == "completed",
-                        )
-                    ).first()
-                    run_id = None if done else create_bill_run(session, tenant_id, start, end).id
-                if run_id:
-                    result = runner.run(run_id)
+            for close in close_period(
+                runtime.sessions, runner, clock.now(), settings.invoice_due_days
+            ):
+                if close.bill_run_id:
                     console.print(
-                        f"{tenant_id}: bill run {run_id} {result.status}, "
-                        f"{result.invoices_created} invoices"
+                        f"{close.tenant_id}: bill run {close.bill_run_id} {close.status}, "
+                        f"{close.invoices_created} invoices"
                     )
-                with runtime.session() as session:
-                    finalized = invoices.finalize_all(session, tenant_id, settings.invoice_due_days)
-                if finalized:
-                    console.print(f"{tenant_id}: finalized {len(finalized)} invoices")
-            if once:
+                if close.finalized:
+                    console.print(f"{close.tenant_id}: finalized {close.finalized} invoices")
+            if once or replay is not None:
                 return
-            clock.sleep(interval)
+            time.sleep(interval)
     finally:
         runtime.close()
 
@@ -249,7 +248,7 @@ def bill_run(
     """Rate and invoice every subscription of the period (all tenants unless --tenant)."""
     from sqlalchemy import select
 
-    from invoicing.billrun import BillRunner, create_bill_run
+    from invoicing.billing import BillRunner, create_bill_run
     from invoicing.models import Tenant
     from meterline.runtime import Runtime
 
@@ -260,7 +259,7 @@ def bill_run(
     try:
         with runtime.session() as session:
             tenant_ids = [tenant] if tenant else list(session.execute(select(Tenant.id)).scalars())
-        runner = BillRunner(runtime.sessions, runtime.usage, runtime.tax)
+        runner = BillRunner(runtime.sessions, runtime.usage, runtime.tax, runtime.clock)
         for tenant_id in tenant_ids:
             with runtime.session() as session:
                 run_id = create_bill_run(session, tenant_id, start, end).id

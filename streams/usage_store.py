@@ -20,8 +20,9 @@ from typing import Any
 
 import polars as pl
 
-from rating.model import Aggregation, Group, Metric, Period
+from rating.model import Aggregation, Group, MeteredQuantity, Metric, Period, UsageCharge
 from rating.money import EXACT, ratio
+from streams.billing_usage import UsageRequest, decode_quantities, variant_queries
 
 # Quantities that are a division (weighted_sum) are rounded once to this many decimal
 # places, half up: the storage scale of values, Decimal(38, 12).
@@ -441,6 +442,59 @@ class UsageStore:
         if metric.aggregation == Aggregation.WEIGHTED_SUM:
             frame = _with_weighted_quantities(frame)
         return frame
+
+    def metered_quantities(
+        self, tenant_id: str, requests: Sequence[UsageRequest]
+    ) -> dict[str, tuple[MeteredQuantity, ...]]:
+        """Every request's metered quantities, by request key, with one query per
+        query variant (charges reading the same metric with the same filters share one)."""
+        if not requests:
+            return {}
+        run_key = self.register_intervals(
+            tenant_id,
+            [
+                BillingInterval(r.key, r.customer_id, r.active.start, r.active.end, r.period)
+                for r in requests
+            ],
+        )
+        try:
+            start = min(r.active.start for r in requests)
+            end = max(r.active.end for r in requests)
+            out: dict[str, list[MeteredQuantity]] = {}
+            for variant, query in variant_queries(requests).items():
+                frame = self.interval_quantities(
+                    tenant_id, run_key, query.metric, dict(variant[1]), start, end,
+                    with_amounts=variant[2],
+                )  # fmt: skip
+                decode_quantities(frame, query.metric, query.charges_by_key, out)
+            return {key: tuple(rows) for key, rows in out.items()}
+        finally:
+            self.drop_intervals(run_key)
+
+    def charge_quantities(
+        self,
+        tenant_id: str,
+        customer_id: str,
+        charge: UsageCharge,
+        active: Period,
+        period: Period,
+        ingested_through: datetime,
+    ) -> dict[Group, Decimal]:
+        """One customer's exact quantity per group of one charge over `active`, counting
+        only events stored up to `ingested_through` (what an invoice could know then)."""
+        return {
+            group: quantity
+            for _code, group, quantity in self.customer_usage(
+                tenant_id,
+                customer_id,
+                [charge.metric],
+                active.start,
+                active.end,
+                period=period,
+                extra_filters=charge.filters,
+                ingested_through=ingested_through,
+            )
+        }
 
     def drop_intervals(self, run_key: str) -> None:
         self._client.command(

@@ -11,8 +11,8 @@ from api import serialize
 from api.deps import RuntimeDep, SessionDep, TenantDep
 from api.schemas import BillRunCreate, PaymentCreate, TaxOverride
 from core.errors import ValidationFailed
-from invoicing import billrun, invoices
-from invoicing.billrun import BillRunner, create_bill_run, get_bill_run
+from invoicing import drafts, invoices
+from invoicing.billing import BillRunner, create_bill_run, get_bill_run
 
 router = APIRouter(tags=["billing"])
 
@@ -26,7 +26,7 @@ async def start_bill_run(
             return create_bill_run(session, tenant, body.period_start, body.period_end).id
 
     run_id = await asyncio.to_thread(create)
-    runner = BillRunner(runtime.sessions, runtime.usage, runtime.tax)
+    runner = BillRunner(runtime.sessions, runtime.usage, runtime.tax, runtime.clock)
     task = asyncio.get_running_loop().run_in_executor(runtime.billing_executor, runner.run, run_id)
     runtime.background.add(task)
     task.add_done_callback(runtime.background.discard)
@@ -84,7 +84,9 @@ def refresh_invoice(
     invoice_id: str, runtime: RuntimeDep, session: SessionDep, tenant: TenantDep
 ) -> dict[str, Any]:
     invoice = invoices.get_invoice(session, tenant, invoice_id, lock=True)
-    refreshed = billrun.refresh_invoice(session, runtime.usage, tenant, invoice, runtime.tax)
+    refreshed = drafts.refresh_invoice(
+        session, runtime.usage, tenant, invoice, runtime.tax, runtime.clock
+    )
     return serialize.invoice(refreshed)
 
 

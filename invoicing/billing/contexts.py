@@ -1,0 +1,251 @@
+"""Billing contexts for a chunk of items, from ledger state loaded in bulk.
+
+One read per kind of state for the whole chunk (applied coupons, wallets, rollover
+buckets), then each item's `BillingContext` is built from those maps. Items of one
+chunk are rated in billing order, and what an invoice takes (a coupon's use, a wallet's
+credits, the rollover it consumes and leaves) is carried to the next item of the same
+customer or subscription in memory (`absorb`), exactly as the ledger will record it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
+from decimal import Decimal
+from typing import TypeVar
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from invoicing.billing.selection import BillingItem
+from invoicing.models import AppliedCouponRow, CouponRow, RolloverBucketRow, WalletRow
+from rating.context import AppliedCoupon, BillingContext, RolloverBucket, TaxRate, WalletBalance
+from rating.model import InvoiceLine, MeteredQuantity
+from rating.money import ZERO
+from rating.pipeline import RatingResult
+
+IN_BATCH = 5_000  # ids per IN (...) list: far below every backend's parameter limit
+
+T = TypeVar("T")
+
+
+def batches(values: Sequence[T], size: int = IN_BATCH) -> Iterator[Sequence[T]]:
+    """`values` in slices of at most `size`."""
+    for offset in range(0, len(values), size):
+        yield values[offset : offset + size]
+
+
+@dataclass
+class CouponBalance:
+    """What is left of an applied coupon, and how a use changes it (the rule of
+    `invoicing.coupons.record_uses`, shared by the in-memory carry and the writes)."""
+
+    kind: str
+    frequency: str
+    amount_remaining: Decimal | None
+    periods_remaining: int | None
+    active: bool = True
+
+    def use(self, remaining: Decimal) -> None:
+        """An invoice used the coupon, leaving `remaining` (fixed coupons)."""
+        if self.frequency == "once":
+            # A fixed coupon used once keeps its remainder for the next invoice.
+            if self.kind == "fixed":
+                self.amount_remaining = remaining
+            if self.kind == "percentage" or remaining <= 0:
+                self.active = False
+        elif self.frequency == "recurring":
+            self.periods_remaining = (self.periods_remaining or 1) - 1
+            if self.periods_remaining <= 0:
+                self.active = False
+        # A recurring or forever fixed coupon takes up to its amount from each invoice:
+        # its per-invoice amount stays.
+
+
+@dataclass
+class CouponState:
+    """An applied coupon as the next invoice of its customer sees it."""
+
+    coupon: AppliedCoupon
+    balance: CouponBalance
+
+    @property
+    def active(self) -> bool:
+        return self.balance.active
+
+    def use(self, remaining: Decimal) -> None:
+        self.balance.use(remaining)
+        amount = self.balance.amount_remaining or ZERO
+        if amount != self.coupon.amount_remaining:
+            self.coupon = replace(self.coupon, amount_remaining=amount)
+
+
+@dataclass
+class WalletState:
+    wallet: WalletBalance
+    currency: str
+
+
+@dataclass
+class ChunkContexts:
+    """The ledger state a chunk of items is rated with."""
+
+    tax_rates: tuple[TaxRate, ...] = ()
+    coupons: dict[str, list[CouponState]] = field(default_factory=dict)  # by customer row id
+    wallets: dict[str, list[WalletState]] = field(default_factory=dict)  # by customer row id
+    # Unconsumed rollover buckets by subscription id, then charge id, oldest first.
+    rollover: dict[str, dict[str, tuple[RolloverBucket, ...]]] = field(default_factory=dict)
+
+    def context(
+        self,
+        item: BillingItem,
+        usage: tuple[MeteredQuantity, ...],
+        prior_lines: tuple[InvoiceLine, ...] = (),
+    ) -> BillingContext:
+        """The item's context from the chunk's maps."""
+        currency = item.subscription.plan.currency
+        return BillingContext(
+            subscription=item.subscription,
+            period=item.period,
+            usage=usage,
+            rollover_in=self.rollover.get(item.subscription.id, {}),
+            coupons=tuple(c.coupon for c in self.coupons.get(item.customer_row_id, ()) if c.active),
+            tax_rates=self.tax_rates,
+            wallets=tuple(
+                w.wallet
+                for w in self.wallets.get(item.customer_row_id, ())
+                if w.currency == currency
+            ),
+            prior_lines=prior_lines,
+        )
+
+    def absorb(self, item: BillingItem, result: RatingResult) -> None:
+        """Carry what the item's invoice takes to the chunk's later items."""
+        if result.coupon_uses:
+            by_id = {c.coupon.id: c for c in self.coupons.get(item.customer_row_id, ())}
+            for use in result.coupon_uses:
+                if (state := by_id.get(use.coupon_id)) is not None:
+                    state.use(use.remaining)
+        if result.wallet_debits:
+            by_wallet = {w.wallet.id: w for w in self.wallets.get(item.customer_row_id, ())}
+            for debit in result.wallet_debits:
+                if (entry := by_wallet.get(debit.wallet_id)) is not None:
+                    entry.wallet = replace(
+                        entry.wallet, balance=entry.wallet.balance - debit.amount
+                    )
+        if result.rollover_out:
+            # The invoice consumes every stored bucket and stores what it hands on.
+            self.rollover[item.subscription.id] = {
+                charge_id: tuple(out) for charge_id, out in result.rollover_out.items() if out
+            }
+
+
+def load_contexts(
+    session: Session, tenant_id: str, items: Sequence[BillingItem], tax_rates: tuple[TaxRate, ...]
+) -> ChunkContexts:
+    """The ledger state of the chunk's customers and subscriptions, one query per kind."""
+    customers = sorted({i.customer_row_id for i in items})
+    subscriptions = sorted({i.subscription.id for i in items if _has_rollover(i)})
+    contexts = ChunkContexts(tax_rates=tax_rates)
+    for ids in batches(customers):
+        _load_coupons(session, tenant_id, ids, contexts.coupons)
+        _load_wallets(session, tenant_id, ids, contexts.wallets)
+    for ids in batches(subscriptions):
+        _load_rollover(session, ids, contexts.rollover)
+    return contexts
+
+
+def _has_rollover(item: BillingItem) -> bool:
+    return any(charge.rollover is not None for charge in item.subscription.plan.charges)
+
+
+def _load_coupons(
+    session: Session, tenant_id: str, customers: Iterable[str], out: dict[str, list[CouponState]]
+) -> None:
+    rows = session.execute(
+        select(
+            AppliedCouponRow.id,
+            AppliedCouponRow.customer_id,
+            AppliedCouponRow.amount_remaining,
+            AppliedCouponRow.periods_remaining,
+            CouponRow.code,
+            CouponRow.kind,
+            CouponRow.percentage,
+            CouponRow.frequency,
+            CouponRow.plan_codes,
+            CouponRow.metric_codes,
+        )
+        .join(CouponRow, CouponRow.id == AppliedCouponRow.coupon_id)
+        .where(
+            AppliedCouponRow.tenant_id == tenant_id,
+            AppliedCouponRow.customer_id.in_(list(customers)),
+            AppliedCouponRow.status == "active",
+        )
+        # The order coupons apply in: oldest first.
+        .order_by(AppliedCouponRow.created_at, AppliedCouponRow.id)
+    )
+    for row in rows:
+        coupon = AppliedCoupon(
+            id=row.id,
+            code=row.code,
+            kind=row.kind,
+            percentage=row.percentage or ZERO,
+            amount_remaining=row.amount_remaining or ZERO,
+            plan_codes=tuple(row.plan_codes or ()),
+            metric_codes=tuple(row.metric_codes or ()),
+        )
+        out.setdefault(row.customer_id, []).append(
+            CouponState(
+                coupon,
+                CouponBalance(row.kind, row.frequency, row.amount_remaining, row.periods_remaining),
+            )
+        )
+
+
+def _load_wallets(
+    session: Session, tenant_id: str, customers: Iterable[str], out: dict[str, list[WalletState]]
+) -> None:
+    # An empty wallet pays nothing (the Route stage skips it): only those with credits.
+    rows = session.execute(
+        select(WalletRow).where(
+            WalletRow.tenant_id == tenant_id,
+            WalletRow.customer_id.in_(list(customers)),
+            WalletRow.status == "active",
+            WalletRow.balance > 0,
+        )
+    ).scalars()
+    for row in rows:
+        wallet = WalletBalance(
+            id=row.id,
+            priority=row.priority,
+            balance=row.balance,
+            expires_at=row.expires_at,
+            metric_codes=tuple(row.scope_metrics or ()),
+            fee_types=tuple(row.scope_fee_types or ()),
+        )
+        out.setdefault(row.customer_id, []).append(WalletState(wallet, row.currency))
+
+
+def _load_rollover(
+    session: Session,
+    subscriptions: Iterable[str],
+    out: dict[str, dict[str, tuple[RolloverBucket, ...]]],
+) -> None:
+    rows = session.execute(
+        select(
+            RolloverBucketRow.subscription_id,
+            RolloverBucketRow.charge_id,
+            RolloverBucketRow.quantity,
+            RolloverBucketRow.expires_at,
+        )
+        .where(
+            RolloverBucketRow.subscription_id.in_(list(subscriptions)),
+            RolloverBucketRow.consumed_by.is_(None),
+        )
+        .order_by(
+            RolloverBucketRow.subscription_id, RolloverBucketRow.position, RolloverBucketRow.id
+        )
+    )
+    for sub_id, charge_id, quantity, expires_at in rows:
+        charges = out.setdefault(sub_id, {})
+        charges[charge_id] = (*charges.get(charge_id, ()), RolloverBucket(quantity, expires_at))
