@@ -31,6 +31,10 @@ test: install ## Run the test suite (starts a real Kafka broker; PostgreSQL too 
 	else echo "PostgreSQL unavailable: ledger tests run on SQLite only" >&2; fi; \
 	$(BIN)/pytest -q
 
+.PHONY: test-fast
+test-fast: install ## The pure tests only: no Kafka, ClickHouse, ledger or end-to-end stack
+	$(BIN)/pytest -q -m "not kafka and not clickhouse and not ledger and not e2e"
+
 .PHONY: lint
 lint: install ## ruff (lint + format check), mypy --strict, the layer contracts (import-linter)
 	$(BIN)/ruff check .

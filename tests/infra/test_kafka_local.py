@@ -124,10 +124,3 @@ def test_restart_keeps_topic_messages_and_offsets(tmp_path: Path) -> None:
     broker.stop()  # idempotent
     assert not broker.is_running()
     assert not broker.pid_file.exists()
-
-
-def test_stop_without_start_is_noop(tmp_path: Path) -> None:
-    broker = LocalKafkaBroker(tmp_path)
-    broker.stop()
-    broker.stop()
-    assert not broker.is_running()

@@ -12,7 +12,6 @@ import asyncio
 import os
 import threading
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -21,12 +20,13 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from streams.app import create_stream_app, process_batch
+from streams.app import create_stream_app
 from streams.config import StreamConfig
-from streams.schema import UsageEvent, encode_batch
+from streams.schema import UsageEvent
 from streams.sink import ClickHouseSink
 from streams.usage_store import UsageStore
 from tests.conftest import CH_DATABASE
+from tests.streams.test_ingest_batches import event_messages
 
 pytestmark = [pytest.mark.kafka, pytest.mark.clickhouse]
 
@@ -62,22 +62,6 @@ async def _produce(bootstrap: str, topic: str, payloads: Sequence[bytes]) -> Non
         await producer.flush()
     finally:
         await producer.stop()
-
-
-def _event_messages(tenant: str, n: int, value: str = "2") -> list[bytes]:
-    return [
-        orjson.dumps(
-            {
-                "tenantId": tenant,
-                "id": f"e{i}",
-                "customerId": f"c{i % 3}",
-                "metric": "gb",
-                "timestamp": "2026-10-05T10:00:00Z",
-                "value": value,
-            }
-        )
-        for i in range(n)
-    ]
 
 
 async def _known(_: str) -> bool:
@@ -140,7 +124,7 @@ def test_worker_crash_after_write_replays_and_counts_once(kafka_bootstrap, click
 
     async def scenario() -> None:
         await _create_topics(kafka_bootstrap, settings)
-        await _produce(kafka_bootstrap, settings.events_topic, _event_messages(tenant, 300))
+        await _produce(kafka_bootstrap, settings.events_topic, event_messages(tenant, 300))
         crashing = StallAfterWrite(clickhouse, CH_DATABASE)
         app, _ = create_stream_app(settings, kafka_bootstrap, crashing, _known)
         await app.start()
@@ -189,7 +173,7 @@ def test_clickhouse_down_means_backpressure_then_exact(kafka_bootstrap, clickhou
     async def scenario() -> Any:
         await _create_topics(kafka_bootstrap, settings)
         await _produce(
-            kafka_bootstrap, settings.events_topic, _event_messages(tenant, 200, value="1.25")
+            kafka_bootstrap, settings.events_topic, event_messages(tenant, 200, value="1.25")
         )
         sink = FlakySink(clickhouse, CH_DATABASE, failures=3)
         app, stats = create_stream_app(settings, kafka_bootstrap, sink, _known)
@@ -213,7 +197,7 @@ def test_clickhouse_down_means_backpressure_then_exact(kafka_bootstrap, clickhou
 def test_bad_kafka_messages_go_to_dlq_with_reason(kafka_bootstrap, clickhouse):
     settings = _settings(kafka_bootstrap)
     tenant = f"t_dlq_{os.urandom(3).hex()}"
-    good = _event_messages(tenant, 5)
+    good = event_messages(tenant, 5)
     bad = [
         b"{not json",
         orjson.dumps({"id": "no-tenant", "customerId": "c", "metric": "gb"}),
@@ -264,41 +248,3 @@ def test_bad_kafka_messages_go_to_dlq_with_reason(kafka_bootstrap, clickhouse):
     assert _stored(clickhouse, tenant)[0] == 5
     rejected = UsageStore(clickhouse, CH_DATABASE).rejected_events(tenant)
     assert {r["id"] for r in rejected} == {"bad-ts"}
-
-
-def test_process_batch_dedupes_within_batch_and_keeps_order():
-    now = datetime(2026, 10, 1, tzinfo=UTC)
-    messages = _event_messages("t", 3) + _event_messages("t", 2) + [b"[]"]
-    result = process_batch(messages, now)
-    assert [e.event_id for e in result.events] == ["e0", "e1", "e2"]
-    assert [r.reason for _, r, _ in result.rejected] == ["event must be a JSON object"]
-
-
-def test_batch_envelope_carries_many_events_and_rejects_alone():
-    now = datetime(2026, 10, 1, tzinfo=UTC)
-    good = [
-        UsageEvent("t", f"b{i}", "c1", "gb", now, Decimal(i), {"region": "eu"}) for i in range(3)
-    ]
-    envelope = encode_batch("t", good)
-    broken = orjson.dumps(
-        {
-            "tenantId": "t",
-            "events": [
-                {"id": "ok", "customerId": "c", "metric": "m"},
-                {"id": "bad", "metric": "m"},
-            ],
-        }
-    )
-    no_tenant = orjson.dumps({"events": [{"id": "x", "customerId": "c", "metric": "m"}]})
-    result = process_batch([envelope, broken, no_tenant], now)
-    assert [(e.tenant_id, e.event_id, e.value) for e in result.events] == [
-        ("t", "b0", Decimal(0)),
-        ("t", "b1", Decimal(1)),
-        ("t", "b2", Decimal(2)),
-        ("t", "ok", None),
-    ]
-    assert result.events[0].properties == {"region": "eu"}
-    assert [r.reason for _, r, _ in result.rejected] == [
-        "customerId is required and must be a non-empty string",
-        "tenantId is required on a batch of events",
-    ]
