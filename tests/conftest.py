@@ -1,4 +1,5 @@
-"""Shared fixtures: one real Kafka broker, one chDB engine and a live API per session.
+"""Shared fixtures: one real Kafka broker and one chDB engine per session (the live API
+stack of the end-to-end tests is in tests/e2e/conftest.py).
 
 chDB allows one engine path per process, so every test that touches ClickHouse uses
 the session's path (`clickhouse`, `stack`) and isolates itself by tenant id.
@@ -16,10 +17,9 @@ import pytest
 from core.clock import FrozenClock
 from meterline.clickhouse import connect_and_migrate
 from tests.helpers import guard
-from tests.helpers.clock import TravelClock
 from tests.helpers.dates import at
 from tests.helpers.ledger import empty_postgres_schema
-from tests.helpers.stack import CH_DATABASE, Stack, TenantClient, serving, stack_settings
+from tests.helpers.stack import CH_DATABASE, Stack, TenantClient
 
 pytest_plugins = ["tests.kafka_plugin", "pytester"]
 
@@ -67,37 +67,6 @@ def ledger_url(ledger_backend: str, tmp_path: Path) -> Iterator[str]:
     empty_postgres_schema(url)
     migrate_ledger(url)
     yield url
-
-
-@pytest.fixture(scope="session")
-def stack(
-    kafka_bootstrap: str, chdb_dir: Path, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Stack]:
-    from meterline.runtime import Runtime
-
-    data_dir = tmp_path_factory.mktemp("stack")
-    runtime = Runtime.open(stack_settings(data_dir, kafka_bootstrap, chdb_dir))
-    # The API's "now": the wall clock until a test travels (`travel_clock`).
-    runtime.clock = TravelClock()
-    with serving(runtime, data_dir) as running:
-        yield running
-
-
-@pytest.fixture(autouse=True)
-def _stack_clock_back_to_now(request: pytest.FixtureRequest) -> Iterator[None]:
-    """Whatever a test did to the stack's clock, the next test starts at the wall time."""
-    yield
-    if "stack" in request.fixturenames:
-        request.getfixturevalue("stack").runtime.clock.reset()
-
-
-@pytest.fixture
-def travel_clock(stack: Stack) -> Iterator[TravelClock]:
-    """The live stack's clock: `travel_clock.travel_to(at(2026, 11, 3))` moves the API's now."""
-    clock = stack.runtime.clock
-    assert isinstance(clock, TravelClock)
-    yield clock
-    clock.reset()
 
 
 @pytest.fixture
