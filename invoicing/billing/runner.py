@@ -20,6 +20,7 @@ from typing import Any
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.clock import SYSTEM_CLOCK, Clock
+from core.ids import new_ids
 from invoicing.billing.contexts import ChunkContexts, load_contexts
 from invoicing.billing.effects import Settled, apply_effects
 from invoicing.billing.late import LateUsage
@@ -27,7 +28,7 @@ from invoicing.billing.loading import invoiced_keys, subscription_pages
 from invoicing.billing.runs import MAX_FAILURES, failure, load_run, start_run, update_run
 from invoicing.billing.selection import BillingItem, items_to_bill
 from invoicing.billing.usage import UsageSource
-from invoicing.billing.writer import insert_invoices, invoice_values
+from invoicing.billing.writer import insert_invoices, invoice_row, line_rows
 from invoicing.models import BillRunRow
 from invoicing.tax.service import TaxService
 from invoicing.taxes import tax_rates
@@ -197,14 +198,14 @@ class BillRunner:
             return
         now = self._clock.now()
         invoices, lines, settled = [], [], []
-        for item, result in rated:
-            row, line_rows = invoice_values(
-                tenant_id, run_id, item.customer_row_id, result.invoice, now, late_through=cutoff
+        for invoice_id, (item, result) in zip(new_ids("inv", len(rated)), rated, strict=True):
+            invoice = result.invoice
+            invoices.append(
+                invoice_row(invoice_id, tenant_id, run_id, item.customer_row_id, invoice, now)
             )
-            invoices.append(row)
-            lines.extend(line_rows)
+            lines.extend(line_rows(invoice_id, invoice, cutoff))
             if result.coupon_uses or result.wallet_debits or result.rollover_out:
-                settled.append(Settled(row["id"], item.subscription.id, result))
+                settled.append(Settled(invoice_id, item.subscription.id, result))
         with self._sessions() as session, session.begin():
             insert_invoices(session, invoices, lines)
             apply_effects(session, tenant_id, settled, now)
