@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, StrictBool
+from pydantic import BeforeValidator, Field
 
 from api.schemas.common import Body, Code, FiltersIn, Public, filters_spec
 from api.schemas.money import Decimal_, Timestamp, plain, plain_or_none
@@ -103,6 +103,13 @@ class RolloverIn(Body):
     expiry_periods: int | None = Field(default=None, ge=1)
 
 
+def _rollover_flag(value: Any) -> Any:
+    """`true` is a rollover without cap or expiry, `false` none (or an object {cap?, ...})."""
+    if value is True:
+        return {}
+    return None if value is False else value
+
+
 class ChargeIn(Body):
     id: str | None = None
     metric: str
@@ -112,7 +119,7 @@ class ChargeIn(Body):
     )
     included_quantity: Decimal_ | None = None
     hard_cap: Decimal_ | None = None
-    rollover: StrictBool | RolloverIn | None = None
+    rollover: Annotated[RolloverIn | None, BeforeValidator(_rollover_flag)] = None
     pay_in_advance: bool = False
     filters: FiltersIn | None = None
 
@@ -125,9 +132,9 @@ class ChargeIn(Body):
             properties=self.properties,
             included_quantity=self.included_quantity,
             hard_cap=self.hard_cap,
-            rollover=RolloverSpec(rollover.cap, rollover.expiry_periods)
-            if isinstance(rollover, RolloverIn)
-            else (RolloverSpec() if rollover is True else None),
+            rollover=None
+            if rollover is None
+            else RolloverSpec(rollover.cap, rollover.expiry_periods),
             pay_in_advance=self.pay_in_advance,
             filters=filters_spec(self.filters),
         )
