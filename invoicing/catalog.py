@@ -470,6 +470,7 @@ def create_subscription(
         overrides=overrides,
     )
     insert_unique(session, row, f"subscription {row.id!r} already exists")
+    session.refresh(row)  # its customer and plan, as a read of it would load them
     return row
 
 

@@ -97,10 +97,7 @@ async def get_projected(external_id: str, runtime: RuntimeDep, tenant: TenantDep
 def create_subscription(
     body: SubscriptionCreate, session: SessionDep, tenant: TenantDep
 ) -> SubscriptionPublic:
-    row = catalog.create_subscription(session, tenant, body.to_spec())
-    session.flush()
-    session.refresh(row)
-    return SubscriptionPublic.from_row(row)
+    return SubscriptionPublic.from_row(catalog.create_subscription(session, tenant, body.to_spec()))
 
 
 @router.get("/subscriptions", summary="List subscriptions, newest first")
