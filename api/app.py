@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from api.errors import install_error_handlers
 from api.ports import ApiRuntime
 from api.routes import billing, catalog, credits, customers, events, health
+from api.schemas.common import ERROR_RESPONSES
 
 
 def create_app(
@@ -42,5 +43,5 @@ def create_app(
     install_error_handlers(app)
     app.include_router(health.router)
     for module in (events, catalog, customers, credits, billing):
-        app.include_router(module.router, prefix="/api/v1")
+        app.include_router(module.router, prefix="/api/v1", responses=ERROR_RESPONSES)
     return app

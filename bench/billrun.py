@@ -45,6 +45,7 @@ from typing import Any
 import polars as pl
 from sqlalchemy import delete, func, insert, select
 
+from api.schemas.catalog import MetricCreate, PlanCreate
 from bench.common import (
     ROOT,
     Phases,
@@ -336,14 +337,11 @@ def setup(data_dir: Path, n_subscriptions: int) -> None:
         with phases.time("catalog"), runtime.session() as session:
             tenant_id = create_tenant(session, "bench").tenant_id
             for spec in METRICS:
-                create_metric(session, tenant_id, spec)
+                create_metric(session, tenant_id, MetricCreate.model_validate(spec).to_spec())
             plans = []
             for spec in PLANS:
-                row = create_plan(
-                    session,
-                    tenant_id,
-                    {**spec, "currency": "USD", "interval": "monthly"},
-                )
+                body = PlanCreate.model_validate({**spec, "currency": "USD", "interval": "monthly"})
+                row = create_plan(session, tenant_id, body.to_spec())
                 plans.append({**spec, "id": row.id, "charges": row.charges})
         plan_of = rng.choices(range(len(plans)), [p["weight"] for p in plans], k=n_subscriptions)
         with phases.time("customers and subscriptions (bulk insert)"):

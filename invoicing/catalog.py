@@ -1,12 +1,14 @@
 """The catalog and the customers: metrics, plans, customers, subscriptions.
 
-Validation of domain rules (pricing properties, currency codes, dates) lives here so
-that the CLI, the API and the bill run share it; the API only checks shapes.
+The functions take typed specs (invoicing.specs) whose values the caller has parsed;
+the domain rules (pricing properties, currency and country codes, known metrics and
+plans, dates, ranges) are checked here so that every caller shares them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import copy
+from collections.abc import Mapping
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -24,6 +26,18 @@ from invoicing.models import (
     new_id,
     utcnow,
 )
+from invoicing.pages import Page, keyset_page
+from invoicing.specs import (
+    ChargeSpec,
+    CustomerPatch,
+    CustomerSpec,
+    Filters,
+    FixedChargeSpec,
+    MetricPatch,
+    MetricSpec,
+    PlanSpec,
+    SubscriptionSpec,
+)
 from rating import pricing
 from rating.model import (
     Aggregation,
@@ -36,35 +50,77 @@ from rating.model import (
     Subscription,
     UsageCharge,
 )
-from rating.money import CURRENCIES, ZERO, InvalidAmount, to_decimal
+from rating.money import CURRENCIES, ZERO, to_decimal
+
+# -- shared rules --------------------------------------------------------------------
+
+
+def non_negative(value: Decimal | None, what: str) -> Decimal | None:
+    """`value` if it is absent or at least 0; a negative one is refused, naming `what`."""
+    if value is not None and value < 0:
+        raise ValidationFailed(f"{what} must not be negative")
+    return value
+
+
+def currency_code(value: str) -> str:
+    """An ISO 4217 currency code, upper-cased."""
+    currency = value.upper()
+    if currency not in CURRENCIES:
+        raise ValidationFailed(f"currency {value!r} is not an ISO 4217 code")
+    return currency
+
+
+def country_code(value: str | None) -> str | None:
+    """An ISO 3166-1 alpha-2 country code, upper-cased (or none)."""
+    if value is None:
+        return None
+    if len(value) != 2:
+        raise ValidationFailed("country must be an ISO 3166-1 alpha-2 code such as 'US'")
+    return value.upper()
+
+
+def stored_filters(filters: Filters, where: str = "filters") -> dict[str, list[str]]:
+    """Filters as stored: {property: [allowed values]}, each list non-empty."""
+    for key, values in filters.items():
+        if not values:
+            raise ValidationFailed(f"{where}.{key} must be a non-empty list of values")
+    return {str(key): [str(v) for v in values] for key, values in filters.items()}
+
+
+def _aggregation(value: str) -> Aggregation:
+    try:
+        return Aggregation(value)
+    except ValueError:
+        raise ValidationFailed(
+            f"aggregation must be one of {', '.join(a.value for a in Aggregation)}"
+        ) from None
+
 
 # -- metrics -----------------------------------------------------------------------
 
 
-def create_metric(session: Session, tenant_id: str, data: Mapping[str, Any]) -> BillableMetric:
-    aggregation = data["aggregation"]
-    if aggregation not in {a.value for a in Aggregation}:
-        raise ValidationFailed(
-            f"aggregation must be one of {', '.join(a.value for a in Aggregation)}"
-        )
+def create_metric(session: Session, tenant_id: str, spec: MetricSpec) -> BillableMetric:
+    """Add a billable metric; a code the tenant already has is a Conflict."""
+    aggregation = _aggregation(spec.aggregation)
+    if aggregation == Aggregation.COUNT and spec.field not in (None, "value"):
+        raise ValidationFailed("a count metric counts events; it takes no field")
     row = BillableMetric(
         id=new_id("bm"),
         tenant_id=tenant_id,
-        code=data["code"],
-        name=data["name"],
-        description=data.get("description"),
-        aggregation=aggregation,
-        field=data.get("field") or "value",
-        filters=normalize_filters(data.get("filters")),
-        group_by=list(data.get("groupBy") or []),
+        code=spec.code,
+        name=spec.name,
+        description=spec.description,
+        aggregation=aggregation.value,
+        field=spec.field or "value",
+        filters=stored_filters(spec.filters),
+        group_by=list(spec.group_by),
     )
-    if aggregation == Aggregation.COUNT and data.get("field") not in (None, "value"):
-        raise ValidationFailed("a count metric counts events; it takes no field")
     insert_unique(session, row, f"a metric with code {row.code!r} already exists")
     return row
 
 
 def get_metric(session: Session, tenant_id: str, code: str) -> BillableMetric:
+    """The tenant's metric of that code, or NotFound."""
     row = session.execute(
         select(BillableMetric).where(
             BillableMetric.tenant_id == tenant_id, BillableMetric.code == code
@@ -75,58 +131,42 @@ def get_metric(session: Session, tenant_id: str, code: str) -> BillableMetric:
     return row
 
 
+def list_metrics(
+    session: Session, tenant_id: str, *, limit: int, cursor: str | None = None
+) -> Page[BillableMetric]:
+    """The tenant's metrics, newest first, one page."""
+    query = select(BillableMetric).where(BillableMetric.tenant_id == tenant_id)
+    return keyset_page(session, query, BillableMetric, limit, cursor)
+
+
 def update_metric(
-    session: Session, tenant_id: str, code: str, data: Mapping[str, Any]
+    session: Session, tenant_id: str, code: str, patch: MetricPatch
 ) -> BillableMetric:
+    """Change what the patch carries of a metric."""
     row = get_metric(session, tenant_id, code)
-    if "name" in data and data["name"] is not None:
-        row.name = data["name"]
-    if "description" in data:
-        row.description = data["description"]
-    if data.get("filters") is not None:
-        row.filters = normalize_filters(data["filters"])
-    if data.get("groupBy") is not None:
-        row.group_by = list(data["groupBy"])
-    if data.get("field") is not None:
-        row.field = data["field"]
-    if data.get("aggregation") is not None:
-        if data["aggregation"] not in {a.value for a in Aggregation}:
-            raise ValidationFailed("unknown aggregation")
-        row.aggregation = data["aggregation"]
+    if patch.name is not None:
+        row.name = patch.name
+    if "description" in patch.sent:
+        row.description = patch.description
+    if patch.filters is not None:
+        row.filters = stored_filters(patch.filters)
+    if patch.group_by is not None:
+        row.group_by = list(patch.group_by)
+    if patch.field is not None:
+        row.field = patch.field
+    if patch.aggregation is not None:
+        row.aggregation = _aggregation(patch.aggregation).value
     return row
 
 
 def delete_metric(session: Session, tenant_id: str, code: str) -> None:
+    """Delete a metric that no plan charges for (else a Conflict naming the plans)."""
     row = get_metric(session, tenant_id, code)
     plans = session.execute(select(PlanRow).where(PlanRow.tenant_id == tenant_id)).scalars()
     users = [p.code for p in plans if any(c["metric"] == code for c in p.charges)]
     if users:
         raise Conflict(f"metric {code!r} is used by plans {', '.join(sorted(users))}")
     session.delete(row)
-
-
-def normalize_filters(raw: Any) -> dict[str, list[str]]:
-    """Filters as {property: [allowed values]}; also accepts [{key, values}]."""
-    if raw is None:
-        return {}
-    items: list[tuple[str, Any]]
-    if isinstance(raw, Mapping):
-        items = list(raw.items())
-    elif isinstance(raw, list):
-        try:
-            items = [(f["key"], f["values"]) for f in raw]
-        except (KeyError, TypeError):
-            raise ValidationFailed("filters must be {property: [values]}") from None
-    else:
-        raise ValidationFailed("filters must be {property: [values]}")
-    result: dict[str, list[str]] = {}
-    for key, values in items:
-        if isinstance(values, str | int | float):
-            values = [values]
-        if not isinstance(values, list) or not values:
-            raise ValidationFailed(f"filters.{key} must be a non-empty list of values")
-        result[str(key)] = [str(v) for v in values]
-    return result
 
 
 def metric_domain(row: BillableMetric) -> Metric:
@@ -143,130 +183,94 @@ def metric_domain(row: BillableMetric) -> Metric:
 # -- plans ---------------------------------------------------------------------------
 
 
-def parse_decimal(
-    value: Any, what: str, *, allow_none: bool = True, min_zero: bool = True
-) -> Decimal | None:
-    if value is None:
-        if allow_none:
-            return None
-        raise ValidationFailed(f"{what} is required")
-    try:
-        number = to_decimal(value, what=what)
-    except InvalidAmount as exc:
-        raise ValidationFailed(str(exc)) from None
-    if min_zero and number < 0:
-        raise ValidationFailed(f"{what} must not be negative")
-    return number
-
-
 def _text(value: Decimal | None) -> str | None:
     return None if value is None else format(value, "f")
 
 
-def _normalize_charge(
-    session: Session,
-    tenant_id: str,
-    raw: Mapping[str, Any],
-    index: int,
-    known: dict[str, BillableMetric],
+def _charge_doc(
+    spec: ChargeSpec, index: int, known: Mapping[str, BillableMetric]
 ) -> dict[str, Any]:
+    """A charge as the plan stores it (camelCase, decimals as exact strings)."""
     where = f"charges[{index}]"
-    metric_code = raw.get("metric")
-    if not isinstance(metric_code, str):
-        raise ValidationFailed(f"{where}.metric is required")
-    if metric_code not in known:
-        raise ValidationFailed(f"{where}.metric {metric_code!r} is not a metric of this tenant")
-    model = raw.get("model")
-    if model not in pricing.MODELS:
+    if spec.metric not in known:
+        raise ValidationFailed(f"{where}.metric {spec.metric!r} is not a metric of this tenant")
+    if spec.model not in pricing.MODELS:
         raise ValidationFailed(f"{where}.model must be one of {', '.join(sorted(pricing.MODELS))}")
     try:
-        properties = pricing.validate_properties(model, raw.get("properties") or {})
+        properties = pricing.validate_properties(spec.model, spec.properties)
     except pricing.InvalidChargeProperties as exc:
         raise ValidationFailed(f"{where}.properties: {exc}") from None
-    rollover = raw.get("rollover")
-    rollover_doc: dict[str, Any] | None = None
-    if rollover is True:
-        rollover_doc = {"cap": None, "expiryPeriods": None}
-    elif isinstance(rollover, Mapping):
-        expiry = rollover.get("expiryPeriods")
-        if expiry is not None and (not isinstance(expiry, int) or expiry < 1):
-            raise ValidationFailed(f"{where}.rollover.expiryPeriods must be a positive integer")
-        rollover_doc = {
-            "cap": _text(parse_decimal(rollover.get("cap"), f"{where}.rollover.cap")),
-            "expiryPeriods": expiry,
-        }
-    elif rollover not in (None, False):
-        raise ValidationFailed(f"{where}.rollover must be an object {{cap?, expiryPeriods?}}")
+    rollover = spec.rollover
+    if rollover is not None and rollover.expiry_periods is not None and rollover.expiry_periods < 1:
+        raise ValidationFailed(f"{where}.rollover.expiryPeriods must be a positive integer")
     return {
-        "id": raw.get("id") or new_id("ch"),
-        "metric": metric_code,
-        "model": model,
+        "id": spec.id or new_id("ch"),
+        "metric": spec.metric,
+        "model": spec.model,
         "properties": properties,
         "includedQuantity": _text(
-            parse_decimal(raw.get("includedQuantity"), f"{where}.includedQuantity")
+            non_negative(spec.included_quantity, f"{where}.includedQuantity")
         ),
-        "hardCap": _text(parse_decimal(raw.get("hardCap"), f"{where}.hardCap")),
-        "rollover": rollover_doc,
-        "payInAdvance": bool(raw.get("payInAdvance", False)),
-        "filters": normalize_filters(raw.get("filters")),
+        "hardCap": _text(non_negative(spec.hard_cap, f"{where}.hardCap")),
+        "rollover": None
+        if rollover is None
+        else {
+            "cap": _text(non_negative(rollover.cap, f"{where}.rollover.cap")),
+            "expiryPeriods": rollover.expiry_periods,
+        },
+        "payInAdvance": spec.pay_in_advance,
+        "filters": stored_filters(spec.filters, f"{where}.filters"),
     }
 
 
-def _normalize_fixed_charge(raw: Mapping[str, Any], index: int) -> dict[str, Any]:
+def _fixed_charge_doc(spec: FixedChargeSpec, index: int) -> dict[str, Any]:
     where = f"fixedCharges[{index}]"
-    name = raw.get("name") or raw.get("code")
-    if not isinstance(name, str) or not name:
+    if not spec.name:
         raise ValidationFailed(f"{where}.name is required")
-    kind = str(raw.get("type", "")).upper()
-    one_time = bool(raw.get("oneTime", False)) or kind in ("SETUP_FEE", "ONE_TIME")
     return {
-        "id": raw.get("id") or new_id("fc"),
-        "name": name,
-        "amount": _text(parse_decimal(raw.get("amount"), f"{where}.amount", allow_none=False)),
-        "units": _text(parse_decimal(raw.get("units", 1), f"{where}.units")),
-        "oneTime": one_time,
-        "payInAdvance": bool(raw.get("payInAdvance", one_time)),
-        "prorated": bool(raw.get("prorated", True)),
+        "id": spec.id or new_id("fc"),
+        "name": spec.name,
+        "amount": _text(non_negative(spec.amount, f"{where}.amount")),
+        "units": _text(non_negative(spec.units, f"{where}.units")),
+        "oneTime": spec.one_time,
+        "payInAdvance": spec.one_time if spec.pay_in_advance is None else spec.pay_in_advance,
+        "prorated": spec.prorated,
     }
 
 
-def create_plan(session: Session, tenant_id: str, data: Mapping[str, Any]) -> PlanRow:
-    currency = str(data["currency"]).upper()
-    if currency not in CURRENCIES:
-        raise ValidationFailed(f"currency {data['currency']!r} is not an ISO 4217 code")
-    if data["interval"] not in {i.value for i in Interval}:
+def create_plan(session: Session, tenant_id: str, spec: PlanSpec) -> PlanRow:
+    """Add a plan with its charges; each charge's metric must be the tenant's."""
+    currency = currency_code(spec.currency)
+    if spec.interval not in {i.value for i in Interval}:
         raise ValidationFailed("interval must be one of weekly, monthly, quarterly, yearly")
-    charges_in: Sequence[Mapping[str, Any]] = data.get("charges") or []
-    codes = {c.get("metric") for c in charges_in}
+    codes = {c.metric for c in spec.charges}
     known = {
         m.code: m
         for m in session.execute(
             select(BillableMetric).where(
-                BillableMetric.tenant_id == tenant_id,
-                BillableMetric.code.in_([c for c in codes if c]),
+                BillableMetric.tenant_id == tenant_id, BillableMetric.code.in_(sorted(codes))
             )
         ).scalars()
     }
-    charges = [_normalize_charge(session, tenant_id, c, i, known) for i, c in enumerate(charges_in)]
-    fixed = [_normalize_fixed_charge(c, i) for i, c in enumerate(data.get("fixedCharges") or [])]
-    trial_days = int(data.get("trialDays") or 0)
-    if trial_days < 0:
+    charges = [_charge_doc(c, i, known) for i, c in enumerate(spec.charges)]
+    fixed = [_fixed_charge_doc(c, i) for i, c in enumerate(spec.fixed_charges)]
+    if spec.trial_days < 0:
         raise ValidationFailed("trialDays must not be negative")
-    minimum = parse_decimal(data.get("minimumCommitment"), "minimumCommitment")
-    maximum = parse_decimal(data.get("maximumSpend"), "maximumSpend")
+    minimum = non_negative(spec.minimum_commitment, "minimumCommitment")
+    maximum = non_negative(spec.maximum_spend, "maximumSpend")
     if minimum is not None and maximum is not None and maximum < minimum:
         raise ValidationFailed("maximumSpend must not be below minimumCommitment")
     row = PlanRow(
         id=new_id("plan"),
         tenant_id=tenant_id,
-        code=data["code"],
-        name=data["name"],
-        description=data.get("description"),
+        code=spec.code,
+        name=spec.name,
+        description=spec.description,
         currency=currency,
-        interval=data["interval"],
-        base_fee=parse_decimal(data.get("baseFee"), "baseFee") or ZERO,
-        pay_in_advance=bool(data.get("payInAdvance", False)),
-        trial_days=trial_days,
+        interval=spec.interval,
+        base_fee=non_negative(spec.base_fee, "baseFee") or ZERO,
+        pay_in_advance=spec.pay_in_advance,
+        trial_days=spec.trial_days,
         minimum_commitment=minimum,
         maximum_spend=maximum,
         charges=charges,
@@ -274,6 +278,14 @@ def create_plan(session: Session, tenant_id: str, data: Mapping[str, Any]) -> Pl
     )
     insert_unique(session, row, f"a plan with code {row.code!r} already exists")
     return row
+
+
+def list_plans(
+    session: Session, tenant_id: str, *, limit: int, cursor: str | None = None
+) -> Page[PlanRow]:
+    """The tenant's plans, newest first, one page."""
+    query = select(PlanRow).where(PlanRow.tenant_id == tenant_id)
+    return keyset_page(session, query, PlanRow, limit, cursor)
 
 
 def get_plan(session: Session, tenant_id: str, code: str) -> PlanRow:
@@ -345,31 +357,33 @@ def plan_domain(
 # -- customers ----------------------------------------------------------------------
 
 
-def create_customer(session: Session, tenant_id: str, data: Mapping[str, Any]) -> CustomerRow:
-    currency = str(data["currency"]).upper()
-    if currency not in CURRENCIES:
-        raise ValidationFailed(f"currency {data['currency']!r} is not an ISO 4217 code")
-    country = data.get("country")
-    if country is not None and (not isinstance(country, str) or len(country) != 2):
-        raise ValidationFailed("country must be an ISO 3166-1 alpha-2 code such as 'US'")
+def create_customer(session: Session, tenant_id: str, spec: CustomerSpec) -> CustomerRow:
+    """Add a customer; an externalId the tenant already has is a Conflict."""
     row = CustomerRow(
         id=new_id("cus"),
         tenant_id=tenant_id,
-        external_id=data["externalId"],
-        name=data["name"],
-        email=data.get("email"),
-        currency=currency,
-        country=country.upper() if country else None,
-        region=data.get("region"),
-        tax_exempt=bool(data.get("taxExempt", False)),
-        timezone=data.get("timezone") or "UTC",
-        invoice_grace_days=int(data.get("invoiceGraceDays") or 0),
+        external_id=spec.external_id,
+        name=spec.name,
+        email=spec.email,
+        currency=currency_code(spec.currency),
+        country=country_code(spec.country),
+        region=spec.region,
+        tax_exempt=spec.tax_exempt,
+        timezone=spec.timezone or "UTC",
+        invoice_grace_days=_grace_days(spec.invoice_grace_days),
     )
     insert_unique(session, row, f"a customer with externalId {row.external_id!r} already exists")
     return row
 
 
+def _grace_days(days: int) -> int:
+    if days < 0:
+        raise ValidationFailed("invoiceGraceDays must not be negative")
+    return days
+
+
 def get_customer(session: Session, tenant_id: str, external_id: str) -> CustomerRow:
+    """The tenant's customer of that externalId, or NotFound."""
     row = session.execute(
         select(CustomerRow).where(
             CustomerRow.tenant_id == tenant_id, CustomerRow.external_id == external_id
@@ -380,24 +394,35 @@ def get_customer(session: Session, tenant_id: str, external_id: str) -> Customer
     return row
 
 
-_CUSTOMER_FIELDS = {
-    "name": "name", "email": "email", "country": "country", "region": "region",
-    "taxExempt": "tax_exempt", "timezone": "timezone", "invoiceGraceDays": "invoice_grace_days",
-}  # fmt: skip
+def list_customers(
+    session: Session, tenant_id: str, *, limit: int, cursor: str | None = None
+) -> Page[CustomerRow]:
+    """The tenant's customers, newest first, one page."""
+    query = select(CustomerRow).where(CustomerRow.tenant_id == tenant_id)
+    return keyset_page(session, query, CustomerRow, limit, cursor)
 
 
 def update_customer(
-    session: Session, tenant_id: str, external_id: str, data: Mapping[str, Any]
+    session: Session, tenant_id: str, external_id: str, patch: CustomerPatch
 ) -> CustomerRow:
+    """Change what the patch carries, under the same rules as creation."""
     row = get_customer(session, tenant_id, external_id)
-    for key, attr in _CUSTOMER_FIELDS.items():
-        if key in data:
-            setattr(row, attr, data[key])
-    if "currency" in data and data["currency"] is not None:
-        currency = str(data["currency"]).upper()
-        if currency not in CURRENCIES:
-            raise ValidationFailed(f"currency {data['currency']!r} is not an ISO 4217 code")
-        row.currency = currency
+    if patch.name is not None:
+        row.name = patch.name
+    if "email" in patch.sent:
+        row.email = patch.email
+    if patch.currency is not None:
+        row.currency = currency_code(patch.currency)
+    if "country" in patch.sent:
+        row.country = country_code(patch.country)
+    if "region" in patch.sent:
+        row.region = patch.region
+    if patch.tax_exempt is not None:
+        row.tax_exempt = patch.tax_exempt
+    if patch.timezone is not None:
+        row.timezone = patch.timezone
+    if patch.invoice_grace_days is not None:
+        row.invoice_grace_days = _grace_days(patch.invoice_grace_days)
     return row
 
 
@@ -416,39 +441,42 @@ def customer_domain(row: CustomerRow) -> Customer:
 
 
 def create_subscription(
-    session: Session, tenant_id: str, data: Mapping[str, Any]
+    session: Session, tenant_id: str, spec: SubscriptionSpec
 ) -> SubscriptionRow:
-    customer = get_customer(session, tenant_id, data["customerId"])
+    """Subscribe a customer to a plan in its currency, with checked overrides."""
+    customer = get_customer(session, tenant_id, spec.customer_id)
     try:
-        plan = get_plan(session, tenant_id, data["planCode"])
+        plan = get_plan(session, tenant_id, spec.plan_code)
     except NotFound as exc:
         raise ValidationFailed(exc.message) from None
-    start: datetime = data["startDate"]
-    end: datetime | None = data.get("endDate")
-    if end is not None and end <= start:
+    if spec.end_date is not None and spec.end_date <= spec.start_date:
         raise ValidationFailed("endDate must be after startDate")
     if plan.currency != customer.currency:
         raise ValidationFailed(
             f"plan {plan.code!r} bills in {plan.currency} but customer "
             f"{customer.external_id!r} pays in {customer.currency}"
         )
-    overrides = dict(data.get("overrides") or {})
+    overrides = copy.deepcopy(dict(spec.overrides))
     _validate_overrides(plan, overrides)
     row = SubscriptionRow(
-        id=data.get("id") or new_id("sub"),
+        id=spec.id or new_id("sub"),
         tenant_id=tenant_id,
         customer_id=customer.id,
         plan_id=plan.id,
-        start_date=start,
-        end_date=end,
+        start_date=spec.start_date,
+        end_date=spec.end_date,
         status="active",
         overrides=overrides,
     )
     insert_unique(session, row, f"subscription {row.id!r} already exists")
+    session.refresh(row)  # its customer and plan, as a read of it would load them
     return row
 
 
 def _validate_overrides(plan: PlanRow, overrides: dict[str, Any]) -> None:
+    if overrides.get("baseFee") is not None:
+        # Checked, and kept as sent: the subscription shows its overrides as given.
+        non_negative(to_decimal(overrides["baseFee"], what="overrides.baseFee"), "baseFee")
     charges = overrides.get("charges")
     if charges is None:
         return
@@ -466,31 +494,54 @@ def _validate_overrides(plan: PlanRow, overrides: dict[str, Any]) -> None:
                 override["properties"] = pricing.validate_properties(model, override["properties"])
             except pricing.InvalidChargeProperties as exc:
                 raise ValidationFailed(f"overrides.charges.{key}.properties: {exc}") from None
-        for field in ("includedQuantity", "hardCap"):
-            if override.get(field) is not None:
-                override[field] = _text(
-                    parse_decimal(override[field], f"overrides.charges.{key}.{field}")
-                )
+        for name in ("includedQuantity", "hardCap"):
+            if override.get(name) is not None:
+                what = f"overrides.charges.{key}.{name}"
+                override[name] = _text(non_negative(to_decimal(override[name], what=what), what))
 
 
 def get_subscription(session: Session, tenant_id: str, subscription_id: str) -> SubscriptionRow:
+    """The tenant's subscription of that id, or NotFound."""
     row = session.get(SubscriptionRow, subscription_id)
     if row is None or row.tenant_id != tenant_id:
         raise NotFound(f"subscription {subscription_id!r} not found")
     return row
 
 
+def list_subscriptions(
+    session: Session,
+    tenant_id: str,
+    *,
+    limit: int,
+    cursor: str | None = None,
+    customer_external_id: str | None = None,
+) -> Page[SubscriptionRow]:
+    """The tenant's subscriptions (of one customer, if given), newest first, one page."""
+    query = select(SubscriptionRow).where(SubscriptionRow.tenant_id == tenant_id)
+    if customer_external_id is not None:
+        query = query.join(CustomerRow, CustomerRow.id == SubscriptionRow.customer_id).where(
+            CustomerRow.external_id == customer_external_id
+        )
+    return keyset_page(session, query, SubscriptionRow, limit, cursor)
+
+
 def terminate_subscription(
-    session: Session, tenant_id: str, subscription_id: str, at: datetime | None = None
+    session: Session,
+    tenant_id: str,
+    subscription_id: str,
+    at: datetime | None = None,
+    *,
+    now: datetime | None = None,
 ) -> SubscriptionRow:
+    """End a subscription at `at` (default: now); terminating twice is a Conflict."""
     row = get_subscription(session, tenant_id, subscription_id)
     if row.status == "terminated":
         raise Conflict(f"subscription {subscription_id!r} is already terminated")
-    now = at or utcnow()
+    ended = at or now or utcnow()
     row.status = "terminated"
-    row.terminated_at = now
-    if row.end_date is None or row.end_date > now:
-        row.end_date = max(now, row.start_date)
+    row.terminated_at = ended
+    if row.end_date is None or row.end_date > ended:
+        row.end_date = max(ended, row.start_date)
     return row
 
 

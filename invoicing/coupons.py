@@ -7,15 +7,16 @@ per invoice (`coupon_usages`), so refreshing a draft can give it back exactly.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Sequence
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core.errors import Conflict, NotFound, ValidationFailed
-from invoicing.catalog import get_customer, insert_unique, parse_decimal
+from invoicing.catalog import get_customer, insert_unique, non_negative
 from invoicing.models import AppliedCouponRow, CouponRow, CouponUsageRow, new_id
+from invoicing.pages import Page, whole
+from invoicing.specs import AppliedCouponSpec, CouponSpec
 from rating.context import AppliedCoupon, CouponUse
 from rating.money import CURRENCIES, ZERO
 
@@ -23,63 +24,57 @@ KINDS = {"percentage": "percentage", "fixed": "fixed", "fixed_amount": "fixed"}
 FREQUENCIES = {"once", "recurring", "forever"}
 
 
-def create_coupon(session: Session, tenant_id: str, data: Mapping[str, Any]) -> CouponRow:
-    kind = KINDS.get(str(data.get("type") or data.get("kind") or data.get("couponType") or ""))
+def create_coupon(session: Session, tenant_id: str, spec: CouponSpec) -> CouponRow:
+    """Add a coupon; a code the tenant already has is a Conflict."""
+    kind = KINDS.get(spec.kind)
     if kind is None:
         raise ValidationFailed("type must be 'percentage' or 'fixed'")
-    frequency = str(data.get("frequency") or "once")
-    if frequency not in FREQUENCIES:
+    if spec.frequency not in FREQUENCIES:
         raise ValidationFailed("frequency must be one of once, recurring, forever")
-    duration = data.get("frequencyDuration")
-    if frequency == "recurring":
-        if not isinstance(duration, int) or duration < 1:
+    duration = spec.frequency_duration
+    if spec.frequency == "recurring":
+        if duration is None or duration < 1:
             raise ValidationFailed("a recurring coupon needs frequencyDuration (invoices), >= 1")
     else:
         duration = None
     percentage = amount = None
     currency = None
     if kind == "percentage":
-        percentage = parse_decimal(
-            data.get("percentage", data.get("percentageRate")), "percentage", allow_none=False
-        )
-        assert percentage is not None
+        percentage = spec.percentage
+        if percentage is None:
+            raise ValidationFailed("percentage is required")
         if not 0 < percentage <= 100:
             raise ValidationFailed("percentage must be greater than 0 and at most 100")
     else:
-        amount = parse_decimal(data.get("amount"), "amount", allow_none=False)
+        amount = non_negative(spec.amount, "amount")
+        if amount is None:
+            raise ValidationFailed("amount is required")
         if not amount:
             raise ValidationFailed("a fixed coupon needs a positive amount")
-        currency = str(data.get("currency") or "").upper()
+        currency = (spec.currency or "").upper()
         if currency not in CURRENCIES:
             raise ValidationFailed("a fixed coupon needs its currency (ISO 4217)")
-    applies_to = data.get("appliesTo") or {}
-    plan_codes = list(data.get("planCodes") or applies_to.get("planCodes") or [])
-    metric_codes = list(
-        data.get("metricCodes")
-        or applies_to.get("metricCodes")
-        or applies_to.get("billableMetricCodes")
-        or []
-    )
     row = CouponRow(
         id=new_id("cou"),
         tenant_id=tenant_id,
-        code=data["code"],
-        name=data.get("name") or data["code"],
+        code=spec.code,
+        name=spec.name or spec.code,
         kind=kind,
         percentage=percentage,
         amount=amount,
         currency=currency,
-        frequency=frequency,
+        frequency=spec.frequency,
         frequency_duration=duration,
-        plan_codes=plan_codes,
-        metric_codes=metric_codes,
-        expires_at=data.get("expiresAt"),
+        plan_codes=list(spec.plan_codes),
+        metric_codes=list(spec.metric_codes),
+        expires_at=spec.expires_at,
     )
     insert_unique(session, row, f"a coupon with code {row.code!r} already exists")
     return row
 
 
 def get_coupon(session: Session, tenant_id: str, code: str) -> CouponRow:
+    """The tenant's coupon of that code, or NotFound."""
     row = session.execute(
         select(CouponRow).where(CouponRow.tenant_id == tenant_id, CouponRow.code == code)
     ).scalar_one_or_none()
@@ -88,13 +83,22 @@ def get_coupon(session: Session, tenant_id: str, code: str) -> CouponRow:
     return row
 
 
+def list_coupons(session: Session, tenant_id: str) -> Page[CouponRow]:
+    """The tenant's coupons, newest first (one page)."""
+    rows = session.execute(
+        select(CouponRow)
+        .where(CouponRow.tenant_id == tenant_id)
+        .order_by(CouponRow.created_at.desc())
+    ).scalars()
+    return whole(list(rows))
+
+
 def apply_coupon(
-    session: Session, tenant_id: str, external_id: str, data: Mapping[str, Any]
+    session: Session, tenant_id: str, external_id: str, spec: AppliedCouponSpec
 ) -> AppliedCouponRow:
+    """Apply a coupon to a customer; one active application per coupon and customer."""
     customer = get_customer(session, tenant_id, external_id)
-    code = data.get("couponCode") or data.get("code")
-    if not isinstance(code, str):
-        raise ValidationFailed("couponCode is required")
+    code = spec.coupon_code
     try:
         coupon = get_coupon(session, tenant_id, code)
     except NotFound as exc:
@@ -112,7 +116,7 @@ def apply_coupon(
     ).first()
     if active is not None:
         raise Conflict(f"coupon {code!r} is already applied to {external_id!r}", code="duplicate")
-    amount = parse_decimal(data.get("amount"), "amount") if coupon.kind == "fixed" else None
+    amount = non_negative(spec.amount, "amount") if coupon.kind == "fixed" else None
     row = AppliedCouponRow(
         id=new_id("acou"),
         tenant_id=tenant_id,
@@ -125,6 +129,21 @@ def apply_coupon(
     session.add(row)
     session.flush()
     return row
+
+
+def applied_coupons(session: Session, tenant_id: str, external_id: str) -> Page[AppliedCouponRow]:
+    """The coupons applied to a customer, newest first, whatever their status (one page)."""
+    customer = get_customer(session, tenant_id, external_id)
+    rows = (
+        session.execute(
+            select(AppliedCouponRow)
+            .where(AppliedCouponRow.customer_id == customer.id)
+            .order_by(AppliedCouponRow.created_at.desc())
+        )
+        .unique()
+        .scalars()
+    )
+    return whole(list(rows))
 
 
 def remove_applied_coupon(

@@ -12,14 +12,15 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from core.errors import Conflict, NotFound, ValidationFailed
 from invoicing.models import CustomerRow, InvoiceRow, InvoiceSequence, PaymentRow, new_id, utcnow
-from rating.money import ZERO, InvalidAmount, round_money, to_decimal
+from invoicing.pages import Page, keyset_page
+from invoicing.specs import TaxOverrideSpec
+from rating.money import ZERO, round_money, to_decimal
 from rating.totals import totals
 
 TRANSITIONS: dict[str, set[str]] = {
@@ -61,8 +62,11 @@ def list_invoices(
     customer_external_id: str | None = None,
     status: str | None = None,
     limit: int = 50,
-    before: tuple[datetime, str] | None = None,
-) -> list[InvoiceRow]:
+    cursor: str | None = None,
+) -> Page[InvoiceRow]:
+    """The tenant's invoices (of one customer, in one status), newest first, one page."""
+    if status is not None and status.upper() not in TRANSITIONS:
+        raise ValidationFailed(f"status must be one of {', '.join(TRANSITIONS)}")
     query = select(InvoiceRow).where(InvoiceRow.tenant_id == tenant_id)
     if customer_external_id is not None:
         query = query.join(CustomerRow, CustomerRow.id == InvoiceRow.customer_id).where(
@@ -70,14 +74,7 @@ def list_invoices(
         )
     if status is not None:
         query = query.where(InvoiceRow.status == status.upper())
-    if before is not None:
-        created, ident = before
-        query = query.where(
-            (InvoiceRow.created_at < created)
-            | ((InvoiceRow.created_at == created) & (InvoiceRow.id < ident))
-        )
-    query = query.order_by(InvoiceRow.created_at.desc(), InvoiceRow.id.desc()).limit(limit)
-    return list(session.execute(query).unique().scalars())
+    return keyset_page(session, query, InvoiceRow, limit, cursor)
 
 
 def next_number(session: Session, tenant_id: str) -> str:
@@ -122,18 +119,16 @@ def void(session: Session, tenant_id: str, invoice_id: str) -> InvoiceRow:
 
 
 def record_payment(
-    session: Session, tenant_id: str, invoice_id: str, amount: Any, reference: str | None
+    session: Session, tenant_id: str, invoice_id: str, amount: object, reference: str | None
 ) -> InvoiceRow:
+    """Record a payment of an OPEN or OVERDUE invoice, at most what is due; 0 due is PAID."""
     invoice = get_invoice(session, tenant_id, invoice_id, lock=True)
     if invoice.status not in ("OPEN", "OVERDUE"):
         raise Conflict(
             f"invoice {invoice.id} is {invoice.status}; payments need an OPEN or OVERDUE invoice",
             code="illegal_transition",
         )
-    try:
-        value = to_decimal(amount, what="amount")
-    except InvalidAmount as exc:
-        raise ValidationFailed(str(exc)) from None
+    value = to_decimal(amount, what="amount")
     if value <= 0:
         raise ValidationFailed("amount must be positive")
     if value != round_money(value, invoice.currency):
@@ -173,7 +168,7 @@ def recompute_totals(invoice: InvoiceRow) -> None:
 
 
 def override_tax(
-    session: Session, tenant_id: str, invoice_id: str, data: dict[str, Any]
+    session: Session, tenant_id: str, invoice_id: str, spec: TaxOverrideSpec
 ) -> InvoiceRow:
     """A manual tax override on a DRAFT: per line (`lines: [{id, taxAmount}]`) and/or a
     new invoice tax total (`taxTotal`), the difference shown as a TAX_ADJUSTMENT line."""
@@ -186,24 +181,21 @@ def override_tax(
             code="illegal_transition",
         )
 
-    def money(value: Any, what: str) -> Decimal:
-        try:
-            number = to_decimal(value, what=what)
-        except InvalidAmount as exc:
-            raise ValidationFailed(str(exc)) from None
+    def money(value: object, what: str) -> Decimal:
+        number = to_decimal(value, what=what)
         if number != round_money(number, invoice.currency):
             raise ValidationFailed(f"{what} has more decimals than {invoice.currency} allows")
         return number
 
     by_id = {ln.id: ln for ln in invoice.lines}
-    for index, entry in enumerate(data.get("lines") or []):
-        line = by_id.get(entry.get("id"))
+    for index, entry in enumerate(spec.lines):
+        line = by_id.get(entry.line_id)
         if line is None or line.type in ("DISCOUNT", "CREDIT", "TAX_ADJUSTMENT"):
             raise ValidationFailed(f"lines[{index}].id is not a taxable line of this invoice")
-        line.tax_amount = money(entry.get("taxAmount"), f"lines[{index}].taxAmount")
+        line.tax_amount = money(entry.tax_amount, f"lines[{index}].taxAmount")
     invoice.lines = [ln for ln in invoice.lines if ln.type != "TAX_ADJUSTMENT"]
-    if data.get("taxTotal") is not None:
-        target = money(data["taxTotal"], "taxTotal")
+    if spec.tax_total is not None:
+        target = money(spec.tax_total, "taxTotal")
         current = totals(invoice.lines).tax_total
         if target != current:
             invoice.lines.append(
@@ -211,7 +203,7 @@ def override_tax(
                     id=new_id("il"),
                     position=len(invoice.lines),
                     type="TAX_ADJUSTMENT",
-                    description=data.get("reason") or "Manual tax adjustment",
+                    description=spec.reason or "Manual tax adjustment",
                     quantity=Decimal(1),
                     unit_amount=ZERO,
                     amount=ZERO,

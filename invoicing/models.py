@@ -310,6 +310,9 @@ class WalletRow(Base):
     status: Mapped[str] = mapped_column(String(20), default="active")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
+    # Loaded on access only: wallets are locked FOR UPDATE, which an outer join forbids.
+    customer: Mapped[CustomerRow] = relationship()
+
 
 class WalletTransactionRow(Base):
     """A top-up (credit) or a deduction (debit) of a wallet.

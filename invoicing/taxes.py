@@ -2,49 +2,59 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core.errors import NotFound, ValidationFailed
-from invoicing.catalog import insert_unique, parse_decimal
+from invoicing.catalog import country_code, insert_unique, non_negative
 from invoicing.models import TaxRow, new_id
+from invoicing.pages import Page, whole
+from invoicing.specs import TaxSpec
 from rating.context import TaxRate
 
 
-def create_tax(session: Session, tenant_id: str, data: Mapping[str, Any]) -> TaxRow:
-    rate = parse_decimal(data.get("rate"), "rate", allow_none=False)
+def create_tax(session: Session, tenant_id: str, spec: TaxSpec) -> TaxRow:
+    """Add a rate to the tenant's tax table; a code it already has is a Conflict."""
+    rate = non_negative(spec.rate, "rate")
     assert rate is not None
     if rate > 100:
         raise ValidationFailed("rate is a percentage between 0 and 100")
-    country = data.get("country")
-    if country is not None and (not isinstance(country, str) or len(country) != 2):
-        raise ValidationFailed("country must be an ISO 3166-1 alpha-2 code such as 'US'")
-    region = data.get("region")
-    if region is not None and country is None:
+    if spec.region is not None and spec.country is None:
         raise ValidationFailed("a region needs its country")
     row = TaxRow(
         id=new_id("tax"),
         tenant_id=tenant_id,
-        code=data["code"],
-        name=data["name"],
+        code=spec.code,
+        name=spec.name,
         rate=rate,
-        country=country.upper() if country else None,
-        region=region,
+        country=country_code(spec.country),
+        region=spec.region,
     )
     insert_unique(session, row, f"a tax with code {row.code!r} already exists")
     return row
 
 
 def get_tax(session: Session, tenant_id: str, code: str) -> TaxRow:
+    """The tenant's tax of that code, or NotFound."""
     row = session.execute(
         select(TaxRow).where(TaxRow.tenant_id == tenant_id, TaxRow.code == code)
     ).scalar_one_or_none()
     if row is None:
         raise NotFound(f"tax {code!r} not found")
     return row
+
+
+def list_taxes(session: Session, tenant_id: str) -> Page[TaxRow]:
+    """The tenant's tax table, newest first (one page)."""
+    rows = session.execute(
+        select(TaxRow).where(TaxRow.tenant_id == tenant_id).order_by(TaxRow.created_at.desc())
+    ).scalars()
+    return whole(list(rows))
+
+
+def delete_tax(session: Session, tenant_id: str, code: str) -> None:
+    """Remove a rate from the tenant's tax table."""
+    session.delete(get_tax(session, tenant_id, code))
 
 
 def tax_rates(session: Session, tenant_id: str) -> tuple[TaxRate, ...]:

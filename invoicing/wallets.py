@@ -6,16 +6,17 @@ top-ups funded it, so the ledger shows where every credit went.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from decimal import Decimal
-from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core.errors import Conflict, NotFound, ValidationFailed
-from invoicing.catalog import get_customer, parse_decimal
+from invoicing.catalog import get_customer, non_negative
 from invoicing.models import CustomerRow, WalletRow, WalletTransactionRow, new_id
+from invoicing.pages import Page, whole
+from invoicing.specs import WalletSpec
 from rating.context import WalletBalance, WalletDebit
 from rating.model import LineType
 from rating.money import ZERO, round_money
@@ -23,32 +24,30 @@ from rating.money import ZERO, round_money
 FEE_TYPES = {t.value for t in LineType}
 
 
-def create_wallet(session: Session, tenant_id: str, data: Mapping[str, Any]) -> WalletRow:
-    customer = get_customer(session, tenant_id, data["customerId"])
-    currency = str(data.get("currency") or customer.currency).upper()
+def create_wallet(session: Session, tenant_id: str, spec: WalletSpec) -> WalletRow:
+    """Open a wallet in the customer's currency, topped up with its initial credits."""
+    customer = get_customer(session, tenant_id, spec.customer_id)
+    currency = (spec.currency or customer.currency).upper()
     if currency != customer.currency:
         raise ValidationFailed(f"the wallet must be in the customer's currency {customer.currency}")
-    credits = parse_decimal(data.get("credits", 0), "credits") or ZERO
+    credits = non_negative(spec.credits, "credits") or ZERO
     if credits != round_money(credits, currency):
         raise ValidationFailed(f"credits has more decimals than {currency} allows")
-    priority = data.get("priority", 50)
-    if not isinstance(priority, int) or not 1 <= priority <= 100:
+    if not 1 <= spec.priority <= 100:
         raise ValidationFailed("priority must be an integer from 1 (first) to 100")
-    scope = data.get("scope") or {}
-    metrics = list(scope.get("metrics") or scope.get("metricCodes") or [])
-    fee_types = [str(t).upper() for t in scope.get("feeTypes") or []]
+    fee_types = [t.upper() for t in spec.scope_fee_types]
     if unknown := [t for t in fee_types if t not in FEE_TYPES]:
         raise ValidationFailed(f"scope.feeTypes: unknown {unknown}; use {sorted(FEE_TYPES)}")
     wallet = WalletRow(
         id=new_id("wal"),
         tenant_id=tenant_id,
         customer_id=customer.id,
-        name=data.get("name"),
+        name=spec.name,
         currency=currency,
         balance=ZERO,
-        priority=priority,
-        expires_at=data.get("expiresAt"),
-        scope_metrics=metrics,
+        priority=spec.priority,
+        expires_at=spec.expires_at,
+        scope_metrics=list(spec.scope_metrics),
         scope_fee_types=fee_types,
         status="active",
     )
@@ -59,9 +58,21 @@ def create_wallet(session: Session, tenant_id: str, data: Mapping[str, Any]) -> 
     return wallet
 
 
+def list_wallets(
+    session: Session, tenant_id: str, customer_external_id: str | None = None
+) -> Page[WalletRow]:
+    """The tenant's wallets (of one customer, if given), newest first (one page)."""
+    query = select(WalletRow).where(WalletRow.tenant_id == tenant_id)
+    if customer_external_id is not None:
+        customer = get_customer(session, tenant_id, customer_external_id)
+        query = query.where(WalletRow.customer_id == customer.id)
+    return whole(list(session.execute(query.order_by(WalletRow.created_at.desc())).scalars()))
+
+
 def get_wallet(
     session: Session, tenant_id: str, wallet_id: str, *, lock: bool = False
 ) -> WalletRow:
+    """The tenant's wallet of that id (row-locked with `lock`), or NotFound."""
     query = select(WalletRow).where(WalletRow.id == wallet_id, WalletRow.tenant_id == tenant_id)
     if lock:
         query = query.with_for_update()
@@ -74,6 +85,7 @@ def get_wallet(
 def top_up(
     session: Session, tenant_id: str, wallet_id: str, credits: Decimal
 ) -> WalletTransactionRow:
+    """Add credits to an active wallet, as a top-up that later deductions draw on."""
     wallet = get_wallet(session, tenant_id, wallet_id, lock=True)
     if wallet.status != "active":
         raise Conflict(f"wallet {wallet_id} is {wallet.status}", code="illegal_transition")
@@ -97,6 +109,7 @@ def top_up(
 
 
 def transactions(session: Session, tenant_id: str, wallet_id: str) -> list[WalletTransactionRow]:
+    """A wallet's ledger, oldest first."""
     get_wallet(session, tenant_id, wallet_id)
     return list(
         session.execute(

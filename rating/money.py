@@ -22,6 +22,8 @@ from decimal import (
 )
 from typing import Literal
 
+from core.errors import InvalidInput
+
 ZERO = Decimal(0)
 HUNDRED = Decimal(100)
 
@@ -68,8 +70,11 @@ CURRENCIES: frozenset[str] = frozenset(
 MAX_UNIT_PRICE_DECIMALS = 12
 
 
-class InvalidAmount(ValueError):
-    """A value that is not an exact decimal amount."""
+class InvalidAmount(InvalidInput, ValueError):
+    """A value that is not an exact decimal amount; the message names the field.
+
+    An `InvalidInput` (a 422 at the API), and a `ValueError` so that validators of the
+    API's request models report it on the field it came from."""
 
 
 def minor_units(currency: str) -> int:
@@ -152,6 +157,9 @@ def percent(value: Decimal, rate: Decimal) -> Decimal:
 def to_decimal(value: object, *, what: str = "amount") -> Decimal:
     """Parse a decimal string, int or Decimal exactly; floats go through their repr.
 
+    The product's one decimal parser: the API's request models, the catalog and the
+    invoices all parse with it, and a bad value is an `InvalidAmount` naming `what`.
+
     JSON numbers reach us as floats only when a client sends them; their shortest
     repr ("0.1") is what the client wrote, so `str()` recovers it exactly.
     """
@@ -180,9 +188,11 @@ def format_money(amount: Decimal, currency: str) -> str:
     return str(round_money(amount, currency))
 
 
+def canonical(value: Decimal) -> Decimal:
+    """A quantity or unit price without trailing zeros (and 0 without sign or scale)."""
+    return Decimal(0) if value == 0 else value.normalize()
+
+
 def format_decimal(value: Decimal) -> str:
     """A quantity or unit price as a plain decimal string without exponent or trailing zeros."""
-    if value == 0:
-        return "0"
-    text = format(value.normalize(), "f")
-    return text
+    return format(canonical(value), "f")

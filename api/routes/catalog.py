@@ -2,23 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter, Query, Response
-from sqlalchemy import select
 
-from api import serialize
 from api.deps import SessionDep, TenantDep
-from api.schemas import MetricCreate, MetricUpdate, PlanCreate
+from api.schemas.catalog import MetricCreate, MetricPublic, MetricUpdate, PlanCreate, PlanPublic
+from api.schemas.common import Page
 from invoicing import catalog
-from invoicing.models import BillableMetric, PlanRow
 
 router = APIRouter(tags=["catalog"])
 
 
 @router.post("/metrics", status_code=201, summary="Create a billable metric")
-def create_metric(body: MetricCreate, session: SessionDep, tenant: TenantDep) -> dict[str, Any]:
-    return serialize.metric(catalog.create_metric(session, tenant, body.doc()))
+def create_metric(body: MetricCreate, session: SessionDep, tenant: TenantDep) -> MetricPublic:
+    return MetricPublic.from_row(catalog.create_metric(session, tenant, body.to_spec()))
 
 
 @router.get("/metrics", summary="List billable metrics, newest first")
@@ -27,32 +23,36 @@ def list_metrics(
     tenant: TenantDep,
     limit: int = Query(50, ge=1, le=500),
     cursor: str | None = None,
-) -> dict[str, Any]:
-    query = select(BillableMetric).where(BillableMetric.tenant_id == tenant)
-    return serialize.paginate(session, query, BillableMetric, limit, cursor, serialize.metric)
+) -> Page[MetricPublic]:
+    page = catalog.list_metrics(session, tenant, limit=limit, cursor=cursor)
+    return Page[MetricPublic].of(page, MetricPublic.from_row)
 
 
 @router.get("/metrics/{code}", summary="Get a billable metric")
-def get_metric(code: str, session: SessionDep, tenant: TenantDep) -> dict[str, Any]:
-    return serialize.metric(catalog.get_metric(session, tenant, code))
+def get_metric(code: str, session: SessionDep, tenant: TenantDep) -> MetricPublic:
+    return MetricPublic.from_row(catalog.get_metric(session, tenant, code))
 
 
 @router.patch("/metrics/{code}", summary="Update a billable metric")
 def update_metric(
     code: str, body: MetricUpdate, session: SessionDep, tenant: TenantDep
-) -> dict[str, Any]:
-    return serialize.metric(catalog.update_metric(session, tenant, code, body.doc()))
+) -> MetricPublic:
+    return MetricPublic.from_row(catalog.update_metric(session, tenant, code, body.to_spec()))
 
 
-@router.delete("/metrics/{code}", status_code=204, summary="Delete a metric no plan uses")
-def delete_metric(code: str, session: SessionDep, tenant: TenantDep) -> Response:
+@router.delete(
+    "/metrics/{code}",
+    status_code=204,
+    response_class=Response,
+    summary="Delete a metric no plan uses",
+)
+def delete_metric(code: str, session: SessionDep, tenant: TenantDep) -> None:
     catalog.delete_metric(session, tenant, code)
-    return Response(status_code=204)
 
 
 @router.post("/plans", status_code=201, summary="Create a plan with its charges")
-def create_plan(body: PlanCreate, session: SessionDep, tenant: TenantDep) -> dict[str, Any]:
-    return serialize.plan(catalog.create_plan(session, tenant, body.doc()))
+def create_plan(body: PlanCreate, session: SessionDep, tenant: TenantDep) -> PlanPublic:
+    return PlanPublic.from_row(catalog.create_plan(session, tenant, body.to_spec()))
 
 
 @router.get("/plans", summary="List plans, newest first")
@@ -61,11 +61,11 @@ def list_plans(
     tenant: TenantDep,
     limit: int = Query(50, ge=1, le=500),
     cursor: str | None = None,
-) -> dict[str, Any]:
-    query = select(PlanRow).where(PlanRow.tenant_id == tenant)
-    return serialize.paginate(session, query, PlanRow, limit, cursor, serialize.plan)
+) -> Page[PlanPublic]:
+    page = catalog.list_plans(session, tenant, limit=limit, cursor=cursor)
+    return Page[PlanPublic].of(page, PlanPublic.from_row)
 
 
 @router.get("/plans/{code}", summary="Get a plan")
-def get_plan(code: str, session: SessionDep, tenant: TenantDep) -> dict[str, Any]:
-    return serialize.plan(catalog.get_plan(session, tenant, code))
+def get_plan(code: str, session: SessionDep, tenant: TenantDep) -> PlanPublic:
+    return PlanPublic.from_row(catalog.get_plan(session, tenant, code))

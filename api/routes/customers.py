@@ -7,28 +7,28 @@ from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import APIRouter, Query
-from sqlalchemy import select
 
-from api import serialize
 from api.deps import RuntimeDep, SessionDep, TenantDep
-from api.schemas import (
+from api.schemas.common import Page
+from api.schemas.customers import (
     CustomerCreate,
+    CustomerPublic,
     CustomerUpdate,
     SubscriptionCreate,
+    SubscriptionPublic,
     TerminateBody,
-    _end,
-    _start,
 )
+from api.schemas.money import end_instant as _end
+from api.schemas.money import start_instant as _start
 from invoicing import catalog
-from invoicing.models import CustomerRow, SubscriptionRow
 from invoicing.usage import customer_usage
 
 router = APIRouter(tags=["customers"])
 
 
 @router.post("/customers", status_code=201, summary="Create a customer")
-def create_customer(body: CustomerCreate, session: SessionDep, tenant: TenantDep) -> dict[str, Any]:
-    return serialize.customer(catalog.create_customer(session, tenant, body.doc()))
+def create_customer(body: CustomerCreate, session: SessionDep, tenant: TenantDep) -> CustomerPublic:
+    return CustomerPublic.from_row(catalog.create_customer(session, tenant, body.to_spec()))
 
 
 @router.get("/customers", summary="List customers, newest first")
@@ -37,21 +37,22 @@ def list_customers(
     tenant: TenantDep,
     limit: int = Query(50, ge=1, le=500),
     cursor: str | None = None,
-) -> dict[str, Any]:
-    query = select(CustomerRow).where(CustomerRow.tenant_id == tenant)
-    return serialize.paginate(session, query, CustomerRow, limit, cursor, serialize.customer)
+) -> Page[CustomerPublic]:
+    page = catalog.list_customers(session, tenant, limit=limit, cursor=cursor)
+    return Page[CustomerPublic].of(page, CustomerPublic.from_row)
 
 
 @router.get("/customers/{external_id}", summary="Get a customer")
-def get_customer(external_id: str, session: SessionDep, tenant: TenantDep) -> dict[str, Any]:
-    return serialize.customer(catalog.get_customer(session, tenant, external_id))
+def get_customer(external_id: str, session: SessionDep, tenant: TenantDep) -> CustomerPublic:
+    return CustomerPublic.from_row(catalog.get_customer(session, tenant, external_id))
 
 
 @router.patch("/customers/{external_id}", summary="Update a customer")
 def update_customer(
     external_id: str, body: CustomerUpdate, session: SessionDep, tenant: TenantDep
-) -> dict[str, Any]:
-    return serialize.customer(catalog.update_customer(session, tenant, external_id, body.doc()))
+) -> CustomerPublic:
+    row = catalog.update_customer(session, tenant, external_id, body.to_spec())
+    return CustomerPublic.from_row(row)
 
 
 @router.get("/customers/{external_id}/usage", summary="Usage and amount so far (exact)")
@@ -95,11 +96,8 @@ async def get_projected(external_id: str, runtime: RuntimeDep, tenant: TenantDep
 @router.post("/subscriptions", status_code=201, summary="Subscribe a customer to a plan")
 def create_subscription(
     body: SubscriptionCreate, session: SessionDep, tenant: TenantDep
-) -> dict[str, Any]:
-    row = catalog.create_subscription(session, tenant, body.model_dump(by_alias=True))
-    session.flush()
-    session.refresh(row)
-    return serialize.subscription(row)
+) -> SubscriptionPublic:
+    return SubscriptionPublic.from_row(catalog.create_subscription(session, tenant, body.to_spec()))
 
 
 @router.get("/subscriptions", summary="List subscriptions, newest first")
@@ -109,29 +107,30 @@ def list_subscriptions(
     limit: int = Query(50, ge=1, le=500),
     cursor: str | None = None,
     customer_id: str | None = Query(None, alias="customerId"),
-) -> dict[str, Any]:
-    query = select(SubscriptionRow).where(SubscriptionRow.tenant_id == tenant)
-    if customer_id is not None:
-        query = query.join(CustomerRow, CustomerRow.id == SubscriptionRow.customer_id).where(
-            CustomerRow.external_id == customer_id
-        )
-    return serialize.paginate(
-        session, query, SubscriptionRow, limit, cursor, serialize.subscription
+) -> Page[SubscriptionPublic]:
+    page = catalog.list_subscriptions(
+        session, tenant, limit=limit, cursor=cursor, customer_external_id=customer_id
     )
+    return Page[SubscriptionPublic].of(page, SubscriptionPublic.from_row)
 
 
 @router.get("/subscriptions/{subscription_id}", summary="Get a subscription")
 def get_subscription(
     subscription_id: str, session: SessionDep, tenant: TenantDep
-) -> dict[str, Any]:
-    return serialize.subscription(catalog.get_subscription(session, tenant, subscription_id))
+) -> SubscriptionPublic:
+    return SubscriptionPublic.from_row(catalog.get_subscription(session, tenant, subscription_id))
 
 
 @router.post("/subscriptions/{subscription_id}/terminate", summary="End a subscription now")
 def terminate_subscription(
-    subscription_id: str, session: SessionDep, tenant: TenantDep, body: TerminateBody | None = None
-) -> dict[str, Any]:
+    subscription_id: str,
+    runtime: RuntimeDep,
+    session: SessionDep,
+    tenant: TenantDep,
+    body: TerminateBody | None = None,
+) -> SubscriptionPublic:
     at = body.at if body else None
-    return serialize.subscription(
-        catalog.terminate_subscription(session, tenant, subscription_id, at)
+    row = catalog.terminate_subscription(
+        session, tenant, subscription_id, at, now=runtime.clock.now()
     )
+    return SubscriptionPublic.from_row(row)

@@ -2,23 +2,27 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse, PlainTextResponse
 from sqlalchemy import text
 
 from api.deps import RuntimeDep
+from api.schemas.health import Liveness, Readiness
 
 router = APIRouter(tags=["health"])
 
 
 @router.get("/healthz", summary="The process is alive")
-def healthz() -> dict[str, Any]:
-    return {"status": "ok"}
+def healthz() -> Liveness:
+    return Liveness(status="ok")
 
 
-@router.get("/readyz", summary="The ledger and ClickHouse answer")
+@router.get(
+    "/readyz",
+    response_model=Readiness,
+    responses={503: {"model": Readiness, "description": "A store does not answer"}},
+    summary="The ledger and ClickHouse answer (200), or not (503)",
+)
 def readyz(runtime: RuntimeDep) -> JSONResponse:
     checks: dict[str, str] = {}
     try:
@@ -34,13 +38,15 @@ def readyz(runtime: RuntimeDep) -> JSONResponse:
         checks["clickhouse"] = f"error: {exc}"
     checks["kafka"] = "ok" if runtime.bootstrap else "not connected"
     ready = all(v == "ok" for v in checks.values())
-    return JSONResponse(
-        {"status": "ready" if ready else "not ready", "checks": checks},
-        status_code=200 if ready else 503,
-    )
+    body = Readiness(status="ready" if ready else "not ready", checks=checks)
+    return JSONResponse(body.model_dump(mode="json"), status_code=200 if ready else 503)
 
 
-@router.get("/metrics", summary="Prometheus text metrics of this process")
+@router.get(
+    "/metrics",
+    response_class=PlainTextResponse,
+    summary="Prometheus text metrics of this process (text/plain)",
+)
 def metrics(runtime: RuntimeDep) -> PlainTextResponse:
     stats = runtime.stream_stats
     lines = [

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from invoicing import catalog
 from invoicing.db import make_engine, make_sessionmaker, transaction
 from invoicing.models import InvoiceLineRow, InvoiceRow, new_id
+from invoicing.specs import CustomerSpec
 from invoicing.tenants import create_tenant
 
 PERIOD_START = datetime(2026, 10, 1, tzinfo=UTC)
@@ -37,7 +38,7 @@ def new_tenant(
     with transaction(factory) as session:
         tenant_id = create_tenant(session, name).tenant_id
         customer = catalog.create_customer(
-            session, tenant_id, {"externalId": "acme", "name": "Acme", "currency": currency}
+            session, tenant_id, CustomerSpec(external_id="acme", name="Acme", currency=currency)
         )
         return tenant_id, customer.id
 

@@ -1,0 +1,260 @@
+"""Billable metrics and plans (with their charges and fixed charges)."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Annotated, Any, Literal
+
+from pydantic import BeforeValidator, Field
+
+from api.schemas.common import Body, Code, FiltersIn, Public, filters_spec
+from api.schemas.money import Decimal_, Timestamp, plain, plain_or_none
+from invoicing.models import BillableMetric, PlanRow
+from invoicing.specs import (
+    ChargeSpec,
+    FixedChargeSpec,
+    MetricPatch,
+    MetricSpec,
+    PlanSpec,
+    RolloverSpec,
+)
+
+Aggregation = Literal["count", "sum", "max", "unique_count", "latest", "weighted_sum"]
+ChargeModel = Literal[
+    "per_unit", "graduated", "volume", "package", "percentage", "graduated_percentage"
+]
+Interval = Literal["weekly", "monthly", "quarterly", "yearly"]
+
+# -- metrics ---------------------------------------------------------------------------
+
+
+class MetricCreate(Body):
+    code: Code
+    name: str = Field(min_length=1, max_length=200)
+    aggregation: Aggregation
+    description: str | None = None
+    field: str | None = Field(default=None, min_length=1, max_length=100)
+    filters: FiltersIn | None = None
+    group_by: list[str] | None = None
+
+    def to_spec(self) -> MetricSpec:
+        return MetricSpec(
+            code=self.code,
+            name=self.name,
+            aggregation=self.aggregation,
+            description=self.description,
+            field=self.field,
+            filters=filters_spec(self.filters),
+            group_by=tuple(self.group_by or ()),
+        )
+
+
+class MetricUpdate(Body):
+    name: str | None = None
+    description: str | None = None
+    aggregation: Aggregation | None = None
+    field: str | None = None
+    filters: FiltersIn | None = None
+    group_by: list[str] | None = None
+
+    def to_spec(self) -> MetricPatch:
+        return MetricPatch(
+            name=self.name,
+            description=self.description,
+            aggregation=self.aggregation,
+            field=self.field,
+            filters=None if self.filters is None else filters_spec(self.filters),
+            group_by=None if self.group_by is None else tuple(self.group_by),
+            sent=frozenset(self.model_fields_set),
+        )
+
+
+class MetricPublic(Public):
+    id: str
+    code: str
+    name: str
+    description: str | None
+    aggregation: str
+    field: str
+    filters: dict[str, list[str]]
+    group_by: list[str]
+    created_at: Timestamp
+
+    @classmethod
+    def from_row(cls, row: BillableMetric) -> MetricPublic:
+        return cls(
+            id=row.id,
+            code=row.code,
+            name=row.name,
+            description=row.description,
+            aggregation=row.aggregation,
+            field=row.field,
+            filters=row.filters or {},
+            group_by=row.group_by or [],
+            created_at=row.created_at,
+        )
+
+
+# -- plans -----------------------------------------------------------------------------
+
+
+class RolloverIn(Body):
+    cap: Decimal_ | None = None
+    expiry_periods: int | None = Field(default=None, ge=1)
+
+
+def _rollover_flag(value: Any) -> Any:
+    """`true` is a rollover without cap or expiry, `false` none (or an object {cap?, ...})."""
+    if value is True:
+        return {}
+    return None if value is False else value
+
+
+class ChargeIn(Body):
+    id: str | None = None
+    metric: str
+    model: ChargeModel
+    properties: dict[str, Any] = Field(
+        default_factory=dict, description="The model's properties, as in BILLING.md"
+    )
+    included_quantity: Decimal_ | None = None
+    hard_cap: Decimal_ | None = None
+    rollover: Annotated[RolloverIn | None, BeforeValidator(_rollover_flag)] = None
+    pay_in_advance: bool = False
+    filters: FiltersIn | None = None
+
+    def to_spec(self) -> ChargeSpec:
+        rollover = self.rollover
+        return ChargeSpec(
+            id=self.id,
+            metric=self.metric,
+            model=self.model,
+            properties=self.properties,
+            included_quantity=self.included_quantity,
+            hard_cap=self.hard_cap,
+            rollover=None
+            if rollover is None
+            else RolloverSpec(rollover.cap, rollover.expiry_periods),
+            pay_in_advance=self.pay_in_advance,
+            filters=filters_spec(self.filters),
+        )
+
+
+class FixedChargeIn(Body):
+    id: str | None = None
+    name: str | None = None
+    code: str | None = None
+    type: str | None = Field(default=None, description="SETUP_FEE or ONE_TIME: charged once")
+    one_time: bool = False
+    amount: Decimal_
+    units: Decimal_ = Decimal(1)
+    pay_in_advance: bool | None = None
+    prorated: bool = True
+
+    def to_spec(self) -> FixedChargeSpec:
+        kind = (self.type or "").upper()
+        return FixedChargeSpec(
+            id=self.id,
+            name=self.name or self.code or "",
+            amount=self.amount,
+            units=self.units,
+            one_time=self.one_time or kind in ("SETUP_FEE", "ONE_TIME"),
+            pay_in_advance=self.pay_in_advance,
+            prorated=self.prorated,
+        )
+
+
+class PlanCreate(Body):
+    code: Code
+    name: str = Field(min_length=1, max_length=200)
+    description: str | None = None
+    currency: str = Field(min_length=3, max_length=3)
+    interval: Interval
+    base_fee: Decimal_ | None = None
+    pay_in_advance: bool = False
+    trial_days: int = Field(default=0, ge=0)
+    minimum_commitment: Decimal_ | None = None
+    maximum_spend: Decimal_ | None = None
+    charges: list[ChargeIn] = Field(default_factory=list)
+    fixed_charges: list[FixedChargeIn] = Field(default_factory=list)
+
+    def to_spec(self) -> PlanSpec:
+        return PlanSpec(
+            code=self.code,
+            name=self.name,
+            description=self.description,
+            currency=self.currency,
+            interval=self.interval,
+            base_fee=self.base_fee,
+            pay_in_advance=self.pay_in_advance,
+            trial_days=self.trial_days,
+            minimum_commitment=self.minimum_commitment,
+            maximum_spend=self.maximum_spend,
+            charges=tuple(c.to_spec() for c in self.charges),
+            fixed_charges=tuple(c.to_spec() for c in self.fixed_charges),
+        )
+
+
+class RolloverPublic(Public):
+    cap: Decimal_ | None
+    expiry_periods: int | None
+
+
+class ChargePublic(Public):
+    """A charge as the plan stores it (its decimals as they were sent, exactly)."""
+
+    id: str
+    metric: str
+    model: str
+    properties: dict[str, Any]
+    included_quantity: Decimal_ | None = None
+    hard_cap: Decimal_ | None = None
+    rollover: RolloverPublic | None = None
+    pay_in_advance: bool = False
+    filters: dict[str, list[str]] = Field(default_factory=dict)
+
+
+class FixedChargePublic(Public):
+    id: str
+    name: str
+    amount: Decimal_
+    units: Decimal_
+    one_time: bool
+    pay_in_advance: bool
+    prorated: bool
+
+
+class PlanPublic(Public):
+    id: str
+    code: str
+    name: str
+    description: str | None
+    currency: str
+    interval: str
+    base_fee: Decimal_
+    pay_in_advance: bool
+    trial_days: int
+    minimum_commitment: Decimal_ | None
+    maximum_spend: Decimal_ | None
+    charges: list[ChargePublic]
+    fixed_charges: list[FixedChargePublic]
+    created_at: Timestamp
+
+    @classmethod
+    def from_row(cls, row: PlanRow) -> PlanPublic:
+        return cls(
+            id=row.id,
+            code=row.code,
+            name=row.name,
+            description=row.description,
+            currency=row.currency,
+            interval=row.interval,
+            base_fee=plain(row.base_fee),
+            pay_in_advance=row.pay_in_advance,
+            trial_days=row.trial_days,
+            minimum_commitment=plain_or_none(row.minimum_commitment),
+            maximum_spend=plain_or_none(row.maximum_spend),
+            charges=[ChargePublic.model_validate(doc) for doc in row.charges],
+            fixed_charges=[FixedChargePublic.model_validate(doc) for doc in row.fixed_charges],
+            created_at=row.created_at,
+        )

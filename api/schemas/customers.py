@@ -1,0 +1,151 @@
+"""Customers and their subscriptions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import Field
+
+from api.schemas.common import Body, Public
+from api.schemas.money import EndInstant, StartInstant, Timestamp
+from invoicing.models import CustomerRow, SubscriptionRow
+from invoicing.specs import CustomerPatch, CustomerSpec, SubscriptionSpec
+
+# -- customers -------------------------------------------------------------------------
+
+
+class CustomerCreate(Body):
+    external_id: str = Field(min_length=1, max_length=200)
+    name: str = Field(min_length=1, max_length=300)
+    email: str | None = None
+    currency: str = Field(min_length=3, max_length=3)
+    country: str | None = None
+    region: str | None = None
+    tax_exempt: bool = False
+    timezone: str | None = None
+    invoice_grace_days: int = Field(default=0, ge=0)
+
+    def to_spec(self) -> CustomerSpec:
+        return CustomerSpec(
+            external_id=self.external_id,
+            name=self.name,
+            email=self.email,
+            currency=self.currency,
+            country=self.country,
+            region=self.region,
+            tax_exempt=self.tax_exempt,
+            timezone=self.timezone,
+            invoice_grace_days=self.invoice_grace_days,
+        )
+
+
+class CustomerUpdate(Body):
+    """Only the fields sent change; null clears email, country or region."""
+
+    name: str | None = Field(default=None, min_length=1, max_length=300)
+    email: str | None = None
+    currency: str | None = Field(default=None, min_length=3, max_length=3)
+    country: str | None = None
+    region: str | None = None
+    tax_exempt: bool | None = None
+    timezone: str | None = None
+    invoice_grace_days: int | None = Field(default=None, ge=0)
+
+    def to_spec(self) -> CustomerPatch:
+        return CustomerPatch(
+            name=self.name,
+            email=self.email,
+            currency=self.currency,
+            country=self.country,
+            region=self.region,
+            tax_exempt=self.tax_exempt,
+            timezone=self.timezone,
+            invoice_grace_days=self.invoice_grace_days,
+            sent=frozenset(self.model_fields_set),
+        )
+
+
+class CustomerPublic(Public):
+    id: str
+    external_id: str
+    name: str
+    email: str | None
+    currency: str
+    country: str | None
+    region: str | None
+    tax_exempt: bool
+    timezone: str
+    invoice_grace_days: int
+    created_at: Timestamp
+
+    @classmethod
+    def from_row(cls, row: CustomerRow) -> CustomerPublic:
+        return cls(
+            id=row.id,
+            external_id=row.external_id,
+            name=row.name,
+            email=row.email,
+            currency=row.currency,
+            country=row.country,
+            region=row.region,
+            tax_exempt=row.tax_exempt,
+            timezone=row.timezone,
+            invoice_grace_days=row.invoice_grace_days,
+            created_at=row.created_at,
+        )
+
+
+# -- subscriptions ---------------------------------------------------------------------
+
+
+class SubscriptionCreate(Body):
+    id: str | None = Field(default=None, min_length=1, max_length=40)
+    customer_id: str
+    plan_code: str
+    start_date: StartInstant
+    end_date: EndInstant = None
+    overrides: dict[str, Any] | None = Field(
+        default=None,
+        description='Per charge (id or metric code): {"charges": {"api_calls": '
+        '{"properties": {...}, "includedQuantity": "100"}}}; and "baseFee"',
+    )
+
+    def to_spec(self) -> SubscriptionSpec:
+        return SubscriptionSpec(
+            id=self.id,
+            customer_id=self.customer_id,
+            plan_code=self.plan_code,
+            start_date=self.start_date,
+            end_date=self.end_date,
+            overrides=self.overrides or {},
+        )
+
+
+class TerminateBody(Body):
+    at: EndInstant = None
+
+
+class SubscriptionPublic(Public):
+    id: str
+    customer_id: str
+    plan_code: str
+    start_date: Timestamp
+    end_date: Timestamp | None
+    status: str
+    overrides: dict[str, Any]
+    created_at: Timestamp
+    terminated_at: Timestamp | None
+
+    @classmethod
+    def from_row(cls, row: SubscriptionRow) -> SubscriptionPublic:
+        return cls(
+            id=row.id,
+            customer_id=row.customer.external_id,
+            plan_code=row.plan.code,
+            start_date=row.start_date,
+            end_date=row.end_date,
+            status=row.status,
+            overrides=row.overrides or {},
+            created_at=row.created_at,
+            terminated_at=row.terminated_at,
+        )

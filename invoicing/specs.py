@@ -1,0 +1,188 @@
+"""What the catalog, customer and credit functions take: plain typed values.
+
+Callers (the API's request models, the CLI, benchmarks) build these from input they
+have already parsed; decimals are exact `Decimal`s, times are zone-aware. The functions
+that take them check the domain rules: known metrics and plans, ISO codes, pricing
+properties, ranges that depend on other values.
+
+A patch (`...Patch`) changes what it carries: a non-nullable field left `None` is
+unchanged; a nullable field is changed (possibly to `None`) only if it is in `sent`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+# Filters of a metric or charge: property -> the values it may take.
+Filters = Mapping[str, tuple[str, ...]]
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    code: str
+    name: str
+    aggregation: str
+    description: str | None = None
+    filters: Filters = field(default_factory=dict)
+    group_by: tuple[str, ...] = ()
+    # Declared after `filters`: in the class body this name hides `dataclasses.field`.
+    field: str | None = None  # None: the event's "value"
+
+
+@dataclass(frozen=True)
+class MetricPatch:
+    name: str | None = None
+    description: str | None = None
+    aggregation: str | None = None
+    field: str | None = None
+    filters: Filters | None = None
+    group_by: tuple[str, ...] | None = None
+    sent: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class RolloverSpec:
+    """Unused included quantity carried to later periods, up to `cap`."""
+
+    cap: Decimal | None = None
+    expiry_periods: int | None = None
+
+
+@dataclass(frozen=True)
+class ChargeSpec:
+    metric: str
+    model: str
+    properties: Mapping[str, Any] = field(default_factory=dict)
+    id: str | None = None
+    included_quantity: Decimal | None = None
+    hard_cap: Decimal | None = None
+    rollover: RolloverSpec | None = None
+    pay_in_advance: bool = False
+    filters: Filters = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class FixedChargeSpec:
+    name: str
+    amount: Decimal
+    units: Decimal = Decimal(1)
+    id: str | None = None
+    one_time: bool = False
+    pay_in_advance: bool | None = None  # None: in advance exactly when one-time
+    prorated: bool = True
+
+
+@dataclass(frozen=True)
+class PlanSpec:
+    code: str
+    name: str
+    currency: str
+    interval: str
+    description: str | None = None
+    base_fee: Decimal | None = None
+    pay_in_advance: bool = False
+    trial_days: int = 0
+    minimum_commitment: Decimal | None = None
+    maximum_spend: Decimal | None = None
+    charges: tuple[ChargeSpec, ...] = ()
+    fixed_charges: tuple[FixedChargeSpec, ...] = ()
+
+
+@dataclass(frozen=True)
+class CustomerSpec:
+    external_id: str
+    name: str
+    currency: str
+    email: str | None = None
+    country: str | None = None
+    region: str | None = None
+    tax_exempt: bool = False
+    timezone: str | None = None  # None: UTC
+    invoice_grace_days: int = 0
+
+
+@dataclass(frozen=True)
+class CustomerPatch:
+    name: str | None = None
+    email: str | None = None
+    currency: str | None = None
+    country: str | None = None
+    region: str | None = None
+    tax_exempt: bool | None = None
+    timezone: str | None = None
+    invoice_grace_days: int | None = None
+    sent: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class SubscriptionSpec:
+    customer_id: str  # the customer's external id
+    plan_code: str
+    start_date: datetime
+    end_date: datetime | None = None
+    id: str | None = None
+    # Per-charge overrides (`{"charges": {charge id or metric: {...}}, "baseFee": ...}`),
+    # as the wire sends them; checked against the plan when the subscription is created.
+    overrides: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class TaxSpec:
+    code: str
+    name: str
+    rate: Decimal  # a percentage
+    country: str | None = None
+    region: str | None = None
+
+
+@dataclass(frozen=True)
+class CouponSpec:
+    code: str
+    kind: str  # percentage | fixed (fixed_amount is a synonym)
+    name: str | None = None
+    percentage: Decimal | None = None
+    amount: Decimal | None = None
+    currency: str | None = None
+    frequency: str = "once"
+    frequency_duration: int | None = None
+    plan_codes: tuple[str, ...] = ()
+    metric_codes: tuple[str, ...] = ()
+    expires_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class AppliedCouponSpec:
+    coupon_code: str
+    amount: Decimal | None = None  # a fixed coupon's amount for this customer
+
+
+@dataclass(frozen=True)
+class WalletSpec:
+    customer_id: str  # the customer's external id
+    currency: str | None = None  # None: the customer's
+    name: str | None = None
+    credits: Decimal = Decimal(0)
+    priority: int = 50
+    expires_at: datetime | None = None
+    scope_metrics: tuple[str, ...] = ()
+    scope_fee_types: tuple[str, ...] = ()
+
+
+# The tax override's amounts are parsed (rating.money.to_decimal) by `override_tax`
+# after it checked that the invoice is a DRAFT: the wrong state is a Conflict even when
+# an amount is also malformed.
+@dataclass(frozen=True)
+class LineTaxOverride:
+    line_id: str
+    tax_amount: object
+
+
+@dataclass(frozen=True)
+class TaxOverrideSpec:
+    tax_total: object = None
+    reason: str | None = None
+    lines: tuple[LineTaxOverride, ...] = ()
