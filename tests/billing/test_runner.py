@@ -12,6 +12,9 @@ import pytest
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from api.schemas.catalog import MetricCreate, PlanCreate
+from api.schemas.credits import AppliedCouponCreate, CouponCreate, WalletCreate
+from api.schemas.customers import CustomerCreate, SubscriptionCreate
 from core.clock import FrozenClock
 from core.errors import Transient
 from invoicing import invoices as invoice_ops
@@ -53,47 +56,71 @@ def sessions(ledger_url: str) -> Iterator[sessionmaker[Session]]:
 def tenant(sessions: sessionmaker[Session]) -> str:
     with sessions() as session, session.begin():
         tenant_id = create_tenant(session, "billing").tenant_id
-        create_metric(session, tenant_id, {"code": "calls", "name": "Calls", "aggregation": "sum"})
+        create_metric(
+            session,
+            tenant_id,
+            MetricCreate.model_validate(
+                {"code": "calls", "name": "Calls", "aggregation": "sum"}
+            ).to_spec(),
+        )
         base = {"currency": "USD", "interval": "monthly", "baseFee": "10"}
         create_plan(
             session,
             tenant_id,
-            {
-                **base,
-                "code": "basic",
-                "name": "Basic",
-                "charges": [
-                    {"metric": "calls", "model": "per_unit", "properties": {"unitAmount": "0.5"}}
-                ],
-            },
+            PlanCreate.model_validate(
+                {
+                    **base,
+                    "code": "basic",
+                    "name": "Basic",
+                    "charges": [
+                        {
+                            "metric": "calls",
+                            "model": "per_unit",
+                            "properties": {"unitAmount": "0.5"},
+                        }
+                    ],
+                }
+            ).to_spec(),
         )
         create_plan(
             session,
             tenant_id,
-            {
-                **base,
-                "code": "roll",
-                "name": "Rollover",
-                "baseFee": "0",
-                "charges": [
-                    {
-                        "metric": "calls",
-                        "model": "per_unit",
-                        "properties": {"unitAmount": "0.1"},
-                        "includedQuantity": "100",
-                        "rollover": {},
-                    }
-                ],
-            },
+            PlanCreate.model_validate(
+                {
+                    **base,
+                    "code": "roll",
+                    "name": "Rollover",
+                    "baseFee": "0",
+                    "charges": [
+                        {
+                            "metric": "calls",
+                            "model": "per_unit",
+                            "properties": {"unitAmount": "0.1"},
+                            "includedQuantity": "100",
+                            "rollover": {},
+                        }
+                    ],
+                }
+            ).to_spec(),
         )
     return tenant_id
 
 
 def subscribe(sessions: sessionmaker[Session], tenant: str, name: str, plan: str = "basic") -> None:
     with sessions() as session, session.begin():
-        create_customer(session, tenant, {"externalId": name, "name": name, "currency": "USD"})
+        create_customer(
+            session,
+            tenant,
+            CustomerCreate.model_validate(
+                {"externalId": name, "name": name, "currency": "USD"}
+            ).to_spec(),
+        )
         create_subscription(
-            session, tenant, {"customerId": name, "planCode": plan, "startDate": d("2026-09-01")}
+            session,
+            tenant,
+            SubscriptionCreate.model_validate(
+                {"customerId": name, "planCode": plan, "startDate": d("2026-09-01")}
+            ).to_spec(),
         )
 
 
@@ -141,10 +168,21 @@ def test_coupons_wallets_and_plain_customers_through_one_path(sessions, tenant):
         create_coupon(
             session,
             tenant,
-            {"code": "five", "type": "fixed", "amount": "5", "currency": "USD"},
+            CouponCreate.model_validate(
+                {"code": "five", "type": "fixed", "amount": "5", "currency": "USD"}
+            ).to_spec(),
         )
-        apply_coupon(session, tenant, "coupon", {"couponCode": "five"})
-        create_wallet(session, tenant, {"customerId": "wallet", "credits": "8"})
+        apply_coupon(
+            session,
+            tenant,
+            "coupon",
+            AppliedCouponCreate.model_validate({"couponCode": "five"}).to_spec(),
+        )
+        create_wallet(
+            session,
+            tenant,
+            WalletCreate.model_validate({"customerId": "wallet", "credits": "8"}).to_spec(),
+        )
 
     run = bill(sessions, tenant, usage, ("2026-10-01", "2026-11-01"), OCT_CLOSE, chunk_size=2)
     assert (run.status, run.total, run.processed, run.invoices_created, run.failed) == (
@@ -170,7 +208,11 @@ def test_a_rerun_creates_nothing_and_takes_nothing_twice(sessions, tenant):
     subscribe(sessions, tenant, "wallet")
     calls(usage, "wallet", "2026-10-10", "30")
     with sessions() as session, session.begin():
-        create_wallet(session, tenant, {"customerId": "wallet", "credits": "100"})
+        create_wallet(
+            session,
+            tenant,
+            WalletCreate.model_validate({"customerId": "wallet", "credits": "100"}).to_spec(),
+        )
     bill(sessions, tenant, usage, ("2026-10-01", "2026-11-01"), OCT_CLOSE)
     first = invoices_of(sessions, tenant)
     again = bill(sessions, tenant, usage, ("2026-10-01", "2026-11-01"), OCT_CLOSE)
