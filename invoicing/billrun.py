@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -713,46 +713,54 @@ def fetch_quantities(
         ],
     )
     try:
-        # Charges that read the same metric with the same extra filters share a query.
-        charge_variants = {
-            item.key: [(charge, _variant(charge)) for charge in item.subscription.plan.charges]
-            for item in items
-        }
-        variants: dict[Variant, Metric] = {}
-        for pairs in charge_variants.values():
-            for charge, variant in pairs:
-                variants.setdefault(variant, charge.metric)
         start = min(i.active.start for i in items)
         end = max(i.active.end for i in items)
-        result: dict[str, list[MeteredQuantity]] = defaultdict(list)
-        for variant, metric in variants.items():
-            frame = usage_store.interval_quantities(
-                tenant_id,
-                run_key,
-                metric,
-                dict(variant[1]),
-                start,
-                end,
-                with_amounts=variant[2],
-            )
-            by_item = _rows_by_item(frame, metric)
-            for item_key, rows in by_item.items():
-                for charge, charge_variant in charge_variants.get(item_key, ()):
-                    if charge_variant != variant:
-                        continue
-                    result[item_key].extend(
-                        MeteredQuantity(
-                            charge_id=charge.id,
-                            quantity=quantity,
-                            group=group,
-                            event_count=events,
-                            event_amounts=amounts,
-                        )
-                        for group, quantity, events, amounts in rows
-                    )
-        return result
+        return metered_quantities(
+            {item.key: item.subscription.plan.charges for item in items},
+            lambda metric, filters, with_amounts: usage_store.interval_quantities(
+                tenant_id, run_key, metric, filters, start, end, with_amounts=with_amounts
+            ),
+        )
     finally:
         usage_store.drop_intervals(run_key)
+
+
+VariantQuery = Callable[[Metric, Mapping[str, tuple[str, ...]], bool], Any]
+"""(metric, charge filters, with per-event amounts) → the frame of `interval_quantities`."""
+
+
+def metered_quantities(
+    charges: Mapping[str, Sequence[UsageCharge]], query: VariantQuery
+) -> dict[str, list[MeteredQuantity]]:
+    """Each interval's metered quantities of its charges (interval key → charges priced
+    there), with one query per metric variant: charges that read the same metric with the
+    same extra filters share it, and get the per-event amounts when their model needs them."""
+    charge_variants = {
+        key: [(charge, _variant(charge)) for charge in key_charges]
+        for key, key_charges in charges.items()
+    }
+    variants: dict[Variant, Metric] = {}
+    for pairs in charge_variants.values():
+        for charge, variant in pairs:
+            variants.setdefault(variant, charge.metric)
+    result: dict[str, list[MeteredQuantity]] = defaultdict(list)
+    for variant, metric in variants.items():
+        by_item = _rows_by_item(query(metric, dict(variant[1]), variant[2]), metric)
+        for item_key, rows in by_item.items():
+            for charge, charge_variant in charge_variants.get(item_key, ()):
+                if charge_variant != variant:
+                    continue
+                result[item_key].extend(
+                    MeteredQuantity(
+                        charge_id=charge.id,
+                        quantity=quantity,
+                        group=group,
+                        event_count=events,
+                        event_amounts=amounts,
+                    )
+                    for group, quantity, events, amounts in rows
+                )
+    return result
 
 
 def refresh_invoice(
