@@ -735,8 +735,13 @@ def metered_quantities(
     """Each interval's metered quantities of its charges (interval key → charges priced
     there), with one query per metric variant: charges that read the same metric with the
     same extra filters share it, and get the per-event amounts when their model needs them."""
+    # Many intervals share a plan's charges: work out each charge object's variant once.
+    known: dict[int, Variant] = {}
     charge_variants = {
-        key: [(charge, _variant(charge)) for charge in key_charges]
+        key: [
+            (charge, known.get(id(charge)) or known.setdefault(id(charge), _variant(charge)))
+            for charge in key_charges
+        ]
         for key, key_charges in charges.items()
     }
     variants: dict[Variant, Metric] = {}
