@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import APIRouter, Query
@@ -16,12 +15,11 @@ from api.schemas import (
     CustomerUpdate,
     SubscriptionCreate,
     TerminateBody,
-    _end,
-    _start,
 )
+from api.usage_schemas import UsageFrom, UsageTo
 from invoicing import catalog
 from invoicing.models import CustomerRow, SubscriptionRow
-from invoicing.usage import customer_usage
+from invoicing.usage import customer_usage, projected_usage
 
 router = APIRouter(tags=["customers"])
 
@@ -59,36 +57,30 @@ async def get_usage(
     external_id: str,
     runtime: RuntimeDep,
     tenant: TenantDep,
-    from_: str | None = Query(None, alias="from"),
-    to: str | None = None,
+    from_: UsageFrom = None,
+    to: UsageTo = None,
 ) -> dict[str, Any]:
-    start = _start(from_) if from_ else None
-    end = _end(to) if to else None
     return await asyncio.to_thread(
         customer_usage,
         runtime.sessions,
         runtime.usage,
         tenant,
         external_id,
-        start,
-        end,
-        datetime.now(UTC),
-        False,
+        from_,
+        to,
+        runtime.clock.now(),
     )
 
 
 @router.get("/customers/{external_id}/usage/projected", summary="End-of-period projection")
 async def get_projected(external_id: str, runtime: RuntimeDep, tenant: TenantDep) -> dict[str, Any]:
     return await asyncio.to_thread(
-        customer_usage,
+        projected_usage,
         runtime.sessions,
         runtime.usage,
         tenant,
         external_id,
-        None,
-        None,
-        datetime.now(UTC),
-        True,
+        runtime.clock.now(),
     )
 
 
