@@ -1,29 +1,101 @@
-"""Current usage of a customer: exact quantities so far and what they cost.
+"""The usage read-out: a customer's exact usage over a window and what it costs.
 
-The same rating pipeline as the bill run prices the usage, so the amount shown
-mid-period is what the invoice would say if the period closed now.
+The window is clipped to each subscription's active time and cut into that
+subscription's billing periods. Each period's part is measured with the bill run's own
+query (one customer's intervals given inline: `customer_metered_quantities`, the SQL
+of `interval_quantities`), with the event counts and per-event amounts the charges'
+models need, and priced by the bill run's rating stages for that period. So for a
+window that is one billing period the amounts are that invoice's usage lines; for any
+other window they are, per period, what the period's invoice says for the usage inside
+the window, summed. The rules are written down in docs/api-choices.md (Usage read-out).
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from decimal import Decimal, localcontext
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from core.errors import ValidationFailed
+from core.errors import Conflict, InvalidInput
 from invoicing.catalog import get_customer, metrics_by_code, subscription_domain
 from invoicing.models import SubscriptionRow
 from rating.context import BillingContext
-from rating.model import Aggregation, LineType, MeteredQuantity, Period
+from rating.model import (
+    Aggregation,
+    Group,
+    Interval,
+    InvoiceLine,
+    LineType,
+    MeteredQuantity,
+    Metric,
+    Period,
+    Subscription,
+)
 from rating.money import EXACT, ZERO, format_decimal, format_money, ratio
-from rating.periods import period_containing
-from rating.pipeline import rate_subscription
+from rating.periods import days, next_period, period_containing
+from rating.pipeline import rate_until_tax
+from rating.pricing import InvalidChargeUsage
+from streams.billing_usage import UsageRequest
 from streams.usage_store import QUANTITY_PLACES, UsageStore
 
-_LINEAR = {Aggregation.COUNT, Aggregation.SUM}
+# The instants a window may name: ClickHouse's DateTime64(3) holds 1900-2299, events
+# are accepted for 2000-2100; this range brackets every event with room to spare.
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(2200, 1, 1, tzinfo=UTC)
+
+# Aggregations whose quantity over several periods is the sum of the periods' own
+# (weighted_sum: the level-periods held). The others (max, latest, unique_count) are
+# read over the whole window at once: the largest value, the last one, distinct values.
+_ADDITIVE = frozenset({Aggregation.COUNT, Aggregation.SUM, Aggregation.WEIGHTED_SUM})
+# Aggregations that grow with time and are projected to the period's end.
+_GROWING = frozenset({Aggregation.COUNT, Aggregation.SUM})
+
+
+@dataclass(frozen=True)
+class _Slice:
+    """One billing period of a subscription and the part of it the window measures."""
+
+    key: str
+    subscription: Subscription
+    period: Period
+    measured: Period
+
+
+@dataclass(frozen=True)
+class _Projection:
+    """Days of the period the subscription is active, and days of it already begun."""
+
+    total: int
+    elapsed: int
+
+
+@dataclass
+class _Row:
+    metric: str
+    group: Group
+    quantity: Decimal
+    amount: Decimal
+
+
+def check_window(start: datetime | None, end: datetime | None) -> None:
+    """Refuse instants outside EARLIEST..LATEST, and a `to` that is not after `from`."""
+    bounds = f"between {_ts(EARLIEST)} and {_ts(LATEST)}"
+    for name, value in (("from", start), ("to", end)):
+        if value is not None and not EARLIEST <= value <= LATEST:
+            raise InvalidInput(
+                f"'{name}' must be {bounds} (got {_ts(value)})",
+                details=[{"field": name, "message": f"must be {bounds}"}],
+            )
+    if start is not None and end is not None and end <= start:
+        raise InvalidInput(
+            f"'to' ({_ts(end)}) must be after 'from' ({_ts(start)})",
+            details=[{"field": "to", "message": "must be after 'from'"}],
+        )
 
 
 def customer_usage(
@@ -34,8 +106,55 @@ def customer_usage(
     start: datetime | None,
     end: datetime | None,
     now: datetime,
-    projected: bool,
 ) -> dict[str, Any]:
+    """Exact usage and its price over [start, end); a bound left out is the current
+    billing period's (of the subscription active at `now`, else the calendar month)."""
+    check_window(start, end)
+    customer_currency, metrics, subscriptions = _load(sessions, tenant_id, external_id)
+    current = _active_at(subscriptions, now)
+    default = period_containing(current.plan.interval if current else Interval.MONTHLY, now)
+    window = Period(start or default.start, end or default.end)
+    if window.end <= window.start:
+        # Only one bound was given; the other is the current period's.
+        given, name = (start, "from") if end is None else (end, "to")
+        raise InvalidInput(
+            f"'{name}' ({_ts(given or now)}) leaves no time before or after the current "
+            f"billing period ({_ts(default.start)} to {_ts(default.end)}); "
+            "give both 'from' and 'to'",
+            details=[{"field": name, "message": "outside the current billing period"}],
+        )
+    return _readout(
+        usage, tenant_id, external_id, customer_currency, metrics, subscriptions, window, now
+    )
+
+
+def projected_usage(
+    sessions: sessionmaker[Session],
+    usage: UsageStore,
+    tenant_id: str,
+    external_id: str,
+    now: datetime,
+) -> dict[str, Any]:
+    """The current billing period's usage and price, projected to the period's end."""
+    customer_currency, metrics, subscriptions = _load(sessions, tenant_id, external_id)
+    current = _active_at(subscriptions, now)
+    window = period_containing(current.plan.interval if current else Interval.MONTHLY, now)
+    return _readout(
+        usage,
+        tenant_id,
+        external_id,
+        customer_currency,
+        metrics,
+        subscriptions,
+        window,
+        now,
+        project=True,
+    )
+
+
+def _load(
+    sessions: sessionmaker[Session], tenant_id: str, external_id: str
+) -> tuple[str, dict[str, Metric], list[Subscription]]:
     with sessions() as session:
         customer = get_customer(session, tenant_id, external_id)
         metrics = metrics_by_code(session, tenant_id)
@@ -46,84 +165,206 @@ def customer_usage(
                     SubscriptionRow.tenant_id == tenant_id,
                     SubscriptionRow.customer_id == customer.id,
                 )
-                .order_by(SubscriptionRow.start_date.desc())
+                .order_by(SubscriptionRow.start_date, SubscriptionRow.id)
             )
             .unique()
             .scalars()
             .all()
         )
-        subscriptions = [subscription_domain(r, metrics) for r in rows]
-    point = start or now
-    active = [s for s in subscriptions if s.start <= point and (s.end is None or s.end > point)]
-    subscription = active[0] if active else None
-    if start is None or end is None:
-        if subscription is not None:
-            period = period_containing(subscription.plan.interval, now)
-        else:
-            period = Period(now.replace(day=1, hour=0, minute=0, second=0, microsecond=0), now)
-        start = start or period.start
-        end = end or period.end
-    if end <= start:
-        raise ValidationFailed("'to' must be after 'from'")
-    window = Period(start, end)
-    currency = subscription.plan.currency if subscription else customer.currency
-    if subscription is None:
-        quantities = usage.customer_usage(tenant_id, external_id, metrics.values(), start, end)
-        items: list[dict[str, Any]] = [
-            {
-                "metric": m,
-                "group": dict(g),
-                "quantity": format_decimal(q),
-                "amount": format_money(ZERO, currency),
-            }
-            for m, g, q in quantities
-        ]
-        return _body(external_id, window, currency, items, ZERO)
+        return customer.currency, metrics, [subscription_domain(r, metrics) for r in rows]
 
-    charges = subscription.plan.charges
-    charge_metrics = {c.metric.code: c.metric for c in charges}
-    measured = usage.customer_usage(tenant_id, external_id, charge_metrics.values(), start, end)
-    # A projection scales linear usage by the whole window over the part elapsed.
-    span = elapsed = Decimal(1)
-    if projected and start < now < end:
-        span = Decimal((end - start).total_seconds())
-        elapsed = Decimal((now - start).total_seconds())
-    metered = []
-    for code, group, quantity in measured:
-        metric = charge_metrics[code]
-        if projected and metric.aggregation in _LINEAR:
-            # A projection needs no more precision than a quantity's 12 decimals.
-            with localcontext(EXACT):
-                quantity = ratio(quantity * span, elapsed, QUANTITY_PLACES).normalize()
-        for charge in charges:
-            if charge.metric.code == code:
-                metered.append(MeteredQuantity(charge_id=charge.id, quantity=quantity, group=group))
-    result = rate_subscription(
-        BillingContext(subscription=subscription, period=window, usage=tuple(metered))
-    )
-    lines_out: list[dict[str, Any]] = []
-    total = ZERO
-    for line in result.invoice.lines:
-        if line.type != LineType.USAGE_FEE:
+
+def _active_at(subscriptions: Sequence[Subscription], instant: datetime) -> Subscription | None:
+    """The latest-starting subscription active at `instant`."""
+    active = [s for s in subscriptions if s.start <= instant and (s.end is None or s.end > instant)]
+    return active[-1] if active else None
+
+
+def _readout(
+    usage: UsageStore,
+    tenant_id: str,
+    external_id: str,
+    customer_currency: str,
+    metrics: dict[str, Metric],
+    subscriptions: Sequence[Subscription],
+    window: Period,
+    now: datetime,
+    *,
+    project: bool = False,
+) -> dict[str, Any]:
+    overlapping = [s for s in subscriptions if window.overlap(s.start, s.end) is not None]
+    if not overlapping:
+        # Nothing to price: the metered quantities alone, at no cost.
+        quantities = usage.customer_usage(
+            tenant_id, external_id, metrics.values(), window.start, window.end
+        )
+        items = [_item(code, group, q, ZERO, customer_currency) for code, group, q in quantities]
+        return _body(external_id, window, customer_currency, items, ZERO)
+    # One currency per read-out: the current subscription's (else the latest one's).
+    lead = _active_at(overlapping, now) or overlapping[-1]
+    currency = lead.plan.currency
+    priced = [s for s in overlapping if s.plan.currency == currency]
+    slices: list[_Slice] = []
+    wholes: dict[str, Period] = {}
+    for subscription in priced:
+        clipped = _clip(window, subscription, now)
+        if clipped is None:
             continue
-        quantity = next(
-            (
-                m.quantity
-                for m in metered
-                if m.charge_id == line.charge_id and m.group == line.group
-            ),
-            ZERO,
+        wholes[subscription.id] = clipped
+        slices.extend(_slices(subscription, clipped))
+    metered = _measure(usage, tenant_id, external_id, slices, wholes)
+    rows: dict[tuple[str, str | None, Group], _Row] = {}
+    for piece in slices:
+        used = metered.get(piece.key, [])
+        projection = _projection(piece, now) if project else None
+        if projection is not None:
+            used = [_project(m, piece.subscription, projection) for m in used]
+        whole = {
+            (m.charge_id, m.group): m.quantity
+            for m in metered.get(_whole_key(piece.subscription.id), [])
+        }
+        for line in _usage_lines(piece, used):
+            key = (piece.subscription.id, line.charge_id, line.group)
+            row = rows.get(key)
+            if row is None:
+                row = rows[key] = _Row(line.metric or "", line.group, ZERO, ZERO)
+            row.amount += line.amount
+            row.quantity = _quantity(piece, line.charge_id, line.group, row, used, whole)
+    items = [_item(r.metric, r.group, r.quantity, r.amount, currency) for r in rows.values()]
+    total = sum((r.amount for r in rows.values()), ZERO)
+    return _body(external_id, window, currency, items, total)
+
+
+def _clip(window: Period, subscription: Subscription, now: datetime) -> Period | None:
+    """The window within the subscription's active time, up to the end of its current
+    billing period: later periods have not begun, and nothing is used or due in them yet."""
+    horizon = period_containing(subscription.plan.interval, now).end
+    if horizon <= window.start:
+        return None
+    return Period(window.start, min(window.end, horizon)).overlap(
+        subscription.start, subscription.end
+    )
+
+
+def _slices(subscription: Subscription, clipped: Period) -> Iterator[_Slice]:
+    period = period_containing(subscription.plan.interval, clipped.start)
+    while period.start < clipped.end:
+        measured = period.overlap(clipped.start, clipped.end)
+        if measured is not None:
+            yield _Slice(
+                f"{subscription.id}|{period.start.isoformat()}", subscription, period, measured
+            )
+        period = next_period(subscription.plan.interval, period)
+
+
+def _whole_key(subscription_id: str) -> str:
+    """The key of a subscription's whole clipped window among the measured intervals."""
+    return f"{subscription_id}|window"
+
+
+def _measure(
+    usage: UsageStore,
+    tenant_id: str,
+    external_id: str,
+    slices: Sequence[_Slice],
+    wholes: dict[str, Period],
+) -> dict[str, list[MeteredQuantity]]:
+    """Every slice's metered quantities, and each subscription's over its whole clipped
+    window, with one query per metric variant as the bill run does."""
+    if not slices:
+        return {}
+    plans = {s.subscription.id: s.subscription.plan for s in slices}
+    requests = [
+        UsageRequest(s.key, external_id, s.measured, s.period, s.subscription.plan.charges)
+        for s in slices
+    ] + [
+        # The whole clipped window, for the aggregations that are not a sum of periods.
+        UsageRequest(_whole_key(sid), external_id, whole, whole, plans[sid].charges)
+        for sid, whole in wholes.items()
+    ]
+    return {
+        key: list(rows)
+        for key, rows in usage.customer_metered_quantities(tenant_id, external_id, requests).items()
+    }
+
+
+def _usage_lines(piece: _Slice, used: Sequence[MeteredQuantity]) -> Iterator[InvoiceLine]:
+    """The usage-fee lines the period's invoice has for this usage (stages 1-7: the
+    amounts of usage lines are final after Rate; later stages only discount and tax)."""
+    context = BillingContext(
+        subscription=piece.subscription, period=piece.period, usage=tuple(used)
+    )
+    try:
+        state = rate_until_tax(context)
+    except InvalidChargeUsage as exc:
+        raise Conflict(
+            f"the usage from {_ts(piece.measured.start)} to {_ts(piece.measured.end)} "
+            f"cannot be priced (the bill run would fail on it too): {exc}",
+            code="unpriceable_usage",
+        ) from None
+    return (line for line in state.lines if line.type == LineType.USAGE_FEE)
+
+
+def _quantity(
+    piece: _Slice,
+    charge_id: str | None,
+    group: Group,
+    row: _Row,
+    used: Sequence[MeteredQuantity],
+    whole: dict[tuple[str, Group], Decimal],
+) -> Decimal:
+    """The row's quantity after this slice: summed over periods for additive
+    aggregations, else the whole window's (every event counts, caps do not apply)."""
+    charge = next(c for c in piece.subscription.plan.charges if c.id == charge_id)
+    if charge.metric.aggregation not in _ADDITIVE:
+        return whole.get((charge.id, group), ZERO)
+    here = next((m.quantity for m in used if m.charge_id == charge_id and m.group == group), ZERO)
+    return row.quantity + here
+
+
+def _projection(piece: _Slice, now: datetime) -> _Projection | None:
+    """The current period's days (active) and days begun, when it is running at `now`."""
+    measured = piece.measured
+    if not measured.start < now < measured.end:
+        return None
+    total, elapsed = days(measured.start, measured.end), days(measured.start, now)
+    return _Projection(int(total), int(elapsed))
+
+
+def _project(
+    usage: MeteredQuantity, subscription: Subscription, projection: _Projection
+) -> MeteredQuantity:
+    """Usage so far, extrapolated by days to the end of the period (as Lago projects:
+    a started day counts as a day). The transactions of a per-event charge go on as
+    observed: the same amounts, in the same order, repeated."""
+    charge = next(c for c in subscription.plan.charges if c.id == usage.charge_id)
+    if charge.metric.aggregation not in _GROWING:
+        return usage
+    total, elapsed = projection.total, projection.elapsed
+    # Half up, in integers: whole transactions.
+    events = (2 * usage.event_count * total + elapsed) // (2 * elapsed)
+    if usage.event_amounts:
+        repeats, rest = divmod(events, len(usage.event_amounts))
+        amounts = usage.event_amounts * repeats + usage.event_amounts[:rest]
+        quantity = (
+            sum(amounts, ZERO) if charge.metric.aggregation == Aggregation.SUM else Decimal(events)
         )
-        lines_out.append(
-            {
-                "metric": line.metric,
-                "group": dict(line.group),
-                "quantity": format_decimal(quantity),
-                "amount": format_money(line.amount, currency),
-            }
-        )
-        total += line.amount
-    return _body(external_id, window, currency, lines_out, total)
+        return replace(usage, quantity=quantity, event_count=events, event_amounts=amounts)
+    with localcontext(EXACT):
+        scaled = usage.quantity * total
+    quantity = ratio(scaled, Decimal(elapsed), QUANTITY_PLACES)
+    return replace(usage, quantity=quantity.normalize(), event_count=events)
+
+
+def _item(
+    metric: str, group: Group, quantity: Decimal, amount: Decimal, currency: str
+) -> dict[str, Any]:
+    return {
+        "metric": metric,
+        "group": dict(group),
+        "quantity": format_decimal(quantity),
+        "amount": format_money(amount, currency),
+    }
 
 
 def _body(
@@ -140,4 +381,4 @@ def _body(
 
 
 def _ts(value: datetime) -> str:
-    return value.isoformat().replace("+00:00", "Z")
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")

@@ -1,9 +1,10 @@
 """Exact usage aggregates read from ClickHouse (the Aggregate stage's data source).
 
 Every billing quantity is computed from `usage_events FINAL`, the deduplicated raw
-events, never from the approximate rollup. Unique counts use uniqExact. Both entry
-points, `customer_usage` (one customer, one window) and `interval_quantities` (every
-subscription of a bill run), run the same SQL, built by `_aggregate_sql`, so a
+events, never from the approximate rollup. Unique counts use uniqExact. Every entry
+point, `customer_usage` (one customer, one window), `interval_quantities` (every
+subscription of a bill run) and `customer_interval_quantities` (one customer's billing
+periods, for the usage read-out), runs the same SQL, built by `_aggregate_sql`, so a
 customer's usage page and its invoice can never disagree. The semantics of each
 aggregation (fields, missing values, ties, groups, weighted sums) are documented in
 docs/aggregations.md.
@@ -12,7 +13,7 @@ docs/aggregations.md.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, localcontext
@@ -256,6 +257,13 @@ def _milliseconds(start: datetime, end: datetime) -> int:
     return (end - start) // _MS
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _epoch_milliseconds(instant: datetime) -> int:
+    return _milliseconds(_EPOCH, instant)
+
+
 class UsageStore:
     def __init__(self, client: Any, database: str) -> None:
         self._client = client
@@ -322,6 +330,62 @@ class UsageStore:
                 )
                 results.append((metric.code, group, exact_decimal(row["quantity"])))
         return results
+
+    def customer_interval_quantities(
+        self,
+        tenant_id: str,
+        customer_id: str,
+        intervals: Sequence[BillingInterval],
+        metric: Metric,
+        extra_filters: Mapping[str, Sequence[str]],
+        *,
+        with_amounts: bool = False,
+    ) -> pl.DataFrame:
+        """`interval_quantities` for intervals of one customer given inline, not registered.
+
+        The same query and columns as the bill run's (subscription_id is each interval's
+        key), without writing the scratch table: the usage read-out prices a customer's
+        billing periods exactly as the bill run would, at the cost of a read only.
+        """
+        if not intervals:
+            raise ValueError("customer_interval_quantities needs at least one interval")
+        # Instants travel as epoch milliseconds: DateTime64(3) is what the columns hold.
+        inline = """
+            SELECT x.1 AS subscription_id, {c:String} AS customer_id,
+                   fromUnixTimestamp64Milli(x.2, 'UTC') AS start,
+                   fromUnixTimestamp64Milli(x.3, 'UTC') AS end,
+                   x.4 AS period_ms
+            FROM (SELECT arrayJoin(arrayZip({ik:Array(String)}, {is:Array(Int64)},
+                                            {ie:Array(Int64)}, {ip:Array(Int64)})) AS x)
+        """
+        sql = _aggregate_sql(
+            self._db,
+            metric,
+            filter_sql(metric.filters, extra_filters),
+            inline,
+            one_customer=True,
+            with_amounts=with_amounts,
+        )
+        periods = [i.period or Period(i.start, i.end) for i in intervals]
+        table = self._client.query_arrow(
+            sql,
+            parameters={
+                "t": tenant_id,
+                "c": customer_id,
+                "m": metric.code,
+                "s": min(i.start for i in intervals),
+                "e": max(i.end for i in intervals),
+                "ik": [i.subscription_id for i in intervals],
+                "is": [_epoch_milliseconds(i.start) for i in intervals],
+                "ie": [_epoch_milliseconds(i.end) for i in intervals],
+                "ip": [_milliseconds(p.start, p.end) for p in periods],
+            },
+        )
+        frame = pl.from_arrow(table)
+        assert isinstance(frame, pl.DataFrame)
+        if metric.aggregation == Aggregation.WEIGHTED_SUM:
+            frame = _with_weighted_quantities(frame)
+        return frame
 
     def event_count(self, tenant_id: str) -> int:
         """Distinct stored events of a tenant (exact)."""
@@ -460,16 +524,32 @@ class UsageStore:
         try:
             start = min(r.active.start for r in requests)
             end = max(r.active.end for r in requests)
-            out: dict[str, list[MeteredQuantity]] = {}
-            for variant, query in variant_queries(requests).items():
-                frame = self.interval_quantities(
-                    tenant_id, run_key, query.metric, dict(variant[1]), start, end,
-                    with_amounts=variant[2],
-                )  # fmt: skip
-                decode_quantities(frame, query.metric, query.charges_by_key, out)
-            return {key: tuple(rows) for key, rows in out.items()}
+            return _decoded(
+                requests,
+                lambda metric, filters, with_amounts: self.interval_quantities(
+                    tenant_id, run_key, metric, filters, start, end, with_amounts=with_amounts
+                ),
+            )
         finally:
             self.drop_intervals(run_key)
+
+    def customer_metered_quantities(
+        self, tenant_id: str, customer_id: str, requests: Sequence[UsageRequest]
+    ) -> dict[str, tuple[MeteredQuantity, ...]]:
+        """`metered_quantities` for requests of one customer, its intervals given inline
+        (no scratch table): the usage read-out's question, answered as a bill run's."""
+        if not requests:
+            return {}
+        intervals = [
+            BillingInterval(r.key, customer_id, r.active.start, r.active.end, r.period)
+            for r in requests
+        ]
+        return _decoded(
+            requests,
+            lambda metric, filters, with_amounts: self.customer_interval_quantities(
+                tenant_id, customer_id, intervals, metric, filters, with_amounts=with_amounts
+            ),
+        )
 
     def charge_quantities(
         self,
@@ -515,3 +595,18 @@ class UsageStore:
             parameters={"t": tenant_id, "b": before, "a": ingested_after},
         ).result_rows
         return {str(r[0]) for r in rows}
+
+
+VariantFrame = Callable[[Metric, dict[str, tuple[str, ...]], bool], pl.DataFrame]
+"""(metric, charge filters, with per-event amounts) → that variant's result frame."""
+
+
+def _decoded(
+    requests: Sequence[UsageRequest], query: VariantFrame
+) -> dict[str, tuple[MeteredQuantity, ...]]:
+    """The requests' quantities by key: one query per variant, decoded into quantities."""
+    out: dict[str, list[MeteredQuantity]] = {}
+    for variant, plan in variant_queries(requests).items():
+        frame = query(plan.metric, dict(variant[1]), variant[2])
+        decode_quantities(frame, plan.metric, plan.charges_by_key, out)
+    return {key: tuple(rows) for key, rows in out.items()}

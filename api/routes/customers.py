@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import APIRouter, Query
@@ -18,10 +17,9 @@ from api.schemas.customers import (
     SubscriptionPublic,
     TerminateBody,
 )
-from api.schemas.money import end_instant as _end
-from api.schemas.money import start_instant as _start
+from api.usage_schemas import UsageFrom, UsageTo
 from invoicing import catalog
-from invoicing.usage import customer_usage
+from invoicing.usage import customer_usage, projected_usage
 
 router = APIRouter(tags=["customers"])
 
@@ -60,36 +58,30 @@ async def get_usage(
     external_id: str,
     runtime: RuntimeDep,
     tenant: TenantDep,
-    from_: str | None = Query(None, alias="from"),
-    to: str | None = None,
+    from_: UsageFrom = None,
+    to: UsageTo = None,
 ) -> dict[str, Any]:
-    start = _start(from_) if from_ else None
-    end = _end(to) if to else None
     return await asyncio.to_thread(
         customer_usage,
         runtime.sessions,
         runtime.usage,
         tenant,
         external_id,
-        start,
-        end,
-        datetime.now(UTC),
-        False,
+        from_,
+        to,
+        runtime.clock.now(),
     )
 
 
 @router.get("/customers/{external_id}/usage/projected", summary="End-of-period projection")
 async def get_projected(external_id: str, runtime: RuntimeDep, tenant: TenantDep) -> dict[str, Any]:
     return await asyncio.to_thread(
-        customer_usage,
+        projected_usage,
         runtime.sessions,
         runtime.usage,
         tenant,
         external_id,
-        None,
-        None,
-        datetime.now(UTC),
-        True,
+        runtime.clock.now(),
     )
 
 

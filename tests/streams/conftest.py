@@ -139,22 +139,7 @@ class UsageEnv:
         frame = self.store.interval_quantities(
             self.tenant, run_key, metric, extra_filters or {}, start, end, with_amounts=with_amounts
         )
-        out: dict[tuple[str, Group], Row] = {}
-        for row in frame.iter_rows(named=True):
-            group: Group = tuple(
-                sorted(
-                    zip(
-                        metric.group_by,
-                        [row[f"g{i}"] for i in range(len(metric.group_by))],
-                        strict=True,
-                    )
-                )
-            )
-            amounts = tuple(exact_decimal(a) for a in row["amounts"]) if with_amounts else ()
-            key = (row["subscription_id"], group)
-            assert key not in out, f"{key} returned twice"
-            out[key] = (exact_decimal(row["quantity"]), int(row["events"]), amounts)
-        return out
+        return _rows(frame, metric, with_amounts)
 
     def bulk(
         self,
@@ -203,11 +188,63 @@ class UsageEnv:
         """{group: quantity} through the named entry point."""
         if entry == "customer_usage":
             return self.usage(metric, start, end, period=period)
+        if entry == "customer_interval_quantities":
+            return self.inline_quantities(metric, start, end, period=period)
         assert entry == "interval_quantities"
         return self.bulk_quantities(metric, start, end, period=period)
 
+    def inline(
+        self,
+        metric: Metric,
+        intervals: Sequence[BillingInterval],
+        extra_filters: Mapping[str, Sequence[str]] | None = None,
+        *,
+        customer: str = "c1",
+        with_amounts: bool = False,
+    ) -> dict[tuple[str, Group], Row]:
+        """customer_interval_quantities: {(interval key, group): (quantity, events, amounts)}."""
+        frame = self.store.customer_interval_quantities(
+            self.tenant, customer, intervals, metric, extra_filters or {}, with_amounts=with_amounts
+        )
+        return _rows(frame, metric, with_amounts)
 
-ENTRY_POINTS = ["customer_usage", "interval_quantities"]
+    def inline_quantities(
+        self,
+        metric: Metric,
+        start: datetime = APRIL.start,
+        end: datetime = APRIL.end,
+        *,
+        customer: str = "c1",
+        period: Period | None = None,
+    ) -> dict[Group, Decimal]:
+        """customer_interval_quantities of one interval over [start, end), as {group: quantity}."""
+        rows = self.inline(
+            metric, [BillingInterval("s1", customer, start, end, period)], customer=customer
+        )
+        return {group: quantity for (_, group), (quantity, _, _) in rows.items()}
+
+
+def _rows(frame: Any, metric: Metric, with_amounts: bool) -> dict[tuple[str, Group], Row]:
+    """{(interval key, group): (quantity, events, amounts)} of a bulk query's frame."""
+    out: dict[tuple[str, Group], Row] = {}
+    for row in frame.iter_rows(named=True):
+        group: Group = tuple(
+            sorted(
+                zip(
+                    metric.group_by,
+                    [row[f"g{i}"] for i in range(len(metric.group_by))],
+                    strict=True,
+                )
+            )
+        )
+        amounts = tuple(exact_decimal(a) for a in row["amounts"]) if with_amounts else ()
+        key = (row["subscription_id"], group)
+        assert key not in out, f"{key} returned twice"
+        out[key] = (exact_decimal(row["quantity"]), int(row["events"]), amounts)
+    return out
+
+
+ENTRY_POINTS = ["customer_usage", "interval_quantities", "customer_interval_quantities"]
 
 
 @pytest.fixture

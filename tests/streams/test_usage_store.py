@@ -1,8 +1,9 @@
 """Exact aggregates of UsageStore on the real ClickHouse engine (BILLING.md, metrics).
 
 Each case writes events through the production sink into its own tenant and reads the
-quantity through both entry points: `customer_usage` and the bill run's bulk
-`interval_quantities`. The semantics are in docs/aggregations.md.
+quantity through every entry point: `customer_usage`, the bill run's bulk
+`interval_quantities` and the usage read-out's `customer_interval_quantities`.
+The semantics are in docs/aggregations.md.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from rating.model import Aggregation, Metric
+from rating.model import Aggregation, Metric, Period
 from streams.usage_store import BillingInterval, UsageStore
 from tests.conftest import CH_DATABASE
 from tests.streams.conftest import (
@@ -415,6 +416,48 @@ def test_two_subscriptions_of_one_customer_split_events_by_time(usage_env: Usage
         ("old", ()): (D(3), 2, (D(1), D(2))),
         ("new", ()): (D(12), 2, (D(4), D(8))),
     }
+
+
+@pytest.mark.parametrize("aggregation", list(Aggregation))
+def test_inline_intervals_give_the_bill_runs_rows(
+    usage_env: UsageEnv, aggregation: Aggregation
+) -> None:
+    """The read-out's inline intervals (several periods and a whole window of one
+    customer) give exactly the rows of the same intervals registered by a bill run."""
+    usage_env.send(
+        ev("a", 1, 3, region="eu"),
+        ev("b", 9, "1.5", region="us"),
+        ev("c", 14, 2, ms=999, region="eu"),
+        ev("d", 15, 0, region="eu"),
+        ev("e", 29, 8, region="us"),
+        ev("f", 20, 5, customer="c2", region="eu"),
+    )
+    first, second = Period(at(0), at(15)), Period(at(15), at(30))
+    intervals = [
+        BillingInterval("p1", "c1", at(1), at(15), first),
+        BillingInterval("p2", "c1", at(15), at(30), second),
+        BillingInterval("window", "c1", at(1), at(30)),
+    ]
+    grouped = metric(aggregation, group_by=("region",))
+    for with_amounts in (False, True):
+        regions = {"region": ["eu", "us"]}
+        bulk = usage_env.bulk(grouped, intervals, regions, with_amounts=with_amounts)
+        inline = usage_env.inline(grouped, intervals, regions, with_amounts=with_amounts)
+        assert inline == bulk
+        assert {key for key, _ in inline} == {"p1", "p2", "window"}
+
+
+def test_inline_intervals_read_one_customer_of_one_tenant(clickhouse: Any) -> None:
+    store = UsageStore(clickhouse, CH_DATABASE)
+    from streams.sink import ClickHouseSink
+
+    sink = ClickHouseSink(clickhouse, CH_DATABASE)
+    mine = UsageEnv(store, sink, clickhouse, new_tenant())
+    other = UsageEnv(store, sink, clickhouse, new_tenant())
+    mine.send(ev("a", 1, 1), ev("b", 1, 2, customer="c2"), ev("c", 1, 4, metric="other"))
+    other.send(ev("a", 1, 100), ev("z", 2, 200))
+    rows = mine.inline(metric(SUM), [BillingInterval("s1", "c1", at(0), at(30))], with_amounts=True)
+    assert rows == {("s1", ()): (D(1), 1, (D(1),))}
 
 
 def test_bulk_isolates_customers_metrics_and_tenants(clickhouse: Any) -> None:
