@@ -142,11 +142,15 @@ def test_worker_crash_after_write_replays_and_counts_once(kafka_bootstrap, click
         await asyncio.sleep(1.0)  # let the commit interval pass
         await app2.stop()
         assert await _committed(kafka_bootstrap, settings) == 300
+        # The replay really wrote the 300 events a second time ...
+        assert stats.written >= 300
 
     asyncio.run(scenario())
+    # ... and they count once. (The raw row count is no proof either way: a background
+    # merge of the ReplacingMergeTree may already have collapsed the copies.)
     distinct, raw = _stored(clickhouse, tenant)
     assert distinct == 300
-    assert raw > 300  # the replay really wrote duplicates, and FINAL collapsed them
+    assert raw >= 300
     usage = UsageStore(clickhouse, CH_DATABASE)
     assert usage.event_count(tenant) == 300
 
