@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 from fastapi import APIRouter, Query
 
@@ -17,7 +16,7 @@ from api.schemas.customers import (
     SubscriptionPublic,
     TerminateBody,
 )
-from api.usage_schemas import UsageFrom, UsageTo
+from api.schemas.usage import UsageFrom, UsagePublic, UsageTo
 from invoicing import catalog
 from invoicing.usage import customer_usage, projected_usage
 
@@ -60,8 +59,8 @@ async def get_usage(
     tenant: TenantDep,
     from_: UsageFrom = None,
     to: UsageTo = None,
-) -> dict[str, Any]:
-    return await asyncio.to_thread(
+) -> UsagePublic:
+    body = await asyncio.to_thread(
         customer_usage,
         runtime.sessions,
         runtime.usage,
@@ -71,11 +70,12 @@ async def get_usage(
         to,
         runtime.clock.now(),
     )
+    return UsagePublic.model_validate(body)
 
 
 @router.get("/customers/{external_id}/usage/projected", summary="End-of-period projection")
-async def get_projected(external_id: str, runtime: RuntimeDep, tenant: TenantDep) -> dict[str, Any]:
-    return await asyncio.to_thread(
+async def get_projected(external_id: str, runtime: RuntimeDep, tenant: TenantDep) -> UsagePublic:
+    body = await asyncio.to_thread(
         projected_usage,
         runtime.sessions,
         runtime.usage,
@@ -83,6 +83,7 @@ async def get_projected(external_id: str, runtime: RuntimeDep, tenant: TenantDep
         external_id,
         runtime.clock.now(),
     )
+    return UsagePublic.model_validate(body)
 
 
 @router.post("/subscriptions", status_code=201, summary="Subscribe a customer to a plan")

@@ -1,4 +1,5 @@
-"""Query parameters of the usage read-out: `from` and `to`, parsed or refused with a 422.
+"""The usage read-out's query parameters (`from` and `to`, parsed or refused with a 422)
+and its response.
 
 Any text is a valid request: it parses to an instant or fails as a validation error that
 names the parameter. The range an instant may take is the domain's
@@ -11,7 +12,9 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated
 
 from fastapi import Query
-from pydantic import BeforeValidator
+from pydantic import BeforeValidator, Field
+
+from api.schemas.common import Public
 
 
 def _instant(value: object, *, end: bool) -> datetime:
@@ -70,3 +73,23 @@ UsageTo = Annotated[
         "Default: the end of the current billing period.",
     ),
 ]
+
+
+class UsageMetricPublic(Public):
+    """One metric (and group) of the read-out: its exact quantity and what it costs."""
+
+    metric: str
+    group: dict[str, str]
+    quantity: str
+    amount: str
+
+
+class UsagePublic(Public):
+    """A customer's usage over a window, priced as the bill run prices it."""
+
+    customer_id: str
+    from_: str = Field(alias="from")
+    to: str
+    currency: str
+    metrics: list[UsageMetricPublic]
+    amount: str
