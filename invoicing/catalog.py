@@ -24,7 +24,6 @@ from invoicing.models import (
     PlanRow,
     SubscriptionRow,
     new_id,
-    utcnow,
 )
 from invoicing.pages import Page, keyset_page
 from invoicing.specs import (
@@ -371,6 +370,7 @@ def create_customer(session: Session, tenant_id: str, spec: CustomerSpec) -> Cus
         tax_exempt=spec.tax_exempt,
         timezone=spec.timezone or "UTC",
         invoice_grace_days=_grace_days(spec.invoice_grace_days),
+        net_payment_term_days=spec.net_payment_term_days,
     )
     insert_unique(session, row, f"a customer with externalId {row.external_id!r} already exists")
     return row
@@ -423,6 +423,8 @@ def update_customer(
         row.timezone = patch.timezone
     if patch.invoice_grace_days is not None:
         row.invoice_grace_days = _grace_days(patch.invoice_grace_days)
+    if "net_payment_term_days" in patch.sent:
+        row.net_payment_term_days = patch.net_payment_term_days
     return row
 
 
@@ -531,13 +533,13 @@ def terminate_subscription(
     subscription_id: str,
     at: datetime | None = None,
     *,
-    now: datetime | None = None,
+    now: datetime,
 ) -> SubscriptionRow:
     """End a subscription at `at` (default: now); terminating twice is a Conflict."""
     row = get_subscription(session, tenant_id, subscription_id)
     if row.status == "terminated":
         raise Conflict(f"subscription {subscription_id!r} is already terminated")
-    ended = at or now or utcnow()
+    ended = at or now
     row.status = "terminated"
     row.terminated_at = ended
     if row.end_date is None or row.end_date > ended:

@@ -17,7 +17,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from core.errors import Conflict, NotFound, ValidationFailed
-from invoicing.models import CustomerRow, InvoiceRow, InvoiceSequence, PaymentRow, new_id, utcnow
+from invoicing.models import CustomerRow, InvoiceRow, InvoiceSequence, PaymentRow, new_id
 from invoicing.pages import Page, keyset_page
 from invoicing.specs import TaxOverrideSpec
 from rating.money import ZERO, round_money, to_decimal
@@ -95,15 +95,17 @@ def next_number(session: Session, tenant_id: str) -> str:
 
 
 def finalize(
-    session: Session, tenant_id: str, invoice_id: str, due_days: int, now: datetime | None = None
+    session: Session, tenant_id: str, invoice_id: str, due_days: int, now: datetime
 ) -> InvoiceRow:
+    """DRAFT → OPEN at `now`: the next gap-free number, due after the customer's net
+    payment terms (`due_days`, the process's default, when the customer has none)."""
     invoice = get_invoice(session, tenant_id, invoice_id, lock=True)
     _transition(invoice, "OPEN")
-    now = now or utcnow()
     invoice.number = next_number(session, tenant_id)
     invoice.issued_at = now
     invoice.finalized_at = now
-    invoice.due_at = now + timedelta(days=due_days)
+    terms = invoice.customer.net_payment_term_days
+    invoice.due_at = now + timedelta(days=due_days if terms is None else terms)
     _settle_if_covered(invoice)
     return invoice
 
@@ -225,10 +227,9 @@ def override_tax(
 
 
 def finalize_all(
-    session: Session, tenant_id: str, due_days: int, now: datetime | None = None
+    session: Session, tenant_id: str, due_days: int, now: datetime
 ) -> list[InvoiceRow]:
     """Finalize every DRAFT whose customer grace period (days after period end) is over."""
-    now = now or utcnow()
     drafts = (
         session.execute(
             select(InvoiceRow)

@@ -100,6 +100,8 @@ class CustomerRow(Base):
     tax_exempt: Mapped[bool] = mapped_column(Boolean, default=False)
     timezone: Mapped[str] = mapped_column(String(64), default="UTC")
     invoice_grace_days: Mapped[int] = mapped_column(Integer, default=0)
+    # Days from issue to due date; None: the process's default (invoice_due_days).
+    net_payment_term_days: Mapped[int | None] = mapped_column(Integer, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 

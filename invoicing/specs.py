@@ -103,6 +103,7 @@ class CustomerSpec:
     tax_exempt: bool = False
     timezone: str | None = None  # None: UTC
     invoice_grace_days: int = 0
+    net_payment_term_days: int | None = None  # None: the process's default
 
 
 @dataclass(frozen=True)
@@ -115,6 +116,7 @@ class CustomerPatch:
     tax_exempt: bool | None = None
     timezone: str | None = None
     invoice_grace_days: int | None = None
+    net_payment_term_days: int | None = None
     sent: frozenset[str] = frozenset()
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import Field
+from pydantic import ConfigDict, Field
 
 from api.schemas.common import Body, Public
 from api.schemas.money import EndInstant, StartInstant, Timestamp
@@ -24,6 +24,10 @@ class CustomerCreate(Body):
     tax_exempt: bool = False
     timezone: str | None = None
     invoice_grace_days: int = Field(default=0, ge=0)
+    net_payment_term_days: int | None = Field(default=None, ge=0, le=3650)
+
+    # API.md: a field the contract does not know is a 422, never silently dropped.
+    model_config = ConfigDict(extra="forbid")
 
     def to_spec(self) -> CustomerSpec:
         return CustomerSpec(
@@ -36,6 +40,7 @@ class CustomerCreate(Body):
             tax_exempt=self.tax_exempt,
             timezone=self.timezone,
             invoice_grace_days=self.invoice_grace_days,
+            net_payment_term_days=self.net_payment_term_days,
         )
 
 
@@ -50,6 +55,9 @@ class CustomerUpdate(Body):
     tax_exempt: bool | None = None
     timezone: str | None = None
     invoice_grace_days: int | None = Field(default=None, ge=0)
+    net_payment_term_days: int | None = Field(default=None, ge=0, le=3650)
+
+    model_config = ConfigDict(extra="forbid")
 
     def to_spec(self) -> CustomerPatch:
         return CustomerPatch(
@@ -61,6 +69,7 @@ class CustomerUpdate(Body):
             tax_exempt=self.tax_exempt,
             timezone=self.timezone,
             invoice_grace_days=self.invoice_grace_days,
+            net_payment_term_days=self.net_payment_term_days,
             sent=frozenset(self.model_fields_set),
         )
 
@@ -76,6 +85,7 @@ class CustomerPublic(Public):
     tax_exempt: bool
     timezone: str
     invoice_grace_days: int
+    net_payment_term_days: int | None
     created_at: Timestamp
 
     @classmethod
@@ -91,6 +101,7 @@ class CustomerPublic(Public):
             tax_exempt=row.tax_exempt,
             timezone=row.timezone,
             invoice_grace_days=row.invoice_grace_days,
+            net_payment_term_days=row.net_payment_term_days,
             created_at=row.created_at,
         )
 

@@ -105,7 +105,7 @@ def test_customer_wallet_and_invoice_bytes(api: tuple[TestClient, LedgerRuntime]
         == (
             f'{{"id":"{customer["id"]}","externalId":"acme","name":"Acme","email":null,'
             '"currency":"USD","country":"DE","region":null,"taxExempt":false,"timezone":"UTC",'
-            f'"invoiceGraceDays":0,"createdAt":"{customer["createdAt"]}"}}'
+            f'"invoiceGraceDays":0,"netPaymentTermDays":null,"createdAt":"{customer["createdAt"]}"}}'
         ).encode()
     )
 
@@ -254,3 +254,44 @@ def test_terminating_now_uses_the_runtime_clock(api: tuple[TestClient, LedgerRun
         "2026-11-02T09:30:00Z",
         "2026-11-02T09:30:00Z",
     )
+
+
+def test_customer_net_payment_terms_set_the_due_date(
+    api: tuple[TestClient, LedgerRuntime],
+) -> None:
+    client, runtime = api
+    _, customer = _created(
+        client,
+        "/customers",
+        {"externalId": "acme", "name": "Acme", "currency": "USD", "netPaymentTermDays": 14},
+    )
+    assert customer["netPaymentTermDays"] == 14
+    tenant = client.headers["X-Tenant-Id"]
+    with runtime.session() as session:
+        first = add_draft(session, tenant, get_customer(session, tenant, "acme").id).id
+    finalized = client.post(f"/invoices/{first}/finalize").json()
+    assert (finalized["issuedAt"], finalized["dueAt"]) == (
+        "2026-11-02T09:30:00Z",
+        "2026-11-16T09:30:00Z",
+    )
+    # Null clears the customer's terms: the default (30 days) applies again.
+    patched = client.patch("/customers/acme", json={"netPaymentTermDays": None})
+    assert patched.status_code == 200, patched.text
+    assert patched.json()["netPaymentTermDays"] is None
+    with runtime.session() as session:
+        second = add_draft(session, tenant, get_customer(session, tenant, "acme").id).id
+    assert client.post(f"/invoices/{second}/finalize").json()["dueAt"] == "2026-12-02T09:30:00Z"
+    _validation(
+        client.patch("/customers/acme", json={"netPaymentTermDays": -1}), "netPaymentTermDays"
+    )
+
+
+def test_a_customer_field_the_contract_does_not_know_is_422(
+    api: tuple[TestClient, LedgerRuntime],
+) -> None:
+    client, _ = api
+    body = {"externalId": "acme", "name": "Acme", "currency": "USD", "vatNumber": "DE1"}
+    _validation(client.post("/customers", json=body), "vatNumber")
+    _created(client, "/customers", {"externalId": "acme", "name": "Acme", "currency": "USD"})
+    _validation(client.patch("/customers/acme", json={"nickname": "A"}), "nickname")
+    assert client.get("/customers/acme").json()["name"] == "Acme"

@@ -21,7 +21,10 @@ from core.errors import Conflict
 from invoicing import invoices
 from invoicing.db import transaction
 from invoicing.models import InvoiceRow, InvoiceSequence
+from tests.helpers.dates import at
 from tests.ledger import drafts, new_tenant
+
+NOW = at(2026, 11, 3)
 
 pytestmark = pytest.mark.ledger
 
@@ -49,7 +52,7 @@ def _all_at_once(tasks: list[Callable[[], T]]) -> list[T | BaseException]:
 def _finalizer(factory: sessionmaker[Session], tenant: str, invoice_id: str) -> Callable[[], str]:
     def finalize() -> str:
         with transaction(factory) as session:
-            row = invoices.finalize(session, tenant, invoice_id, due_days=30)
+            row = invoices.finalize(session, tenant, invoice_id, due_days=30, now=NOW)
             return str(row.number)
 
     return finalize
@@ -137,7 +140,9 @@ def test_a_rolled_back_finalization_leaves_no_gap(
         pass
 
     with pytest.raises(Boom), transaction(factory) as session:
-        assert invoices.finalize(session, tenant, first, due_days=30).number == "INV-000001"
+        assert (
+            invoices.finalize(session, tenant, first, due_days=30, now=NOW).number == "INV-000001"
+        )
         raise Boom
 
     assert _numbers(factory, tenant) == {first: None, second: None}
