@@ -62,7 +62,9 @@ def list_invoices(
 
 @router.post("/invoices/finalize-all", summary="Finalize every DRAFT past its grace period")
 def finalize_all(runtime: RuntimeDep, session: SessionDep, tenant: TenantDep) -> dict[str, Any]:
-    rows = invoices.finalize_all(session, tenant, runtime.settings.invoice_due_days)
+    rows = invoices.finalize_all(
+        session, tenant, runtime.settings.invoice_due_days, runtime.clock.now()
+    )
     return {"finalized": len(rows), "invoiceIds": [r.id for r in rows]}
 
 
@@ -75,7 +77,9 @@ def get_invoice(invoice_id: str, session: SessionDep, tenant: TenantDep) -> dict
 def finalize_invoice(
     invoice_id: str, runtime: RuntimeDep, session: SessionDep, tenant: TenantDep
 ) -> dict[str, Any]:
-    row = invoices.finalize(session, tenant, invoice_id, runtime.settings.invoice_due_days)
+    row = invoices.finalize(
+        session, tenant, invoice_id, runtime.settings.invoice_due_days, runtime.clock.now()
+    )
     return serialize.invoice(row)
 
 
