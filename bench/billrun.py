@@ -538,7 +538,6 @@ TIMED: list[tuple[str, str, str]] = [
     ("invoicing.billing.loading", "_page", "load subscriptions"),
     ("invoicing.billing.loading", "invoiced_keys", "load subscriptions"),
     ("streams.usage_store", "UsageStore.metered_quantities", "quantities (all)"),
-    ("invoicing.billing.runner", "rate_item", "rating (pipeline)"),
     ("invoicing.tax.service", "TaxService.rate", "rating (pipeline)"),
     ("invoicing.billing.runner", "BillRunner._write", "ledger: write invoices"),
     ("invoicing.billing.runner", "update_run", "ledger: bill run progress updates"),

@@ -65,15 +65,20 @@ class _Tally:
     total: int = 0
     processed: int = 0
     created: int = 0
-    failures: list[dict[str, Any]] = field(default_factory=list)
+    failed: int = 0
+    failures: list[dict[str, Any]] = field(default_factory=list)  # the first MAX_FAILURES
+
+    def fail(self, failures: Sequence[dict[str, Any]]) -> None:
+        self.failed += len(failures)
+        self.failures.extend(failures[: MAX_FAILURES - len(self.failures)])
 
     def progress_fields(self) -> dict[str, Any]:
         return {
             "total": self.total,
             "processed": self.processed,
-            "failed": len(self.failures),
+            "failed": self.failed,
             "invoices_created": self.created,
-            "failures": self.failures[:MAX_FAILURES],
+            "failures": list(self.failures),
         }
 
 
@@ -134,7 +139,7 @@ class BillRunner:
                 batch = items[offset : offset + self._write_batch]
                 created, failures = self._bill(run_id, tenant_id, batch, usage, taxes, cutoff)
                 tally.created += created
-                tally.failures.extend(failures)
+                tally.fail(failures)
                 tally.processed += len(batch)
                 update_run(self._sessions, run_id, **tally.progress_fields())
                 if progress:

@@ -11,7 +11,7 @@ times the inserts themselves.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -19,7 +19,7 @@ from sqlalchemy import JSON, Dialect, Table, delete
 from sqlalchemy.orm import Session
 
 from core.ids import new_ids
-from invoicing.db import Money, json_dumps
+from invoicing.db import Money, UTCDateTime, json_dumps
 from invoicing.models import InvoiceLineRow, InvoiceRow
 from rating.model import RatedInvoice
 from rating.money import ZERO
@@ -113,7 +113,9 @@ def _converters(table: Table, dialect: Dialect) -> list[_Convert]:
             # Exact text on SQLite (see Money); the driver's own Decimal elsewhere.
             out.append(_decimal_text if dialect.name == "sqlite" else None)
         elif isinstance(column.type, JSON):
-            out.append(json_dumps)
+            out.append(_json_text)
+        elif isinstance(column.type, UTCDateTime) and dialect.name == "sqlite":
+            out.append(_sqlite_timestamp)
         else:
             out.append(column.type._cached_bind_processor(dialect))
     return out
@@ -121,6 +123,30 @@ def _converters(table: Table, dialect: Dialect) -> list[_Convert]:
 
 def _decimal_text(value: Decimal | None) -> str | None:
     return None if value is None else format(value, "f")
+
+
+def _json_text(value: Any) -> str:
+    return "{}" if value == {} else json_dumps(value)
+
+
+_TIMESTAMPS: dict[datetime, str] = {}
+
+
+def _sqlite_timestamp(value: datetime) -> str:
+    """UTC in SQLAlchemy's SQLite storage format (what UTCDateTime writes there); the
+    few distinct instants of a run (period bounds, its clock) are formatted once."""
+    text = _TIMESTAMPS.get(value)
+    if text is None:
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        if len(_TIMESTAMPS) >= 10_000:
+            _TIMESTAMPS.clear()
+        t = value.astimezone(UTC)
+        text = _TIMESTAMPS[value] = (
+            f"{t.year:04d}-{t.month:02d}-{t.day:02d} "
+            f"{t.hour:02d}:{t.minute:02d}:{t.second:02d}.{t.microsecond:06d}"
+        )
+    return text
 
 
 _CONVERTERS: dict[tuple[str, str], list[_Convert]] = {}

@@ -69,9 +69,25 @@ def _pricer(model: str) -> Pricer[Any]:
 _PARSED: dict[tuple[str, Hashable], Any] = {}
 _PARSED_MAX = 1024
 _MISSING = object()
+# The charges of one plan share their properties object across every subscription of a
+# run: it is recognised by identity first, without freezing it again. Each entry keeps
+# the object itself, so its id cannot be reused while the entry lives; properties are
+# not changed once a plan is built (UsageCharge is frozen).
+_BY_IDENTITY: dict[int, tuple[Mapping[str, Any], str, Any]] = {}
 
 
 def _parse(pricer: Pricer[Any], properties: Mapping[str, Any]) -> Any:
+    entry = _BY_IDENTITY.get(id(properties))
+    if entry is not None and entry[0] is properties and entry[1] == pricer.model:
+        return entry[2]
+    parsed = _parse_frozen(pricer, properties)
+    if len(_BY_IDENTITY) >= _PARSED_MAX:
+        _BY_IDENTITY.clear()
+    _BY_IDENTITY[id(properties)] = (properties, pricer.model, parsed)
+    return parsed
+
+
+def _parse_frozen(pricer: Pricer[Any], properties: Mapping[str, Any]) -> Any:
     if not isinstance(properties, Mapping):
         raise InvalidChargeProperties("properties must be an object")
     try:
