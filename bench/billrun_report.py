@@ -126,6 +126,9 @@ def print_ledger(
 
 
 def _revision() -> str:
+    """The commit measured; METERLINE_BENCH_REVISION names it for a tree exported from git."""
+    if os.environ.get("METERLINE_BENCH_REVISION"):
+        return os.environ["METERLINE_BENCH_REVISION"]
     try:
         found = subprocess.run(
             ["git", "rev-parse", "--short", "HEAD"],
