@@ -10,7 +10,8 @@
 Every step runs in its own child process, so each bill run's peak RSS is its own:
 
 1. events (once, shared by the ledgers): the usage events in ClickHouse (chDB) and the
-   expected invoices of 20 sampled subscriptions (bench/billrun_setup.py);
+   expected invoices of 20 sampled subscriptions (bench/billrun_setup.py, the catalog
+   and the reference pricing in bench/billrun_catalog.py);
 2. per ledger (SQLite file; PostgreSQL from --postgres-url or
    METERLINE_BENCH_POSTGRES_URL, a clean schema first): tenant, catalog, customers and
    subscriptions, bulk-inserted in chunks;
@@ -59,7 +60,6 @@ from rating.model import Metric, Period
 from streams.usage_store import BillingInterval, UsageStore
 
 DEFAULT_SUBSCRIPTIONS = 100_000
-BIG_SUBSCRIPTIONS = 1_000_000
 DEFAULT_EVENTS_PER_SUBSCRIPTION = 20
 DATA_DIR = ROOT / ".meterline" / "bench-billrun"
 DEFAULT_POSTGRES_URL = "postgresql+psycopg://meterline:meterline@127.0.0.1:54329/meterline_test"
@@ -502,6 +502,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         _child(args, "events")
         for ledger in ledgers:
             _child(args, "ledger", ledger)
+    missing = [
+        name
+        for name in ("events.json", *(f"ledger-{ledger}.json" for ledger in ledgers))
+        if not (args.data_dir / name).exists()
+    ]
+    if missing:
+        print(f"--reuse: no earlier setup in {args.data_dir} ({', '.join(missing)})")
+        return 2
     events = _read(args.data_dir / "events.json")
     if events["subscriptions"] != args.subscriptions:
         print(f"note: the data set has {events['subscriptions']:,} subscriptions (--reuse)")

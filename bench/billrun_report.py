@@ -13,8 +13,6 @@ import subprocess
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy.engine import make_url
-
 from bench.common import ROOT, now_text, table, write_section
 
 TARGET_SUBSCRIPTIONS = 100_000
@@ -344,7 +342,3 @@ def record(
     elif args.subscriptions == TARGET_SUBSCRIPTIONS or args.record:
         write_section("billrun", _main_section(args, events, measured, ledgers))
         print("recorded in bench/RESULTS.md")
-
-
-def redacted(url: str) -> str:
-    return make_url(url).render_as_string(hide_password=True)
