@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import cProfile
-import importlib
 import io
 import json
 import os
@@ -35,18 +34,17 @@ import pstats
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import polars as pl
 from sqlalchemy import delete, func, select
 
 from bench.billrun_floor import RecordingClient, bulk_insert_floor, replay_queries, run_deferred
+from bench.billrun_phases import TimedUsageStore, timed_phases
 from bench.billrun_report import breakdown, print_ledger, record
 from bench.billrun_setup import setup_events, setup_ledger, write_json
 from bench.common import ROOT, Phases, cpu_seconds, current_rss_mib, peak_rss_mib
@@ -56,8 +54,7 @@ from invoicing.models import BillRunRow, InvoiceLineRow, InvoiceRow
 from meterline.clickhouse import connect_and_migrate
 from meterline.runtime import Runtime
 from meterline.settings import Settings
-from rating.model import Metric, Period
-from streams.usage_store import BillingInterval, UsageStore
+from rating.model import Period
 
 DEFAULT_SUBSCRIPTIONS = 100_000
 DEFAULT_EVENTS_PER_SUBSCRIPTION = 20
@@ -66,118 +63,6 @@ DEFAULT_POSTGRES_URL = "postgresql+psycopg://meterline:meterline@127.0.0.1:54329
 LEDGERS = ("sqlite", "postgres")
 
 # -- the timed run ------------------------------------------------------------------------
-
-
-class TimedUsageStore(UsageStore):
-    """The usage store, timing its ClickHouse calls."""
-
-    def __init__(self, client: Any, database: str, phases: Phases) -> None:
-        super().__init__(client, database)
-        self.phases = phases
-        self.queries: list[tuple[str, bool, int, float]] = []
-
-    def register_intervals(self, tenant_id: str, intervals: Sequence[BillingInterval]) -> str:
-        with self.phases.time("ClickHouse: register intervals (insert)"):
-            return super().register_intervals(tenant_id, intervals)
-
-    def interval_quantities(
-        self,
-        tenant_id: str,
-        run_key: str,
-        metric: Metric,
-        extra_filters: Mapping[str, Sequence[str]],
-        window_start: datetime,
-        window_end: datetime,
-        *,
-        with_amounts: bool = False,
-    ) -> pl.DataFrame:
-        started = time.perf_counter()
-        frame = super().interval_quantities(
-            tenant_id,
-            run_key,
-            metric,
-            extra_filters,
-            window_start,
-            window_end,
-            with_amounts=with_amounts,
-        )
-        seconds = time.perf_counter() - started
-        self.phases.add("ClickHouse: quantity queries", seconds)
-        label = metric.code + (" (filtered)" if extra_filters else "")
-        self.queries.append((label, with_amounts, frame.height, seconds))
-        return frame
-
-    def drop_intervals(self, run_key: str) -> None:
-        with self.phases.time("ClickHouse: drop intervals"):
-            super().drop_intervals(run_key)
-
-
-# What is timed from outside: (module, attribute path, phase). The bill run's own code
-# runs unchanged; each of these is replaced by a timing wrapper for the run only.
-# Entries that do not resolve (the code moved on) are skipped; nested entries of one
-# phase are counted once (the outermost call).
-TIMED: list[tuple[str, str, str]] = [
-    ("invoicing.billrun", "BillRunner._items", "load subscriptions"),
-    ("invoicing.billrun", "fetch_quantities", "quantities (all)"),
-    ("invoicing.billrun", "BillRunner._quantities", "quantities (all)"),
-    ("invoicing.billrun", "rate_subscription", "rating (pipeline)"),
-    ("invoicing.tax.service", "TaxService.rate", "rating (pipeline)"),
-    ("invoicing.billrun", "BillRunner._write", "ledger: write invoices"),
-    ("invoicing.billrun", "settle_with_effects", "ledger: settle with effects (one by one)"),
-    ("invoicing.billrun", "BillRunner._update", "ledger: bill run progress updates"),
-]
-
-
-def _resolve(module_name: str, path: str) -> tuple[object, str, Any] | None:
-    try:
-        owner: object = importlib.import_module(module_name)
-    except ImportError:
-        return None
-    *parents, name = path.split(".")
-    for parent in parents:
-        owner = getattr(owner, parent, None)
-        if owner is None:
-            return None
-    # A method is taken from its own class (not inherited), a function from its module.
-    found = vars(owner) if isinstance(owner, type) else owner.__dict__
-    original = found.get(name)
-    return None if original is None else (owner, name, original)
-
-
-def _timing(phases: Phases, phase: str, function: Callable[..., Any]) -> Callable[..., Any]:
-    depth = {"n": 0}
-
-    def timed(*args: Any, **kwargs: Any) -> Any:
-        depth["n"] += 1
-        started = time.perf_counter()
-        try:
-            return function(*args, **kwargs)
-        finally:
-            depth["n"] -= 1
-            if depth["n"] == 0:
-                phases.add(phase, time.perf_counter() - started)
-
-    return timed
-
-
-@contextmanager
-def timed_phases(phases: Phases) -> Iterator[list[str]]:
-    """Wrap the TIMED functions with timers while the block runs; yields what was wrapped."""
-    restore: list[tuple[object, str, Any]] = []
-    wrapped: list[str] = []
-    try:
-        for module_name, path, phase in TIMED:
-            found = _resolve(module_name, path)
-            if found is None:
-                continue
-            owner, name, original = found
-            restore.append((owner, name, original))
-            wrapped.append(f"{module_name}.{path}")
-            setattr(owner, name, _timing(phases, phase, original))
-        yield wrapped
-    finally:
-        for owner, name, original in reversed(restore):
-            setattr(owner, name, original)
 
 
 @dataclass
@@ -478,8 +363,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--postgres-url",
         default=os.environ.get("METERLINE_BENCH_POSTGRES_URL") or DEFAULT_POSTGRES_URL,
-        help="SQLAlchemy URL of the PostgreSQL ledger (its public schema is dropped first); "
-        "default $METERLINE_BENCH_POSTGRES_URL or infra/postgres.sh's database",
+        help="SQLAlchemy URL of the PostgreSQL ledger; its schema (public, or the first of "
+        "the URL's search_path: ?options=-csearch_path%%3Dname) is dropped first. "
+        "Default: $METERLINE_BENCH_POSTGRES_URL, else infra/postgres.sh's database",
     )
     parser.add_argument("--data-dir", type=Path, default=DATA_DIR)
     parser.add_argument("--profile", action="store_true", help="run under cProfile")

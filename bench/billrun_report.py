@@ -98,6 +98,11 @@ def print_ledger(
     lines = [f"{k}: {v}" for k, v in figures(ledger, events["subscriptions"], parts).items()]
     lines.append("floor (measured after the run, in another process):")
     lines += [f"  {name:<55} {s:8.2f} s  {extra}" for name, s, extra in _floor_parts(floor)]
+    if not floor["queries"]:
+        # The run must read ClickHouse through the client the harness hands it.
+        lines.append(
+            "  WARNING: no quantity query was recorded: the floor lacks the ClickHouse part"
+        )
     lines.append(
         f"setup: events (shared) {events['seconds']:.1f} s, peak {events['peakRssMib']:.0f} MiB; "
         f"this ledger {setup['seconds']:.1f} s, peak {setup['peakRssMib']:.0f} MiB"

@@ -7,19 +7,33 @@ with none of the application's work around it.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import Engine, Table, create_engine, text
+from sqlalchemy.engine import make_url
+
+
+def ledger_schema(url: str) -> str:
+    """The schema the ledger lives in: the first of the URL's search_path, else public.
+
+    e.g. `…/db?options=-csearch_path%3Dbench_quick` keeps a quick run apart from another
+    run's ledger in the same database.
+    """
+    options = str(make_url(url).query.get("options") or "")
+    found = re.search(r"search_path\s*=\s*([A-Za-z_][A-Za-z0-9_]*)", options)
+    return found.group(1) if found else "public"
 
 
 def clean_postgres(url: str) -> None:
-    """Drop and recreate the public schema: the benchmark starts from an empty ledger."""
+    """Drop and recreate the ledger's schema: the benchmark starts from an empty ledger."""
+    schema = ledger_schema(url)
     engine = create_engine(url, isolation_level="AUTOCOMMIT")
     try:
         with engine.connect() as conn:
-            conn.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
-            conn.execute(text("CREATE SCHEMA public"))
+            conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+            conn.execute(text(f'CREATE SCHEMA "{schema}"'))
     finally:
         engine.dispose()
 
