@@ -259,7 +259,10 @@ def step_run(args: argparse.Namespace) -> None:
         )
         if args.reuse:
             _reset_ledger(runtime, tenant_id)
+        # The machine is shared: a busy one stretches wall time, not CPU time or memory.
+        load_before = os.getloadavg()[0]
         result = bill(runtime, recorder, tenant_id, period, profile=args.profile)
+        load_after = os.getloadavg()[0]
         # The run's own peak, before the check reads anything back.
         peak = peak_rss_mib()
         expected = expected_by_subscription(events, ledger)
@@ -287,6 +290,7 @@ def step_run(args: argparse.Namespace) -> None:
         "wrapped": result.wrapped,
         "rssBeforeMib": result.rss_before_mib,
         "cpuSeconds": result.cpu_seconds,
+        "loadAverage": [load_before, load_after],
         "problems": problems,
         "sampled": len(expected),
     }

@@ -77,6 +77,13 @@ def _check_text(run: Mapping[str, Any]) -> str:
     )
 
 
+def _load_text(run: Mapping[str, Any]) -> str:
+    if "loadAverage" not in run:
+        return ""
+    start, end = run["loadAverage"]
+    return f"; machine load average (1 min) {start:.1f} at the start, {end:.1f} at the end"
+
+
 def _floor_parts(floor: Mapping[str, Any]) -> list[tuple[str, float, str]]:
     inserted = floor["insertSeconds"]
     rows = floor["insertRows"]
@@ -109,7 +116,7 @@ def print_ledger(
     )
     lines.append(
         f"run process: RSS before the run {run['rssBeforeMib']:.0f} MiB, "
-        f"CPU during the run {run['cpuSeconds']:.1f} s"
+        f"CPU during the run {run['cpuSeconds']:.1f} s{_load_text(run)}"
     )
     lines.append(f"breakdown ({'under cProfile, inflated' if profile else 'wall clock'}):")
     total = run["runSeconds"]
@@ -205,7 +212,8 @@ def _ledger_block(ledger: str, events: Mapping[str, Any], parts: Mapping[str, An
         table(summary, ("measure", "value")),
         "",
         f"Result: {_check_text(run)}. RSS before the run {run['rssBeforeMib']:.0f} MiB; CPU "
-        f"time of the process during the run {run['cpuSeconds']:.1f} s (user + system).",
+        f"time of the process during the run {run['cpuSeconds']:.1f} s (user + system)"
+        f"{_load_text(run)}.",
         "",
         "Where the time goes (phases timed from outside, same code):",
         "",
