@@ -63,8 +63,12 @@ bench: bench-ingest bench-billrun ## All benchmarks; results go to bench/RESULTS
 bench-ingest: install ## Ingest throughput over HTTP through Kafka into ClickHouse
 	$(BIN)/python -m bench.ingest
 
+# The PostgreSQL ledger: $METERLINE_BENCH_POSTGRES_URL, else the local server of
+# infra/postgres.sh, started here when nothing listens on its port.
 .PHONY: bench-billrun
-bench-billrun: install ## Bill run of 100,000 subscriptions over 5 metrics
+bench-billrun: install ## Bill run of 100,000 subscriptions over 5 metrics, SQLite and PostgreSQL ledgers
+	@if [[ -z "$${METERLINE_BENCH_POSTGRES_URL:-}" ]] && ! (exec 3<>/dev/tcp/127.0.0.1/54329) 2>/dev/null; then \
+	  infra/postgres.sh start >/dev/null; fi
 	$(BIN)/python -m bench.billrun
 
 .PHONY: clean

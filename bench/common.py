@@ -28,7 +28,7 @@ _INTRO = (
     "Written by the benchmarks themselves (`make bench`, or `make bench-ingest` and\n"
     "`make bench-billrun`): each run replaces its own section below, in place."
 )
-_ORDER = ("machine", "ingest", "billrun")
+_ORDER = ("machine", "ingest", "billrun", "billrun-1m")
 
 
 def peak_rss_mib() -> float:
@@ -137,7 +137,7 @@ def _markers(name: str) -> tuple[str, str]:
 def _sections(text: str) -> dict[str, str]:
     found: dict[str, str] = {}
     for match in re.finditer(
-        r"<!-- bench:(\w+):start -->\n(.*?)<!-- bench:\1:end -->", text, flags=re.DOTALL
+        r"<!-- bench:([\w-]+):start -->\n(.*?)<!-- bench:\1:end -->", text, flags=re.DOTALL
     ):
         found[match.group(1)] = match.group(2)
     return found
