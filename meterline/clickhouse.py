@@ -16,6 +16,11 @@ from infra.migrate import migrate_clickhouse
 
 def connect(dsn: str, database: str | None = None) -> Any:
     """A clickhouse-connect client for the DSN (database created by migrations)."""
+    # clickhouse-connect imports pandas lazily, on the first insert (2–3 s here): pay it
+    # when the process opens its stores, not inside its first bill run or request.
+    from clickhouse_connect.driver import options
+
+    _ = options.pd
     if dsn.startswith("chdb:"):
         path = dsn.split("chdb://", 1)[1]
         if path and path not in ("memory", ":memory:"):
