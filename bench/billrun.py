@@ -47,7 +47,7 @@ from bench.billrun_floor import RecordingClient, bulk_insert_floor, replay_queri
 from bench.billrun_phases import TimedUsageStore, timed_phases
 from bench.billrun_report import breakdown, print_ledger, record
 from bench.billrun_setup import setup_events, setup_ledger, write_json
-from bench.common import ROOT, Phases, cpu_seconds, current_rss_mib, peak_rss_mib
+from bench.common import ROOT, Phases, cpu_seconds, current_rss_mib, gc_pauses, peak_rss_mib
 from invoicing.billing import BillRunner, create_bill_run
 from invoicing.db import make_engine
 from invoicing.models import BillRunRow, InvoiceLineRow, InvoiceRow
@@ -79,6 +79,8 @@ class RunResult:
     rss_before_mib: float
     cpu_seconds: float
     profile_text: str = ""
+    gc_seconds: float = 0.0
+    gc_full_collections: int = 0
 
 
 def bill(
@@ -91,7 +93,7 @@ def bill(
     profiler = cProfile.Profile() if profile else None
     rss_before = current_rss_mib()
     cpu_before = cpu_seconds()
-    with timed_phases(phases) as wrapped:
+    with timed_phases(phases) as wrapped, gc_pauses() as pauses:
         started = time.perf_counter()
         if profiler:
             profiler.enable()
@@ -123,6 +125,8 @@ def bill(
         rss_before_mib=rss_before,
         cpu_seconds=cpu,
         profile_text=text,
+        gc_seconds=pauses.seconds,
+        gc_full_collections=pauses.full,
     )
 
 
@@ -290,6 +294,8 @@ def step_run(args: argparse.Namespace) -> None:
         "wrapped": result.wrapped,
         "rssBeforeMib": result.rss_before_mib,
         "cpuSeconds": result.cpu_seconds,
+        "gcSeconds": result.gc_seconds,
+        "gcFullCollections": result.gc_full_collections,
         "loadAverage": [load_before, load_after],
         "problems": problems,
         "sampled": len(expected),

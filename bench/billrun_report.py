@@ -24,9 +24,11 @@ LEDGER_NAMES = {"sqlite": "SQLite", "postgres": "PostgreSQL"}
 
 BREAKDOWN_ORDER = (
     "load subscriptions",
+    "ClickHouse: stage the run's events (FINAL, once)",
     "ClickHouse: register intervals (insert)",
     "ClickHouse: quantity queries",
     "ClickHouse: drop intervals",
+    "ClickHouse: drop the staged events",
     "quantities: result frames → MeteredQuantity (Python)",
     "rating (pipeline)",
     "ledger: write invoices",
@@ -77,6 +79,16 @@ def _check_text(run: Mapping[str, Any]) -> str:
     )
 
 
+def _gc_text(run: Mapping[str, Any]) -> str:
+    """The collector's pauses during the run (older run files lack them)."""
+    if "gcSeconds" not in run:
+        return ""
+    return (
+        f"; garbage-collector pauses {run['gcSeconds']:.1f} s "
+        f"({run['gcFullCollections']} full collections)"
+    )
+
+
 def _load_text(run: Mapping[str, Any]) -> str:
     if "loadAverage" not in run:
         return ""
@@ -116,7 +128,7 @@ def print_ledger(
     )
     lines.append(
         f"run process: RSS before the run {run['rssBeforeMib']:.0f} MiB, "
-        f"CPU during the run {run['cpuSeconds']:.1f} s{_load_text(run)}"
+        f"CPU during the run {run['cpuSeconds']:.1f} s{_gc_text(run)}{_load_text(run)}"
     )
     lines.append(f"breakdown ({'under cProfile, inflated' if profile else 'wall clock'}):")
     total = run["runSeconds"]
@@ -213,6 +225,7 @@ def _ledger_block(ledger: str, events: Mapping[str, Any], parts: Mapping[str, An
         "",
         f"Result: {_check_text(run)}. RSS before the run {run['rssBeforeMib']:.0f} MiB; CPU "
         f"time of the process during the run {run['cpuSeconds']:.1f} s (user + system)"
+        f"{_gc_text(run)}"
         f"{_load_text(run)}.",
         "",
         "Where the time goes (phases timed from outside, same code):",

@@ -7,6 +7,7 @@ benchmark ran last. Nothing else in the file is touched.
 
 from __future__ import annotations
 
+import gc
 import os
 import platform
 import re
@@ -174,3 +175,33 @@ def table(rows: Sequence[Sequence[str]], header: Sequence[str]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
     return "\n".join(lines)
+
+
+@dataclass
+class GcPauses:
+    """Time the cyclic garbage collector held the process, and its full collections."""
+
+    seconds: float = 0.0
+    full: int = 0
+
+
+@contextmanager
+def gc_pauses() -> Iterator[GcPauses]:
+    """Measure the collector's pauses while the block runs (through `gc.callbacks`)."""
+    pauses = GcPauses()
+    started = 0.0
+
+    def callback(phase: str, info: dict[str, int]) -> None:
+        nonlocal started
+        if phase == "start":
+            started = time.perf_counter()
+            return
+        pauses.seconds += time.perf_counter() - started
+        if info.get("generation") == 2:
+            pauses.full += 1
+
+    gc.callbacks.append(callback)
+    try:
+        yield pauses
+    finally:
+        gc.callbacks.remove(callback)

@@ -18,7 +18,6 @@ from decimal import (
     Inexact,
     InvalidOperation,
     Overflow,
-    localcontext,
 )
 from typing import Literal
 
@@ -82,9 +81,17 @@ def minor_units(currency: str) -> int:
     return _MINOR_UNITS.get(currency.upper(), 2)
 
 
+_QUANTA: dict[str, Decimal] = {}
+
+
 def quantum(currency: str) -> Decimal:
     """The smallest amount of a currency: Decimal('0.01') for USD."""
-    return Decimal(1).scaleb(-minor_units(currency))
+    found = _QUANTA.get(currency)
+    if found is None:
+        found = Decimal(1).scaleb(-minor_units(currency))
+        if len(_QUANTA) < 1_000:  # codes are checked elsewhere; stay bounded anyway
+            _QUANTA[currency] = found
+    return found
 
 
 def round_money(amount: Decimal, currency: str) -> Decimal:
@@ -144,14 +151,13 @@ def prorate(
 ) -> Decimal:
     """amount × used / total, computed exactly and rounded once to the minor unit
     (HALF_UP for a line; DOWN for a ceiling that rounding must not exceed)."""
-    with localcontext(EXACT):
-        return ratio(amount * used, total, minor_units(currency), rounding=rounding)
+    # The context's own methods: exact like `localcontext(EXACT)`, without switching.
+    return ratio(EXACT.multiply(amount, used), total, minor_units(currency), rounding=rounding)
 
 
 def percent(value: Decimal, rate: Decimal) -> Decimal:
     """rate percent of value, exactly (an error rather than a rounded result)."""
-    with localcontext(EXACT):
-        return value * rate / HUNDRED
+    return EXACT.divide(EXACT.multiply(value, rate), HUNDRED)
 
 
 def to_decimal(value: object, *, what: str = "amount") -> Decimal:

@@ -189,12 +189,15 @@ def _aggregate_sql(
     *,
     one_customer: bool,
     with_amounts: bool,
+    staged: str | None = None,
 ) -> str:
     """One query: the metric's quantity per interval (subscription) and group.
 
     `intervals` is a subquery with subscription_id, customer_id, start, end and
     period_ms. Parameters: t (tenant), m (metric), s/e (the window containing every
-    interval), and c (customer) when `one_customer`.
+    interval), and c (customer) when `one_customer`. With `staged` (a run's copy of the
+    deduplicated events, see `StagedEvents`) the events are read from that table in the
+    customer range lo..hi instead of from `usage_events FINAL`.
     """
     weighted = metric.aggregation == Aggregation.WEIGHTED_SUM
     columns = ["customer_id", "ts", "event_id"]
@@ -219,6 +222,16 @@ def _aggregate_sql(
         extra = ""
         where = inside
         having = ""
+    if staged is None:
+        source = f"{database}.usage_events FINAL"
+        scope = "tenant_id = {t:String}"
+        settings = _FINAL_SETTINGS
+    else:
+        # The staged copy is deduplicated already and sorted by (metric, customer_id,
+        # ts): the range reads only this chunk's customers.
+        source = f"{database}.{staged}"
+        scope = "customer_id >= {lo:String} AND customer_id <= {hi:String}"
+        settings = ""
     if with_amounts:
         # Per-event amounts in time order (ties by event id), 0 for events lacking the field.
         amounts = "(ev.ts, ev.event_id, ifNull(ev.num, toDecimal256(0, 12)))"
@@ -229,8 +242,8 @@ def _aggregate_sql(
                {quantity_expr(metric)} AS quantity, {events} AS events {extra}
         FROM (
             SELECT {", ".join(columns)}
-            FROM {database}.usage_events FINAL
-            WHERE tenant_id = {{t:String}} AND metric = {{m:String}} {customer}
+            FROM {source}
+            WHERE {scope} AND metric = {{m:String}} {customer}
               {lower} AND ts < {{e:DateTime64(3, 'UTC')}}
               AND {filters}
         ) AS ev
@@ -238,7 +251,7 @@ def _aggregate_sql(
         WHERE {where}
         GROUP BY subscription_id {group_keys}
         {having}
-        {_FINAL_SETTINGS}
+        {settings}
     """
 
 
@@ -467,6 +480,7 @@ class UsageStore:
         window_end: datetime,
         *,
         with_amounts: bool = False,
+        staged: StagedRange | None = None,
     ) -> pl.DataFrame:
         """Quantities of one metric for every registered subscription, in one query.
 
@@ -474,7 +488,8 @@ class UsageStore:
         events, and with `with_amounts` the per-event amounts in timestamp order.
         Events count only inside each subscription's own interval, which must lie in
         [window_start, window_end); `extra_filters` (the charge's) apply on top of the
-        metric's filters.
+        metric's filters. With `staged`, the events come from a run's staged copy,
+        read only in the registered customers' range.
         """
         intervals = f"""
             SELECT subscription_id, customer_id, start, end,
@@ -490,17 +505,18 @@ class UsageStore:
             intervals,
             one_customer=False,
             with_amounts=with_amounts,
+            staged=None if staged is None else staged.table,
         )
-        table = self._client.query_arrow(
-            sql,
-            parameters={
-                "t": tenant_id,
-                "m": metric.code,
-                "s": window_start,
-                "e": window_end,
-                "k": run_key,
-            },
-        )
+        parameters: dict[str, Any] = {
+            "t": tenant_id,
+            "m": metric.code,
+            "s": window_start,
+            "e": window_end,
+            "k": run_key,
+        }
+        if staged is not None:
+            parameters |= {"lo": staged.low, "hi": staged.high}
+        table = self._client.query_arrow(sql, parameters=parameters)
         frame = pl.from_arrow(table)
         assert isinstance(frame, pl.DataFrame)
         if metric.aggregation == Aggregation.WEIGHTED_SUM:
@@ -508,10 +524,15 @@ class UsageStore:
         return frame
 
     def metered_quantities(
-        self, tenant_id: str, requests: Sequence[UsageRequest]
+        self,
+        tenant_id: str,
+        requests: Sequence[UsageRequest],
+        *,
+        staged: StagedRange | None = None,
     ) -> dict[str, tuple[MeteredQuantity, ...]]:
         """Every request's metered quantities, by request key, with one query per
-        query variant (charges reading the same metric with the same filters share one)."""
+        query variant (charges reading the same metric with the same filters share one);
+        `staged`: read a run's staged events (see `BillRunUsage`)."""
         if not requests:
             return {}
         run_key = self.register_intervals(
@@ -527,11 +548,59 @@ class UsageStore:
             return _decoded(
                 requests,
                 lambda metric, filters, with_amounts: self.interval_quantities(
-                    tenant_id, run_key, metric, filters, start, end, with_amounts=with_amounts
+                    tenant_id,
+                    run_key,
+                    metric,
+                    filters,
+                    start,
+                    end,
+                    with_amounts=with_amounts,
+                    staged=staged,
                 ),
             )
         finally:
             self.drop_intervals(run_key)
+
+    def bill_run_usage(self, tenant_id: str) -> BillRunUsage:
+        """The usage reader of one bill run (close it, or use it as a context manager)."""
+        return BillRunUsage(self, tenant_id)
+
+    def stage_events(
+        self, tenant_id: str, start: datetime, end: datetime, weighted: Iterable[str]
+    ) -> str:
+        """Copy the tenant's deduplicated events of [start, end) (and every earlier event
+        of the `weighted` metrics: their opening level) into a new table sorted by
+        (metric, customer_id, ts); returns its name. FINAL runs once here, and each
+        chunk of a run then reads only its own customers' rows."""
+        self._drop_stale_stages()
+        name = f"{STAGED_PREFIX}{secrets.token_hex(8)}"
+        self._client.command(
+            f"""CREATE TABLE {self._db}.{name}
+                ENGINE = MergeTree ORDER BY (metric, customer_id, ts)
+                AS SELECT metric, customer_id, ts, event_id, value, properties
+                FROM {self._db}.usage_events FINAL
+                WHERE tenant_id = {{t:String}} AND ts < {{e:DateTime64(3, 'UTC')}}
+                  AND (ts >= {{s:DateTime64(3, 'UTC')}} OR has({{w:Array(String)}}, metric))
+                {_FINAL_SETTINGS}""",
+            parameters={"t": tenant_id, "s": start, "e": end, "w": sorted(weighted)},
+        )
+        return name
+
+    def drop_staged(self, name: str) -> None:
+        if not name.startswith(STAGED_PREFIX):
+            raise ValueError(f"{name!r} is not a staged events table")
+        self._client.command(f"DROP TABLE IF EXISTS {self._db}.{name}")
+
+    def _drop_stale_stages(self) -> None:
+        """Drop what crashed runs left behind (a day old: no run lasts that long)."""
+        rows = self._client.query(
+            """SELECT name FROM system.tables
+               WHERE database = {d:String} AND startsWith(name, {p:String})
+                 AND metadata_modification_time < now() - INTERVAL 1 DAY""",
+            parameters={"d": self._db, "p": STAGED_PREFIX},
+        ).result_rows
+        for (name,) in rows:
+            self.drop_staged(str(name))
 
     def customer_metered_quantities(
         self, tenant_id: str, customer_id: str, requests: Sequence[UsageRequest]
@@ -595,6 +664,102 @@ class UsageStore:
             parameters={"t": tenant_id, "b": before, "a": ingested_after},
         ).result_rows
         return {str(r[0]) for r in rows}
+
+
+STAGED_PREFIX = "billing_events_"
+
+
+@dataclass(frozen=True)
+class StagedRange:
+    """A staged events table and the customer range (external ids) a query reads."""
+
+    table: str
+    low: str
+    high: str
+
+
+@dataclass(frozen=True)
+class _Stage:
+    table: str
+    start: datetime
+    end: datetime
+    weighted: frozenset[str]
+
+    def covers(self, start: datetime, end: datetime, weighted: frozenset[str]) -> bool:
+        return self.start <= start and end <= self.end and weighted <= self.weighted
+
+
+class BillRunUsage:
+    """The usage reader of one bill run, chunk after chunk.
+
+    The first chunk stages the tenant's deduplicated events once (`stage_events`);
+    each chunk's queries then read only its customers' range of that copy, so a run's
+    ClickHouse work grows with its events, not with events × chunks. The bill run
+    pages customers by external id, so a chunk's customers form one narrow range;
+    any order stays correct (the join with the chunk's intervals decides), only
+    slower. A chunk outside the staged window stages a wider copy.
+    """
+
+    def __init__(self, store: UsageStore, tenant_id: str) -> None:
+        self._store = store
+        self._tenant_id = tenant_id
+        self._stage: _Stage | None = None
+
+    def __enter__(self) -> BillRunUsage:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def metered_quantities(
+        self, requests: Sequence[UsageRequest]
+    ) -> dict[str, tuple[MeteredQuantity, ...]]:
+        """`UsageStore.metered_quantities` for one chunk of the run."""
+        if not requests:
+            return {}
+        start = min(r.active.start for r in requests)
+        end = max(r.active.end for r in requests)
+        stage = self._covering(start, end, _weighted_metrics(requests))
+        staged = StagedRange(
+            stage.table,
+            min(r.customer_id for r in requests),
+            max(r.customer_id for r in requests),
+        )
+        return self._store.metered_quantities(self._tenant_id, requests, staged=staged)
+
+    def _covering(self, start: datetime, end: datetime, weighted: frozenset[str]) -> _Stage:
+        old = self._stage
+        if old is not None and old.covers(start, end, weighted):
+            return old
+        if old is not None:
+            start, end = min(start, old.start), max(end, old.end)
+            weighted |= old.weighted
+        table = self._store.stage_events(self._tenant_id, start, end, weighted)
+        self._stage = _Stage(table, start, end, weighted)
+        if old is not None:
+            self._store.drop_staged(old.table)
+        return self._stage
+
+    def close(self) -> None:
+        if self._stage is not None:
+            self._store.drop_staged(self._stage.table)
+            self._stage = None
+
+
+def _weighted_metrics(requests: Sequence[UsageRequest]) -> frozenset[str]:
+    """The weighted_sum metrics the requests read (each plan's charges looked at once)."""
+    seen: set[int] = set()
+    codes: set[str] = set()
+    for request in requests:
+        if id(request.charges) in seen:
+            continue
+        seen.add(id(request.charges))
+        codes.update(
+            c.metric.code
+            for c in request.charges
+            if c.metric.aggregation == Aggregation.WEIGHTED_SUM
+        )
+    return frozenset(codes)
 
 
 VariantFrame = Callable[[Metric, dict[str, tuple[str, ...]], bool], pl.DataFrame]

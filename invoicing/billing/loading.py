@@ -1,7 +1,10 @@
 """The subscriptions a bill run considers, read from the ledger page by page.
 
-Pages follow the billing order (subscriptions by creation, then id) with keyset
-pagination, so a run over a million subscriptions never holds more than one page.
+Pages follow the billing order: customers by external id (keyset pagination over the
+ledger's unique index), and each customer's subscriptions by creation, then id. A page
+holds the subscriptions of `size` customers, so a run over a million subscriptions
+never holds more than one page, every customer's subscriptions share a page, and a
+page's customers form one range of external ids: the range the usage store reads.
 Plans are read once per run, and each distinct (plan, overrides) rating plan is built
 once: most subscriptions share a handful of plans.
 """
@@ -9,10 +12,9 @@ once: most subscriptions share a handful of plans.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, and_, or_, select
+from sqlalchemy import Row, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from invoicing.billing.contexts import batches
@@ -36,13 +38,12 @@ def subscription_pages(
             ).scalars()
         }
     plans: dict[tuple[str, str], Plan] = {}
-    after: tuple[datetime, str] | None = None
+    after: str | None = None
     while True:
         with sessions() as session:
-            rows = _page(session, tenant_id, window, after, size)
-        if not rows:
-            return
-        after = (rows[-1].created_at, rows[-1].id)
+            last = _last_customer(session, tenant_id, after, size)
+            rows = _page(session, tenant_id, window, after, last)
+        after = last
         page = []
         for row in rows:
             plan_key = (row.plan_id, json_dumps(row.overrides or {}))
@@ -61,14 +62,26 @@ def subscription_pages(
                 id=row.id, customer=customer, plan=plan, start=row.start_date, end=row.end_date
             )
             page.append((subscription, row.customer_id))
-        yield page
-        if len(rows) < size:
+        if page:
+            yield page
+        if last is None:
             return
 
 
+def _last_customer(session: Session, tenant_id: str, after: str | None, size: int) -> str | None:
+    """The external id of the `size`-th customer after `after`: the page's upper bound
+    (None when fewer are left: the page runs to the end)."""
+    query = select(CustomerRow.external_id).where(CustomerRow.tenant_id == tenant_id)
+    if after is not None:
+        query = query.where(CustomerRow.external_id > after)
+    query = query.order_by(CustomerRow.external_id).offset(size - 1).limit(1)
+    return session.execute(query).scalar()
+
+
 def _page(
-    session: Session, tenant_id: str, window: Period, after: tuple[datetime, str] | None, size: int
+    session: Session, tenant_id: str, window: Period, after: str | None, last: str | None
 ) -> Sequence[Row[Any]]:
+    """The subscriptions that may bill in `window` of the customers in (after, last]."""
     query = (
         # Plain column rows, not ORM objects: a run reads every subscription of a tenant.
         select(
@@ -92,17 +105,12 @@ def _page(
             SubscriptionRow.start_date < window.end,
             SubscriptionRow.end_date.is_(None) | (SubscriptionRow.end_date > earliest_end(window)),
         )
-        .order_by(SubscriptionRow.created_at, SubscriptionRow.id)
-        .limit(size)
+        .order_by(CustomerRow.external_id, SubscriptionRow.created_at, SubscriptionRow.id)
     )
     if after is not None:
-        created, ident = after
-        query = query.where(
-            or_(
-                SubscriptionRow.created_at > created,
-                and_(SubscriptionRow.created_at == created, SubscriptionRow.id > ident),
-            )
-        )
+        query = query.where(CustomerRow.external_id > after)
+    if last is not None:
+        query = query.where(CustomerRow.external_id <= last)
     return session.execute(query).all()
 
 

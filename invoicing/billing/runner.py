@@ -1,7 +1,8 @@
 """The bill run: every subscription of a window, rated and settled into invoices.
 
     subscriptions, a chunk at a time → items to bill (idempotent) → their quantities
-    (one query per metric variant for the chunk) → per batch: ledger contexts in bulk →
+    (one query per metric variant
+    for the chunk, from the run's staged events) → per batch: ledger contexts in bulk →
     rate each item (one path for every customer) → invoices, lines and their effects
     in one transaction → progress
 
@@ -19,6 +20,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from core import collector
 from core.clock import SYSTEM_CLOCK, Clock
 from core.ids import new_ids
 from invoicing.billing.contexts import ChunkContexts, load_contexts
@@ -129,21 +131,24 @@ class BillRunner:
         if progress:
             progress(0, 0)
         pages = subscription_pages(self._sessions, tenant_id, window, self._chunk_size)
-        for page in pages:
-            with self._sessions() as session:
-                invoiced = invoiced_keys(session, tenant_id, window, [s.id for s, _ in page])
-            items = items_to_bill(page, window, invoiced)
-            tally.total += len(items)
-            usage = self._usage.metered_quantities(tenant_id, [i.usage_request for i in items])
-            for offset in range(0, len(items), self._write_batch):
-                batch = items[offset : offset + self._write_batch]
-                created, failures = self._bill(run_id, tenant_id, batch, usage, taxes, cutoff)
-                tally.created += created
-                tally.fail(failures)
-                tally.processed += len(batch)
-                update_run(self._sessions, run_id, **tally.progress_fields())
-                if progress:
-                    progress(tally.processed, tally.total)
+        with collector.deferred_collection(), self._usage.bill_run_usage(tenant_id) as reader:
+            for page in pages:
+                collector.collect()  # the last chunk's garbage, once per chunk
+                with self._sessions() as session:
+                    invoiced = invoiced_keys(session, tenant_id, window, [s.id for s, _ in page])
+                items = items_to_bill(page, window, invoiced)
+                tally.total += len(items)
+                usage = reader.metered_quantities([i.usage_request for i in items])
+                for offset in range(0, len(items), self._write_batch):
+                    batch = items[offset : offset + self._write_batch]
+                    created, failures = self._bill(run_id, tenant_id, batch, usage, taxes, cutoff)
+                    tally.created += created
+                    tally.fail(failures)
+                    tally.processed += len(batch)
+                    collector.collect(young=True)
+                    update_run(self._sessions, run_id, **tally.progress_fields())
+                    if progress:
+                        progress(tally.processed, tally.total)
         update_run(
             self._sessions,
             run_id,

@@ -64,6 +64,9 @@ class InMemoryUsage:
             out[request.key] = tuple(rows)
         return out
 
+    def bill_run_usage(self, tenant_id: str) -> _RunReader:
+        return _RunReader(self, tenant_id)
+
     def customers_with_late_events(
         self, tenant_id: str, before: datetime, ingested_after: datetime
     ) -> set[str]:
@@ -80,3 +83,23 @@ class InMemoryUsage:
     ) -> Mapping[Group, Decimal]:
         found = self._matching(customer_id, charge.metric.code, active, ingested_through)
         return {(): sum((e.quantity for e in found), Decimal(0))} if found else {}
+
+
+class _RunReader:
+    """A bill run's reader over the in-memory events (nothing to stage)."""
+
+    def __init__(self, usage: InMemoryUsage, tenant_id: str) -> None:
+        self._usage = usage
+        self._tenant_id = tenant_id
+        self.closed = False
+
+    def __enter__(self) -> _RunReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.closed = True
+
+    def metered_quantities(
+        self, requests: Sequence[UsageRequest]
+    ) -> Mapping[str, tuple[MeteredQuantity, ...]]:
+        return self._usage.metered_quantities(self._tenant_id, requests)

@@ -19,6 +19,7 @@ from core.clock import FrozenClock
 from core.errors import Transient
 from invoicing import invoices as invoice_ops
 from invoicing.billing import BillRunner, create_bill_run
+from invoicing.billing.loading import subscription_pages
 from invoicing.catalog import create_customer, create_metric, create_plan, create_subscription
 from invoicing.coupons import apply_coupon, create_coupon
 from invoicing.db import make_engine, make_sessionmaker
@@ -33,6 +34,7 @@ from invoicing.tax.service import TaxService
 from invoicing.tenants import create_tenant
 from invoicing.wallets import create_wallet
 from rating.context import BillingContext
+from rating.model import Period
 from rating.pipeline import RatingResult
 from tests.billing.fakes import InMemoryUsage
 
@@ -313,3 +315,35 @@ def test_late_usage_is_billed_through_the_clock_and_a_rerun_bills_the_same(sessi
         session.execute(delete(InvoiceLineRow).where(InvoiceLineRow.invoice_id.in_(ids)))
         session.execute(delete(InvoiceRow).where(InvoiceRow.period_start == d("2026-10-01")))
     assert october() == first
+
+
+def test_pages_hold_whole_customers_in_external_id_order(sessions, tenant):
+    # Created out of order; "bob" has two subscriptions, "carol" none that bill.
+    for name in ("dave", "bob", "alice"):
+        subscribe(sessions, tenant, name)
+    with sessions() as session, session.begin():
+        create_subscription(
+            session,
+            tenant,
+            SubscriptionCreate.model_validate(
+                {"customerId": "bob", "planCode": "basic", "startDate": d("2026-09-15")}
+            ).to_spec(),
+        )
+        create_customer(
+            session,
+            tenant,
+            CustomerCreate.model_validate(
+                {"externalId": "carol", "name": "carol", "currency": "USD"}
+            ).to_spec(),
+        )
+    window = Period(d("2026-10-01"), d("2026-11-01"))
+    pages = [
+        [s.customer.external_id for s, _ in page]
+        for page in subscription_pages(sessions, tenant, window, 2)
+    ]
+    # Two customers a page: bob's two subscriptions share his page; carol's page has
+    # only dave's (she has none), and no page is empty.
+    assert pages == [["alice", "bob", "bob"], ["dave"]]
+    usage = InMemoryUsage()
+    run = bill(sessions, tenant, usage, ("2026-10-01", "2026-11-01"), OCT_CLOSE, chunk_size=2)
+    assert (run.status, run.invoices_created) == ("completed", 4)

@@ -16,10 +16,10 @@ from typing import Any
 
 import pytest
 
-from rating.model import Group, Metric, Period
+from rating.model import Aggregation, Group, Metric, Period
 from streams.schema import UsageEvent
 from streams.sink import ClickHouseSink
-from streams.usage_store import BillingInterval, UsageStore, exact_decimal
+from streams.usage_store import BillingInterval, StagedRange, UsageStore, exact_decimal
 from tests.conftest import CH_DATABASE
 
 # A 30-day billing period: day n is APRIL.start + n days.
@@ -176,6 +176,34 @@ class UsageEnv:
         )
         return {group: quantity for (_, group), (quantity, _, _) in rows.items()}
 
+    def staged_quantities(
+        self,
+        metric: Metric,
+        start: datetime = APRIL.start,
+        end: datetime = APRIL.end,
+        *,
+        customer: str = "c1",
+        period: Period | None = None,
+    ) -> dict[Group, Decimal]:
+        """interval_quantities read from a bill run's staged copy of the events."""
+        weighted = [metric.code] if metric.aggregation == Aggregation.WEIGHTED_SUM else []
+        table = self.store.stage_events(self.tenant, start, end, weighted)
+        try:
+            with self.run([BillingInterval("s1", customer, start, end, period)]) as key:
+                frame = self.store.interval_quantities(
+                    self.tenant,
+                    key,
+                    metric,
+                    {},
+                    start,
+                    end,
+                    staged=StagedRange(table, customer, customer),
+                )
+        finally:
+            self.store.drop_staged(table)
+        rows = _rows(frame, metric, False)
+        return {group: quantity for (_, group), (quantity, _, _) in rows.items()}
+
     def quantities(
         self,
         entry: str,
@@ -190,6 +218,8 @@ class UsageEnv:
             return self.usage(metric, start, end, period=period)
         if entry == "customer_interval_quantities":
             return self.inline_quantities(metric, start, end, period=period)
+        if entry == "staged":
+            return self.staged_quantities(metric, start, end, period=period)
         assert entry == "interval_quantities"
         return self.bulk_quantities(metric, start, end, period=period)
 
@@ -244,7 +274,12 @@ def _rows(frame: Any, metric: Metric, with_amounts: bool) -> dict[tuple[str, Gro
     return out
 
 
-ENTRY_POINTS = ["customer_usage", "interval_quantities", "customer_interval_quantities"]
+ENTRY_POINTS = [
+    "customer_usage",
+    "interval_quantities",
+    "customer_interval_quantities",
+    "staged",  # interval_quantities over a bill run's staged events
+]
 
 
 @pytest.fixture
