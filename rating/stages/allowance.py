@@ -24,9 +24,11 @@ def allowance(state: RatingState) -> RatingState:
         left = remaining.get(quantity.charge.id, ZERO)
         used = min(left, max(quantity.quantity, ZERO))
         remaining[quantity.charge.id] = left - used
-        result.append(
-            replace(quantity, billable=max(quantity.quantity - used, ZERO), allowance_used=used)
-        )
+        billable = max(quantity.quantity - used, ZERO)
+        if billable == quantity.billable and used == quantity.allowance_used:
+            result.append(quantity)  # nothing included: the quantity as it came (the usual case)
+        else:
+            result.append(replace(quantity, billable=billable, allowance_used=used))
     rollover_out: dict[str, tuple[RolloverBucket, ...]] = {}
     for charge in ctx.subscription.plan.charges:
         if charge.rollover is None:
