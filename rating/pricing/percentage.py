@@ -33,9 +33,12 @@ same list is in docs/pricing-models.md):
    amounts given, rate% * q + fixedAmount * event_count is used.
 7. When per-transaction amounts are used they are authoritative: the fee is computed
    from them and `quantity` only divides the amount into the line's unit amount (a
-   quantity of 0 still costs 0). They must not be negative (a refund is credited
-   with a credit note, not netted into a fee), and event_count, when given, must
-   equal their number.
+   quantity of 0 still costs 0). Event_count, when given, must equal their number.
+8. A negative transaction amount is a refund: it costs nothing (no rate, no
+   fixedAmount, no perTransactionMin) and takes no free units (neither one of the
+   first N transactions nor part of the free amount X); the refund itself is credited
+   with a credit note, not netted into a fee. So an accepted event never makes a
+   subscription unbillable.
 """
 
 from __future__ import annotations
@@ -167,11 +170,9 @@ def _per_transaction_amount(
         raise InvalidChargeUsage(
             f"event_count ({event_count}) differs from the number of event amounts ({len(amounts)})"
         )
-    for index, value in enumerate(amounts):
-        if value < 0:
-            raise InvalidChargeUsage(
-                f"percentage: transaction {index} has a negative amount ({value})"
-            )
+    # Refunds (negative amounts) cost nothing and take no free units (rule 8).
+    if any(value < 0 for value in amounts):
+        amounts = [value for value in amounts if value >= 0]
     if sum(amounts, ZERO) == 0:
         return ZERO
 

@@ -507,7 +507,7 @@ def test_any_window_is_200_or_422(yearly_window: Any, start: str | None, end: st
 # -- usage that the bill run cannot price either -----------------------------------------
 
 
-def test_unpriceable_usage_is_a_conflict_not_a_500(stack: Any) -> None:
+def test_a_refund_event_keeps_the_subscription_billable(stack: Any) -> None:
     c = stack.tenant("usage-readout-unpriceable")
     c.ok("POST", "/metrics", json=m("gmv", "sum", field="amount"))
     create_plan(c, "refunds", [pct(fixedAmount="0.30")])
@@ -521,12 +521,12 @@ def test_unpriceable_usage_is_a_conflict_not_a_500(stack: Any) -> None:
              "timestamp": "2026-03-06T00:00:00Z", "properties": {"amount": -5}},
         ],
     )  # fmt: skip
-    # A negative transaction has no per-transaction fee (refunds are credit notes):
-    # the bill run fails on this subscription, and the read-out says why.
-    response = c.get("/customers/shop/usage", params=MARCH)
-    assert_error(response, 409, "unpriceable_usage", "cannot be priced", "negative amount")
+    # A negative transaction is a refund: no fee, no fixed amount (refunds are credit
+    # notes), and the subscription stays billable: 2 % of 100 + 0.30.
+    usage = c.ok("GET", "/customers/shop/usage", params=MARCH)
+    assert usage["amount"] == "2.30", usage
     run = c.bill("2026-03-01", "2026-03-31")
-    assert (run["status"], run["failed"]) == ("completed", 1), run
+    assert (run["status"], run["failed"], run["invoicesCreated"]) == ("completed", 0, 1), run
 
 
 # -- the end-of-period projection ---------------------------------------------------------

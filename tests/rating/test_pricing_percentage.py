@@ -277,18 +277,40 @@ def test_unit_amount_is_amount_over_quantity() -> None:
             "event_count (3) differs from the number of event amounts (2)",
             id="count-mismatch",
         ),
-        pytest.param(
-            {"rate": "1", "fixedAmount": "1"},
-            ChargeUsage(D("10"), event_amounts=(D("15"), D("-5"))),
-            "transaction 1 has a negative amount (-5)",
-            id="negative-amount",
-        ),
     ],
 )
 def test_unpriceable_usage(props: dict[str, Any], usage: ChargeUsage, message: str) -> None:
     with pytest.raises(InvalidChargeUsage) as excinfo:
         price("percentage", props, usage)
     assert message in str(excinfo.value)
+
+
+@pytest.mark.parametrize(
+    ("props", "amounts", "expected"),
+    [
+        # 1 % of 15 + 1 fixed; the refund of 5 pays no fixed fee.
+        ({"rate": "1", "fixedAmount": "1"}, ("15", "-5"), "1.15"),
+        # A refund is not raised to the per-transaction minimum.
+        ({"rate": "1", "perTransactionMin": "2"}, ("-5", "100"), "2"),
+        # Nor does it take one of the first N free transactions: the 100 is free.
+        ({"rate": "10", "freeUnitsPerEvents": "1"}, ("-5", "100", "50"), "5"),
+        # Nor part of the free amount: 10 of the 100, then all 50, lie over X = 90.
+        (
+            {"rate": "10", "freeUnitsPerTotalAggregation": "90", "fixedAmount": "0.01"},
+            ("100", "-40", "50"),
+            "6.02",
+        ),
+        # Only refunds: nothing to bill.
+        ({"rate": "1", "fixedAmount": "1"}, ("-5", "-1"), "0"),
+    ],
+)
+def test_refunds_cost_nothing_and_take_no_free_units(
+    props: dict[str, Any], amounts: tuple[str, ...], expected: str
+) -> None:
+    values = tuple(D(a) for a in amounts)
+    quantity = max(sum(values, D(0)), D(0))
+    priced = price("percentage", props, ChargeUsage(quantity, event_amounts=values))
+    assert priced.amount == D(expected)
 
 
 def test_docs_example_with_free_amount_and_clamps() -> None:
