@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from api.errors import install_error_handlers
+from api.limits import DEFAULT_MAX_BYTES, BodyLimit, Scope
 from api.ports import ApiRuntime
 from api.routes import billing, catalog, credits, customers, events, health
 from api.schemas.common import ERROR_RESPONSES
@@ -41,6 +42,13 @@ def create_app(
         lifespan=lifespan,
     )
     install_error_handlers(app)
+
+    def body_limit(scope: Scope) -> int:
+        state = getattr(scope.get("app"), "state", None)
+        rt = getattr(state, "runtime", None)
+        return int(getattr(getattr(rt, "settings", None), "max_request_bytes", DEFAULT_MAX_BYTES))
+
+    app.add_middleware(BodyLimit, limit=body_limit)
     app.include_router(health.router)
     for module in (events, catalog, customers, credits, billing):
         app.include_router(module.router, prefix="/api/v1", responses=ERROR_RESPONSES)

@@ -20,8 +20,16 @@ from core.errors import (
     UpstreamFailed,
 )
 
+
+class BodyTooLarge(DomainError):
+    """A request body over the limit (api.limits): HTTP's own error, not the domain's."""
+
+    code = "payload_too_large"
+
+
 # Each class of domain error has one HTTP status; the domain itself knows none.
 STATUS_BY_CLASS: tuple[tuple[type[DomainError], int], ...] = (
+    (BodyTooLarge, 413),
     (InvalidInput, 422),
     (NotFound, 404),
     (Conflict, 409),

@@ -192,6 +192,26 @@ def _readout(
     *,
     project: bool = False,
 ) -> dict[str, Any]:
+    # Sums of quantities are exact: the default context would round them at 28 digits.
+    with localcontext(EXACT):
+        return _exact_readout(
+            usage, tenant_id, external_id, customer_currency, metrics, subscriptions, window, now,
+            project=project,
+        )  # fmt: skip
+
+
+def _exact_readout(
+    usage: UsageStore,
+    tenant_id: str,
+    external_id: str,
+    customer_currency: str,
+    metrics: dict[str, Metric],
+    subscriptions: Sequence[Subscription],
+    window: Period,
+    now: datetime,
+    *,
+    project: bool = False,
+) -> dict[str, Any]:
     overlapping = [s for s in subscriptions if window.overlap(s.start, s.end) is not None]
     if not overlapping:
         # Nothing to price: the metered quantities alone, at no cost.
@@ -346,14 +366,17 @@ def _project(
     if usage.event_amounts:
         repeats, rest = divmod(events, len(usage.event_amounts))
         amounts = usage.event_amounts * repeats + usage.event_amounts[:rest]
-        quantity = (
-            sum(amounts, ZERO) if charge.metric.aggregation == Aggregation.SUM else Decimal(events)
-        )
+        with localcontext(EXACT):  # a sum of 38-digit amounts must not round at 28
+            quantity = (
+                sum(amounts, ZERO)
+                if charge.metric.aggregation == Aggregation.SUM
+                else Decimal(events)
+            )
         return replace(usage, quantity=quantity, event_count=events, event_amounts=amounts)
     with localcontext(EXACT):
         scaled = usage.quantity * total
     quantity = ratio(scaled, Decimal(elapsed), QUANTITY_PLACES)
-    return replace(usage, quantity=quantity.normalize(), event_count=events)
+    return replace(usage, quantity=quantity.normalize(EXACT), event_count=events)
 
 
 def _item(

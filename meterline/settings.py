@@ -57,6 +57,8 @@ class Settings(BaseSettings):
     )
 
     max_events_per_request: int = 10_000
+    # A body over this is a 413 (10,000 events of ~1 KB fit with room to spare).
+    max_request_bytes: int = 10 * 2**20
     invoice_due_days: int = 30
     log_level: str = "WARNING"
 

@@ -196,7 +196,8 @@ def format_money(amount: Decimal, currency: str) -> str:
 
 def canonical(value: Decimal) -> Decimal:
     """A quantity or unit price without trailing zeros (and 0 without sign or scale)."""
-    return Decimal(0) if value == 0 else value.normalize()
+    # In EXACT: normalize() rounds to the context's precision (28 digits by default).
+    return Decimal(0) if value == 0 else value.normalize(EXACT)
 
 
 def format_decimal(value: Decimal) -> str:

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from decimal import localcontext
 
 from rating.context import (
     BillingContext,
@@ -36,6 +37,7 @@ from rating.context import (
     WalletDebit,
 )
 from rating.model import RatedInvoice
+from rating.money import EXACT
 from rating.stages.aggregate import aggregate
 from rating.stages.allowance import allowance
 from rating.stages.commit import commit
@@ -78,8 +80,11 @@ class RatingResult:
 def rate_until_tax(context: BillingContext) -> RatingState:
     """Stages 1-7 (Quota Check … Discount): the lines and their discounts, untaxed."""
     state = RatingState(context=context)
-    for stage in UNTIL_TAX:
-        state = stage(state)
+    # Every stage's arithmetic is exact: the default context would round a 29-digit
+    # quantity at 28 digits, and EXACT turns any hidden rounding into an error.
+    with localcontext(EXACT):
+        for stage in UNTIL_TAX:
+            state = stage(state)
     return state
 
 
@@ -90,9 +95,10 @@ def finish(state: RatingState, line_taxes: LineTaxes | None = None) -> RatingRes
     with them (a provider's per-line rate and exact amount, keyed by line position) it
     takes those instead. Exempt customers pay no tax either way.
     """
-    taxed = tax(state) if line_taxes is None else tax_from_provider(state, line_taxes)
-    routed = route(taxed)
-    return RatingResult(invoice=settle(routed), state=routed)
+    with localcontext(EXACT):
+        taxed = tax(state) if line_taxes is None else tax_from_provider(state, line_taxes)
+        routed = route(taxed)
+        return RatingResult(invoice=settle(routed), state=routed)
 
 
 def rate_subscription(context: BillingContext) -> RatingResult:

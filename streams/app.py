@@ -29,6 +29,25 @@ from streams.sink import ClickHouseSink
 
 log = logging.getLogger(__name__)
 
+
+class _FalseFetchStall(logging.Filter):
+    """Drop faust's "Aiokafka has not sent fetch request … since start" errors.
+
+    faust-streaming reads a fetch timestamp that aiokafka 0.14 no longer records, so it
+    reports a stall at ERROR every few seconds while the consumer fetches normally.
+    Real stalls are what /readyz watches (consumer progress against the log end).
+    """
+
+    _FALSE = ("Aiokafka has not sent fetch request", "Aiokafka has not received fetch response")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        # faust prefixes its service name ("[^--AIOKafkaConsumerThread]: …").
+        text = str(record.msg)
+        return not any(false in text for false in self._FALSE)
+
+
+logging.getLogger("faust.transport.drivers.aiokafka").addFilter(_FalseFetchStall())
+
 TenantCheck = Callable[[str], Awaitable[bool]]
 
 
@@ -43,6 +62,19 @@ class StreamStats:
     write_retries: int = 0
     last_batch_at: datetime | None = None
     errors: list[str] = field(default_factory=list)
+    # When the batch being handled first failed (a write retried, an unexpected error);
+    # None while batches go through. /readyz reports a worker stuck for long as stalled.
+    failing_since: datetime | None = None
+
+    def failing(self, now: datetime, error: str) -> None:
+        if self.failing_since is None:
+            self.failing_since = now
+        self.errors.append(error)
+        del self.errors[:-20]
+
+    def stalled_for(self, now: datetime) -> float:
+        """Seconds the worker has been stuck on one batch (0 when it is not)."""
+        return 0.0 if self.failing_since is None else (now - self.failing_since).total_seconds()
 
 
 @dataclass(frozen=True)
@@ -51,12 +83,30 @@ class BatchResult:
     rejected: list[tuple[str, Rejection, str]]  # (tenant id or "", rejection, raw payload)
 
 
-def process_batch(payloads: Sequence[bytes], received_at: datetime) -> BatchResult:
-    """Parse a batch of messages: valid events (deduplicated within the batch) and rejections."""
+TOMBSTONE = Rejection("message has no value (a tombstone): nothing to ingest")
+
+
+def message_bytes(value: Any) -> bytes | None:
+    """A message value as bytes; None for a tombstone (no value at all)."""
+    if value is None or isinstance(value, bytes):
+        return value
+    if isinstance(value, bytearray | memoryview):
+        return bytes(value)
+    if isinstance(value, str):
+        return value.encode()
+    return None
+
+
+def process_batch(payloads: Sequence[bytes | None], received_at: datetime) -> BatchResult:
+    """Parse a batch of messages: valid events (deduplicated within the batch) and
+    rejections. A tombstone (a message without a value) is rejected alone."""
     events: list[UsageEvent] = []
     seen: set[tuple[str, str]] = set()
     rejected: list[tuple[str, Rejection, str]] = []
     for payload in payloads:
+        if payload is None:
+            rejected.append(("", TOMBSTONE, ""))
+            continue
         for parsed in parse_message(payload, received_at=received_at):
             if isinstance(parsed, Rejection):
                 rejected.append(
@@ -104,6 +154,11 @@ def create_stream_app(
         broker_commit_interval=0.5,
         stream_buffer_maxsize=max(4096, config.sink_batch_size),
         producer_acks=-1,
+        # A worker killed with -9 leaves the group after this (faust's default is 60 s,
+        # so the restarted worker waited more than a minute for its partitions).
+        broker_session_timeout=10.0,
+        broker_heartbeat_interval=2.0,
+        broker_rebalance_timeout=20.0,
         # Never wait for unacked events on shutdown or rebalance: they are simply
         # redelivered, and the sink is idempotent. Waiting would hang a stop while
         # ClickHouse is down, since those events are never acked.
@@ -124,6 +179,9 @@ def create_stream_app(
             with attempt:
                 if attempt.retry_state.attempt_number > 1:
                     stats.write_retries += 1
+                    outcome = attempt.retry_state.outcome
+                    error = outcome.exception() if outcome is not None else None
+                    stats.failing(clock.now(), f"{what}: {type(error).__name__}: {error}")
                     log.warning(
                         "retrying %s (attempt %d)", what, attempt.retry_state.attempt_number
                     )
@@ -131,7 +189,7 @@ def create_stream_app(
 
     async def handle(batch: Sequence[Any]) -> None:
         now = clock.now()
-        payloads = [e.value if isinstance(e.value, bytes) else bytes(e.value) for e in batch]
+        payloads = [message_bytes(e.value) for e in batch]
         result = process_batch(payloads, now)
         known: list[UsageEvent] = []
         rejected = list(result.rejected)
@@ -173,6 +231,7 @@ def create_stream_app(
         stats.rejected += len(rejected)
         stats.batches += 1
         stats.last_batch_at = now
+        stats.failing_since = None
 
     @app.agent(events_topic, concurrency=1, name="meterline.ingest")
     async def ingest(stream: Any) -> None:
@@ -190,8 +249,7 @@ def create_stream_app(
                     raise
                 except Exception as exc:
                     attempt += 1
-                    stats.errors.append(f"{type(exc).__name__}: {exc}")
-                    del stats.errors[:-20]
+                    stats.failing(clock.now(), f"{type(exc).__name__}: {exc}")
                     log.exception("ingest batch failed (attempt %d); retrying", attempt)
                     await asyncio.sleep(min(0.5 * attempt, 10))
             for event in batch:

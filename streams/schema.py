@@ -7,6 +7,9 @@ to Kafka is judged exactly like one posted over HTTP. A bad event becomes a
 
 from __future__ import annotations
 
+import json
+import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
@@ -80,9 +83,13 @@ def parse_event(
     customer = raw.get("customerId")
     if not isinstance(customer, str) or not customer.strip():
         return Rejection("customerId is required and must be a non-empty string", ident)
+    if len(customer) > MAX_ID_LENGTH:
+        return Rejection(f"customerId is longer than {MAX_ID_LENGTH} characters", ident)
     metric = raw.get("metric")
     if not isinstance(metric, str) or not metric.strip():
         return Rejection("metric is required and must be a non-empty string", ident)
+    if len(metric) > MAX_ID_LENGTH:
+        return Rejection(f"metric is longer than {MAX_ID_LENGTH} characters", ident)
 
     timestamp = _parse_timestamp(raw.get("timestamp"), received_at)
     if isinstance(timestamp, str):
@@ -121,6 +128,36 @@ def parse_event(
     )
 
 
+# One event, encoded, at most this big: the product's limit, far below Kafka's message
+# size, so that any event fits a message and an envelope is split by bytes.
+MAX_EVENT_BYTES = 64 * 1024
+# An envelope of the API's stays below this (Kafka refuses messages over ~1 MB).
+MAX_MESSAGE_BYTES = 900 * 1024
+
+
+def encode_event(event: UsageEvent) -> bytes:
+    """One event as an envelope member (without its tenant, which the envelope carries)."""
+    return orjson.dumps(_without_tenant(event.to_dict()))
+
+
+def envelopes(tenant_id: str, encoded: Sequence[bytes]) -> list[tuple[int, bytes]]:
+    """Encoded events of one tenant as envelopes `{"tenantId", "events": [...]}` of at
+    most MAX_MESSAGE_BYTES and 1,000 events each: (events in it, message), in order."""
+    head = b'{"tenantId":' + orjson.dumps(tenant_id) + b',"events":['
+    out: list[tuple[int, bytes]] = []
+    members: list[bytes] = []
+    size = len(head) + 2
+    for item in encoded:
+        if members and (size + len(item) + 1 > MAX_MESSAGE_BYTES or len(members) >= 1_000):
+            out.append((len(members), head + b",".join(members) + b"]}"))
+            members, size = [], len(head) + 2
+        members.append(item)
+        size += len(item) + 1
+    if members:
+        out.append((len(members), head + b",".join(members) + b"]}"))
+    return out
+
+
 def encode_batch(tenant_id: str, events: list[UsageEvent]) -> bytes:
     """Several events of one tenant as one message: `{"tenantId", "events": [...]}`.
 
@@ -138,11 +175,40 @@ def _without_tenant(event: dict[str, Any]) -> dict[str, Any]:
     return event
 
 
+# A run of 16 or more digits (or points) may be a number a double cannot hold exactly.
+_LONG_NUMBER = re.compile(rb"[0-9][0-9.]{15,}")
+
+
+def loads_exact(data: bytes) -> Any:
+    """JSON with every number exact: orjson when the text has no long number, else the
+    standard parser with integers as int and fractions as Decimal.
+
+    orjson reads an integer above 2**64 and any fraction as a double, which would store
+    123456789012345678901 as 123456789012345680000; a double holds 15 significant
+    digits exactly, so shorter numbers keep their value through it (and through
+    `repr`). A number orjson refuses (1e400) is read by the standard parser too, so that
+    it is rejected as an event value, not as bad JSON. Raises ValueError on bad JSON.
+    """
+    if _LONG_NUMBER.search(data) is None:
+        try:
+            return orjson.loads(data)
+        except orjson.JSONDecodeError:
+            pass  # 1e400, or really not JSON: the standard parser decides
+    try:
+        return json.loads(data, parse_float=Decimal, parse_constant=_no_constant)
+    except (UnicodeDecodeError, RecursionError) as exc:
+        raise ValueError(str(exc)) from None
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
 def parse_message(payload: bytes, *, received_at: datetime) -> list[UsageEvent | Rejection]:
     """Parse one Kafka message of the usage-events topic: one event, or a batch envelope."""
     try:
-        raw = orjson.loads(payload)
-    except orjson.JSONDecodeError as exc:
+        raw = loads_exact(payload)
+    except ValueError as exc:
         return [Rejection(f"message is not valid JSON: {exc}")]
     if isinstance(raw, dict) and isinstance(raw.get("events"), list):
         tenant = raw.get("tenantId")
@@ -182,7 +248,9 @@ def _parse_number(value: Any) -> Decimal | None:
     if isinstance(value, bool):
         return None
     try:
-        if isinstance(value, float):
+        if isinstance(value, Decimal):
+            number = value
+        elif isinstance(value, float):
             number = Decimal(repr(value))
         elif isinstance(value, int | str):
             number = Decimal(str(value).strip())
@@ -190,7 +258,8 @@ def _parse_number(value: Any) -> Decimal | None:
             return None
     except InvalidOperation:
         return None
-    if not number.is_finite() or abs(number) >= MAX_VALUE:
+    # copy_abs, not abs(): abs() rounds to the context's 28 digits (38 fit the store).
+    if not number.is_finite() or number.copy_abs() >= MAX_VALUE:
         return None
     # Keep at most 12 decimals, the storage scale.
     if number.as_tuple().exponent < -12:  # type: ignore[operator]
@@ -205,6 +274,8 @@ def _property_text(value: Any) -> str | None:
         return value
     if isinstance(value, int):
         return str(value)
+    if isinstance(value, Decimal):
+        return format(value, "f") if value.is_finite() else None
     if isinstance(value, float):
         return (
             repr(value) if value == value and value not in (float("inf"), float("-inf")) else None

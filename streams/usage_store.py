@@ -266,6 +266,10 @@ def _with_weighted_quantities(frame: pl.DataFrame) -> pl.DataFrame:
     return frame.with_columns(pl.Series("quantity", quantities, dtype=pl.String)).drop("period_ms")
 
 
+def _utc(instant: datetime) -> datetime:
+    return instant.replace(tzinfo=UTC) if instant.tzinfo is None else instant
+
+
 def _milliseconds(start: datetime, end: datetime) -> int:
     return (end - start) // _MS
 
@@ -431,7 +435,7 @@ class UsageStore:
         ).result_rows
         return [
             {"id": r[0] or None, "reason": r[1], "payload": r[2], "source": r[3],
-             "rejectedAt": r[4].replace(tzinfo=UTC) if r[4].tzinfo is None else r[4]}
+             "receivedAt": _utc(r[4]), "rejectedAt": _utc(r[4])}
             for r in rows
         ]  # fmt: skip
 

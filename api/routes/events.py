@@ -19,7 +19,15 @@ from api.deps import RuntimeDep, TenantDep
 from api.schemas.common import Page
 from api.schemas.events import HourlyCount, IngestResult, RejectedEvent, UsageSummary
 from core.errors import DomainError, ValidationFailed
-from streams.schema import Rejection, UsageEvent, encode_batch, parse_event
+from streams.schema import (
+    MAX_EVENT_BYTES,
+    Rejection,
+    UsageEvent,
+    encode_event,
+    envelopes,
+    loads_exact,
+    parse_event,
+)
 
 router = APIRouter(tags=["events"])
 
@@ -51,8 +59,8 @@ class BadJson(DomainError):
 )
 async def ingest_events(request: Request, runtime: RuntimeDep, tenant: TenantDep) -> Response:
     try:
-        body = orjson.loads(await request.body())
-    except orjson.JSONDecodeError:
+        body = loads_exact(await request.body())
+    except ValueError:
         raise BadJson("the request body is not valid JSON") from None
     if not isinstance(body, dict) or not isinstance(body.get("events"), list):
         raise ValidationFailed('the body must be {"events": [ ... ]}')
@@ -61,14 +69,19 @@ async def ingest_events(request: Request, runtime: RuntimeDep, tenant: TenantDep
     if len(raw_events) > limit:
         raise ValidationFailed(f"at most {limit} events per request (got {len(raw_events)})")
     now = runtime.clock.now()
-    accepted: list[UsageEvent] = []
+    accepted: list[tuple[UsageEvent, bytes]] = []
     rejected: list[dict[str, Any]] = []
     for index, raw in enumerate(raw_events):
         parsed = parse_event(raw, tenant_id=tenant, received_at=now)
         if isinstance(parsed, Rejection):
             rejected.append({"index": index, "id": parsed.event_id, "reason": parsed.reason})
-        else:
-            accepted.append(parsed)
+            continue
+        encoded = encode_event(parsed)
+        if len(encoded) > MAX_EVENT_BYTES:
+            reason = f"the event is larger than {MAX_EVENT_BYTES:,} bytes once encoded"
+            rejected.append({"index": index, "id": parsed.event_id, "reason": reason})
+            continue
+        accepted.append((parsed, encoded))
     producer = runtime.producer
     if accepted:
         if producer is None:
@@ -79,32 +92,30 @@ async def ingest_events(request: Request, runtime: RuntimeDep, tenant: TenantDep
     return Response(body, status_code=202, media_type="application/json")
 
 
-# Events per Kafka message: ~250 bytes each keeps a message well under 1 MB.
-EVENTS_PER_MESSAGE = 1_000
 _partitioner = DefaultPartitioner()
 
 
-async def produce_batches(producer: Any, topic: str, tenant: str, events: list[UsageEvent]) -> None:
-    """Send events as batch messages, each to the partition its customer hashes to (the
-    partition a per-event message keyed tenant/customer would go to), and wait until
-    Kafka acknowledged all of them."""
+async def produce_batches(
+    producer: Any, topic: str, tenant: str, events: list[tuple[UsageEvent, bytes]]
+) -> None:
+    """Send events (with their encodings) as envelopes, each to the partition its
+    customers hash to (the partition a per-event message keyed tenant/customer would go
+    to), split to fit a Kafka message, and wait until Kafka acknowledged all of them."""
     partitions = sorted(await producer.partitions_for(topic))
-    by_partition: dict[int, list[UsageEvent]] = {}
-    for event in events:
-        partition = _partitioner(event.message_key, partitions, partitions)
-        by_partition.setdefault(partition, []).append(event)
+    by_partition: dict[int, list[tuple[UsageEvent, bytes]]] = {}
+    for pair in events:
+        partition = _partitioner(pair[0].message_key, partitions, partitions)
+        by_partition.setdefault(partition, []).append(pair)
     futures = []
     for partition, group in by_partition.items():
-        for start in range(0, len(group), EVENTS_PER_MESSAGE):
-            chunk = group[start : start + EVENTS_PER_MESSAGE]
+        at = 0
+        for count, message in envelopes(tenant, [encoded for _, encoded in group]):
             futures.append(
                 await producer.send(
-                    topic,
-                    encode_batch(tenant, chunk),
-                    key=chunk[0].message_key,
-                    partition=partition,
+                    topic, message, key=group[at][0].message_key, partition=partition
                 )
             )
+            at += count
     await asyncio.gather(*futures)
 
 

@@ -17,6 +17,11 @@ def healthz() -> Liveness:
     return Liveness(status="ok")
 
 
+# A worker stuck this long on one batch (ClickHouse refusing writes, say) is not ready:
+# nothing it consumes is stored meanwhile.
+STALLED_AFTER_SECONDS = 30.0
+
+
 @router.get(
     "/readyz",
     response_model=Readiness,
@@ -37,6 +42,10 @@ def readyz(runtime: RuntimeDep) -> JSONResponse:
     except Exception as exc:
         checks["clickhouse"] = f"error: {exc}"
     checks["kafka"] = "ok" if runtime.bootstrap else "not connected"
+    stalled = runtime.stream_stats.stalled_for(runtime.clock.now())
+    if stalled >= STALLED_AFTER_SECONDS:
+        last = runtime.stream_stats.errors[-1] if runtime.stream_stats.errors else "unknown"
+        checks["stream"] = f"stalled for {stalled:.0f} s on one batch: {last}"
     ready = all(v == "ok" for v in checks.values())
     body = Readiness(status="ready" if ready else "not ready", checks=checks)
     return JSONResponse(body.model_dump(mode="json"), status_code=200 if ready else 503)

@@ -24,7 +24,8 @@ class RejectedEvent(Public):
     reason: str
     payload: str
     source: str = Field(description="http | kafka")
-    rejected_at: Timestamp
+    received_at: Timestamp = Field(description="when the stream received and refused it")
+    rejected_at: Timestamp = Field(description="the same instant (kept for older clients)")
 
 
 class HourlyCount(Public):

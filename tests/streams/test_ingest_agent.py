@@ -252,3 +252,48 @@ def test_bad_kafka_messages_go_to_dlq_with_reason(kafka_bootstrap, clickhouse):
     assert _stored(clickhouse, tenant)[0] == 5
     rejected = UsageStore(clickhouse, CH_DATABASE).rejected_events(tenant)
     assert {r["id"] for r in rejected} == {"bad-ts"}
+
+
+def test_a_tombstone_is_dead_lettered_and_ingestion_goes_on(kafka_bootstrap, clickhouse):
+    # Found by use: one message without a value stopped all ingestion for good.
+    settings = _settings(kafka_bootstrap)
+    tenant = f"t_tomb_{os.urandom(3).hex()}"
+    before, after = event_messages(tenant, 3), event_messages(tenant, 6)[3:]
+
+    async def scenario() -> list[dict[str, Any]]:
+        await _create_topics(kafka_bootstrap, settings)
+        producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
+        await producer.start()
+        try:
+            for payload in before:
+                await producer.send(settings.events_topic, payload, key=b"k", partition=0)
+            await producer.send(settings.events_topic, None, key=b"k", partition=0)
+            for payload in after:
+                await producer.send(settings.events_topic, payload, key=b"k", partition=0)
+            await producer.flush()
+        finally:
+            await producer.stop()
+        app, stats = create_stream_app(
+            settings, kafka_bootstrap, ClickHouseSink(clickhouse, CH_DATABASE), _known
+        )
+        await app.start()
+        await _wait(lambda: stats.consumed >= 7)
+        await _wait(lambda: _stored(clickhouse, tenant)[0] == 6)
+        assert stats.errors == [] and stats.failing_since is None
+        await app.stop()
+        consumer = AIOKafkaConsumer(
+            settings.dlq_topic,
+            bootstrap_servers=kafka_bootstrap,
+            auto_offset_reset="earliest",
+            group_id=None,
+        )
+        await consumer.start()
+        try:
+            records = await consumer.getmany(timeout_ms=5000, max_records=100)
+        finally:
+            await consumer.stop()
+        return [orjson.loads(r.value) for batch in records.values() for r in batch]
+
+    dead = asyncio.run(scenario())
+    assert [d["reason"] for d in dead] == ["message has no value (a tombstone): nothing to ingest"]
+    assert _stored(clickhouse, tenant) == (6, 6)
