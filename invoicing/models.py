@@ -353,3 +353,28 @@ class RolloverBucketRow(Base):
     invoice_id: Mapped[str | None] = mapped_column(ForeignKey("invoices.id"), nullable=True)
     consumed_by: Mapped[str | None] = mapped_column(String(40), nullable=True, index=True)
     position: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class QuotaCrossingRow(Base):
+    """A hard cap reached: one row per (subscription, charge, period), so a crossing is
+    announced once however often its events are redelivered or resent. It is also the
+    outbox of the `quota-exceeded` message: `published_at` is set once Kafka has it."""
+
+    __tablename__ = "quota_crossings"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "subscription_id", "charge_id", "period_start"),
+        Index("ix_quota_crossings_unpublished", "tenant_id", "published_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"))
+    subscription_id: Mapped[str] = mapped_column(ForeignKey("subscriptions.id"))
+    charge_id: Mapped[str] = mapped_column(String(40))
+    customer_external_id: Mapped[str] = mapped_column(String(256))
+    metric: Mapped[str] = mapped_column(String(256))
+    period_start: Mapped[datetime] = mapped_column(UTCDateTime())
+    period_end: Mapped[datetime] = mapped_column(UTCDateTime())
+    cap: Mapped[Decimal] = mapped_column(Money())
+    used: Mapped[Decimal] = mapped_column(Money())
+    crossed_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    published_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)

@@ -110,8 +110,10 @@ def customer_usage(
     """Exact usage and its price over [start, end); a bound left out is the current
     billing period's (of the subscription active at `now`, else the calendar month)."""
     check_window(start, end)
-    customer_currency, metrics, subscriptions = _load(sessions, tenant_id, external_id)
-    current = _active_at(subscriptions, now)
+    customer_currency, metrics, subscriptions = customer_subscriptions(
+        sessions, tenant_id, external_id
+    )
+    current = active_at(subscriptions, now)
     default = period_containing(current.plan.interval if current else Interval.MONTHLY, now)
     window = Period(start or default.start, end or default.end)
     if window.end <= window.start:
@@ -136,8 +138,10 @@ def projected_usage(
     now: datetime,
 ) -> dict[str, Any]:
     """The current billing period's usage and price, projected to the period's end."""
-    customer_currency, metrics, subscriptions = _load(sessions, tenant_id, external_id)
-    current = _active_at(subscriptions, now)
+    customer_currency, metrics, subscriptions = customer_subscriptions(
+        sessions, tenant_id, external_id
+    )
+    current = active_at(subscriptions, now)
     window = period_containing(current.plan.interval if current else Interval.MONTHLY, now)
     return _readout(
         usage,
@@ -152,7 +156,7 @@ def projected_usage(
     )
 
 
-def _load(
+def customer_subscriptions(
     sessions: sessionmaker[Session], tenant_id: str, external_id: str
 ) -> tuple[str, dict[str, Metric], list[Subscription]]:
     with sessions() as session:
@@ -174,7 +178,7 @@ def _load(
         return customer.currency, metrics, [subscription_domain(r, metrics) for r in rows]
 
 
-def _active_at(subscriptions: Sequence[Subscription], instant: datetime) -> Subscription | None:
+def active_at(subscriptions: Sequence[Subscription], instant: datetime) -> Subscription | None:
     """The latest-starting subscription active at `instant`."""
     active = [s for s in subscriptions if s.start <= instant and (s.end is None or s.end > instant)]
     return active[-1] if active else None
@@ -221,7 +225,7 @@ def _exact_readout(
         items = [_item(code, group, q, ZERO, customer_currency) for code, group, q in quantities]
         return _body(external_id, window, customer_currency, items, ZERO)
     # One currency per read-out: the current subscription's (else the latest one's).
-    lead = _active_at(overlapping, now) or overlapping[-1]
+    lead = active_at(overlapping, now) or overlapping[-1]
     currency = lead.plan.currency
     priced = [s for s in overlapping if s.plan.currency == currency]
     slices: list[_Slice] = []
@@ -250,7 +254,20 @@ def _exact_readout(
                 row = rows[key] = _Row(line.metric or "", line.group, ZERO, ZERO)
             row.amount += line.amount
             row.quantity = _quantity(piece, line.charge_id, line.group, row, used, whole)
-    items = [_item(r.metric, r.group, r.quantity, r.amount, currency) for r in rows.values()]
+    # A capped charge's rows say its cap, and whether its groups together reached it.
+    caps = {(s.id, c.id): c.hard_cap for s in priced for c in s.plan.charges if c.hard_cap}
+    used_by_charge: dict[tuple[str, str | None], Decimal] = {}
+    for (sub_id, charge_id, _), row in rows.items():
+        charge_key = (sub_id, charge_id)
+        used_by_charge[charge_key] = used_by_charge.get(charge_key, ZERO) + row.quantity
+    items = []
+    for (sub_id, charge_id, _), r in rows.items():
+        item = _item(r.metric, r.group, r.quantity, r.amount, currency)
+        cap = caps.get((sub_id, charge_id or ""))
+        if cap is not None:
+            item["cap"] = format_decimal(cap)
+            item["blocked"] = used_by_charge[(sub_id, charge_id)] >= cap
+        items.append(item)
     total = sum((r.amount for r in rows.values()), ZERO)
     return _body(external_id, window, currency, items, total)
 

@@ -13,7 +13,7 @@ import asyncio
 import logging
 import socket
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -26,11 +26,13 @@ from sqlalchemy.orm import Session, sessionmaker
 from core.clock import SYSTEM_CLOCK, Clock
 from infra.migrate import migrate_ledger
 from invoicing.db import make_engine, make_sessionmaker
+from invoicing.quotas import QuotaWatch
 from invoicing.tax.service import TaxService
 from invoicing.tenants import tenant_exists
 from meterline.clickhouse import connect_and_migrate
 from meterline.settings import Settings
-from streams.app import StreamStats, create_stream_app
+from streams.app import Outbound, StreamStats, create_stream_app
+from streams.schema import UsageEvent
 from streams.sink import ClickHouseSink
 from streams.topics import ensure_topics
 from streams.usage_store import UsageStore
@@ -148,6 +150,9 @@ class Runtime:
             self.tenant_known,
             self.stream_stats,
             clock=self.clock,
+            hook=QuotaStep(
+                QuotaWatch(self.sessions, self.usage), self.settings.quota_topic, self.clock
+            ),
         )
         self.stream_app = app
         await app.start()
@@ -180,3 +185,21 @@ class Runtime:
         close = getattr(self.clickhouse, "close", None)
         if close:
             close()
+
+
+class QuotaStep:
+    """The worker's quota step: `invoicing.quotas.QuotaWatch` after each stored batch,
+    its crossings produced to the quota-exceeded topic, then marked published."""
+
+    def __init__(self, watch: QuotaWatch, topic: str, clock: Clock) -> None:
+        self._watch = watch
+        self._topic = topic
+        self._clock = clock
+
+    async def after_write(self, events: Sequence[UsageEvent]) -> Sequence[Outbound]:
+        crossings = await asyncio.to_thread(self._watch.after_write, events, self._clock.now())
+        return [Outbound(self._topic, c.key, c.message(), c) for c in crossings]
+
+    async def sent(self, messages: Sequence[Outbound]) -> None:
+        crossings = [m.ref for m in messages]
+        await asyncio.to_thread(self._watch.published, crossings, self._clock.now())

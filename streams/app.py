@@ -16,7 +16,7 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 import faust
 import orjson
@@ -60,6 +60,7 @@ class StreamStats:
     rejected: int = 0
     batches: int = 0
     write_retries: int = 0
+    hook_errors: int = 0
     last_batch_at: datetime | None = None
     errors: list[str] = field(default_factory=list)
     # When the batch being handled first failed (a write retried, an unexpected error);
@@ -75,6 +76,25 @@ class StreamStats:
     def stalled_for(self, now: datetime) -> float:
         """Seconds the worker has been stuck on one batch (0 when it is not)."""
         return 0.0 if self.failing_since is None else (now - self.failing_since).total_seconds()
+
+
+@dataclass(frozen=True)
+class Outbound:
+    """A message a batch step wants on a topic; `ref` is the step's own handle on it."""
+
+    topic: str
+    key: bytes
+    value: bytes
+    ref: Any = None
+
+
+class BatchHook(Protocol):
+    """A step after a batch is stored (quotas): it may ask for messages, which the
+    worker produces and confirms with `sent` once Kafka has them."""
+
+    async def after_write(self, events: Sequence[UsageEvent]) -> Sequence[Outbound]: ...
+
+    async def sent(self, messages: Sequence[Outbound]) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -137,6 +157,7 @@ def create_stream_app(
     tenant_exists: TenantCheck,
     stats: StreamStats | None = None,
     clock: Clock = SYSTEM_CLOCK,
+    hook: BatchHook | None = None,
 ) -> tuple[faust.App, StreamStats]:
     """Build the Faust app with its ingest agent (started by the caller)."""
     stats = stats or StreamStats()
@@ -187,6 +208,32 @@ def create_stream_app(
                     )
                 await asyncio.to_thread(action)
 
+    topics: dict[str, Any] = {}
+
+    async def run_hook(events: Sequence[UsageEvent]) -> None:
+        # The step never holds the partition: a failure is logged and counted, and what
+        # it did not finish is picked up after the next batch (its state is durable).
+        assert hook is not None
+        try:
+            outbound = await hook.after_write(events)
+            deliveries = []
+            for message in outbound:
+                topic = topics.get(message.topic)
+                if topic is None:
+                    topic = topics[message.topic] = app.topic(
+                        message.topic, value_type=bytes, key_type=bytes
+                    )
+                deliveries.append(await topic.send(key=message.key, value=message.value))
+            await asyncio.gather(*deliveries)
+            await hook.sent(outbound)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            stats.hook_errors += 1
+            stats.errors.append(f"batch step: {type(exc).__name__}: {exc}")
+            del stats.errors[:-20]
+            log.exception("the step after a stored batch failed; the batch stays stored")
+
     async def handle(batch: Sequence[Any]) -> None:
         now = clock.now()
         payloads = [message_bytes(e.value) for e in batch]
@@ -226,6 +273,8 @@ def create_stream_app(
                         }
                     ),
                 )
+        if hook is not None and known:
+            await run_hook(known)
         stats.consumed += len(batch)
         stats.written += len(known)
         stats.rejected += len(rejected)

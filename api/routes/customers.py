@@ -16,8 +16,9 @@ from api.schemas.customers import (
     SubscriptionPublic,
     TerminateBody,
 )
-from api.schemas.usage import UsageFrom, UsagePublic, UsageTo
+from api.schemas.usage import QuotaPublic, UsageFrom, UsagePublic, UsageTo
 from invoicing import catalog
+from invoicing.quotas import quota_state
 from invoicing.usage import customer_usage, projected_usage
 
 router = APIRouter(tags=["customers"])
@@ -52,7 +53,11 @@ def update_customer(
     return CustomerPublic.from_row(row)
 
 
-@router.get("/customers/{external_id}/usage", summary="Usage and amount so far (exact)")
+@router.get(
+    "/customers/{external_id}/usage",
+    summary="Usage and amount so far (exact)",
+    response_model_exclude_none=True,  # cap and blocked are absent where there is no cap
+)
 async def get_usage(
     external_id: str,
     runtime: RuntimeDep,
@@ -73,7 +78,11 @@ async def get_usage(
     return UsagePublic.model_validate(body)
 
 
-@router.get("/customers/{external_id}/usage/projected", summary="End-of-period projection")
+@router.get(
+    "/customers/{external_id}/usage/projected",
+    summary="End-of-period projection",
+    response_model_exclude_none=True,
+)
 async def get_projected(external_id: str, runtime: RuntimeDep, tenant: TenantDep) -> UsagePublic:
     body = await asyncio.to_thread(
         projected_usage,
@@ -84,6 +93,25 @@ async def get_projected(external_id: str, runtime: RuntimeDep, tenant: TenantDep
         runtime.clock.now(),
     )
     return UsagePublic.model_validate(body)
+
+
+@router.get(
+    "/customers/{external_id}/quota/{metric}",
+    summary="May this customer go on? The period's use of a metric against its hard cap",
+)
+async def get_quota(
+    external_id: str, metric: str, runtime: RuntimeDep, tenant: TenantDep
+) -> QuotaPublic:
+    state = await asyncio.to_thread(
+        quota_state,
+        runtime.sessions,
+        runtime.usage,
+        tenant,
+        external_id,
+        metric,
+        runtime.clock.now(),
+    )
+    return QuotaPublic.model_validate(state.to_api())
 
 
 @router.post("/subscriptions", status_code=201, summary="Subscribe a customer to a plan")

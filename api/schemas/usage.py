@@ -15,6 +15,7 @@ from fastapi import Query
 from pydantic import BeforeValidator, Field
 
 from api.schemas.common import Public
+from api.schemas.money import Timestamp
 
 
 def _instant(value: object, *, end: bool) -> datetime:
@@ -80,8 +81,10 @@ class UsageMetricPublic(Public):
 
     metric: str
     group: dict[str, str]
-    quantity: str
-    amount: str
+    quantity: str = Field(description="every event counted once, the cap notwithstanding")
+    amount: str = Field(description="what the invoice bills: at most the cap's worth")
+    cap: str | None = Field(None, description="the charge's hardCap (absent without one)")
+    blocked: bool | None = Field(None, description="the charge reached its cap (with a cap)")
 
 
 class UsagePublic(Public):
@@ -93,3 +96,16 @@ class UsagePublic(Public):
     currency: str
     metrics: list[UsageMetricPublic]
     amount: str
+
+
+class QuotaPublic(Public):
+    """May this customer go on? The current period's use of a metric against its cap."""
+
+    customer_id: str
+    metric: str
+    period_start: Timestamp
+    period_end: Timestamp
+    used: str = Field(description="the period's quantity: every event, duplicates never")
+    cap: str | None
+    remaining: str | None = Field(description="max(cap - used, 0); null without a cap")
+    blocked: bool = Field(description="used >= cap")
