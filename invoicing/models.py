@@ -378,3 +378,47 @@ class QuotaCrossingRow(Base):
     used: Mapped[Decimal] = mapped_column(Money())
     crossed_at: Mapped[datetime] = mapped_column(UTCDateTime())
     published_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class AlertRow(Base):
+    """A usage alert: thresholds on a subscription's usage or a wallet's balance."""
+
+    __tablename__ = "alerts"
+    __table_args__ = (UniqueConstraint("tenant_id", "code"),)
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(40))
+    subscription_id: Mapped[str | None] = mapped_column(
+        ForeignKey("subscriptions.id"), nullable=True, index=True
+    )
+    wallet_id: Mapped[str | None] = mapped_column(
+        ForeignKey("wallets.id"), nullable=True, index=True
+    )
+    code: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    metric: Mapped[str | None] = mapped_column(String(256), nullable=True)
+    name: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    # [{"value": "10", "code": "ten" | None, "recurring": false}], values as exact text.
+    thresholds: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class AlertTriggerRow(Base):
+    """A threshold reached: once per (alert, threshold, period); the outbox of its
+    usage-alerts message (`published_at` set once Kafka has it)."""
+
+    __tablename__ = "alert_triggers"
+    __table_args__ = (
+        UniqueConstraint("alert_id", "threshold", "period_start"),
+        Index("ix_alert_triggers_unpublished", "tenant_id", "published_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"))
+    alert_id: Mapped[str] = mapped_column(ForeignKey("alerts.id", ondelete="CASCADE"), index=True)
+    threshold: Mapped[Decimal] = mapped_column(Money())
+    value: Mapped[Decimal] = mapped_column(Money())
+    period_start: Mapped[datetime] = mapped_column(UTCDateTime())
+    triggered_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    published_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)

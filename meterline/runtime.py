@@ -25,13 +25,15 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from core.clock import SYSTEM_CLOCK, Clock
 from infra.migrate import migrate_ledger
+from invoicing.alerts import AlertWatch, Trigger
 from invoicing.db import make_engine, make_sessionmaker
-from invoicing.quotas import QuotaWatch
+from invoicing.quotas import Crossing, QuotaWatch
 from invoicing.tax.service import TaxService
 from invoicing.tenants import tenant_exists
 from meterline.clickhouse import connect_and_migrate
 from meterline.settings import Settings
 from streams.app import Outbound, StreamStats, create_stream_app
+from streams.config import StreamConfig
 from streams.schema import UsageEvent
 from streams.sink import ClickHouseSink
 from streams.topics import ensure_topics
@@ -150,8 +152,11 @@ class Runtime:
             self.tenant_known,
             self.stream_stats,
             clock=self.clock,
-            hook=QuotaStep(
-                QuotaWatch(self.sessions, self.usage), self.settings.quota_topic, self.clock
+            hook=MeteringSteps(
+                QuotaWatch(self.sessions, self.usage),
+                AlertWatch(self.sessions, self.usage),
+                self.settings.stream_config,
+                self.clock,
             ),
         )
         self.stream_app = app
@@ -187,19 +192,31 @@ class Runtime:
             close()
 
 
-class QuotaStep:
-    """The worker's quota step: `invoicing.quotas.QuotaWatch` after each stored batch,
-    its crossings produced to the quota-exceeded topic, then marked published."""
+class MeteringSteps:
+    """The worker's steps after each stored batch: quotas (`invoicing.quotas`) and
+    alerts (`invoicing.alerts`); what they recorded is produced to quota-exceeded and
+    usage-alerts, then marked published (the ledger rows are the outbox)."""
 
-    def __init__(self, watch: QuotaWatch, topic: str, clock: Clock) -> None:
-        self._watch = watch
-        self._topic = topic
+    def __init__(
+        self, quotas: QuotaWatch, alerts: AlertWatch, config: StreamConfig, clock: Clock
+    ) -> None:
+        self._quotas = quotas
+        self._alerts = alerts
+        self._config = config
         self._clock = clock
 
     async def after_write(self, events: Sequence[UsageEvent]) -> Sequence[Outbound]:
-        crossings = await asyncio.to_thread(self._watch.after_write, events, self._clock.now())
-        return [Outbound(self._topic, c.key, c.message(), c) for c in crossings]
+        now = self._clock.now()
+        crossings = await asyncio.to_thread(self._quotas.after_write, events, now)
+        triggers = await asyncio.to_thread(self._alerts.after_write, events, now)
+        return [
+            *(Outbound(self._config.quota_topic, c.key, c.message(), c) for c in crossings),
+            *(Outbound(self._config.alerts_topic, t.key, t.message(), t) for t in triggers),
+        ]
 
     async def sent(self, messages: Sequence[Outbound]) -> None:
-        crossings = [m.ref for m in messages]
-        await asyncio.to_thread(self._watch.published, crossings, self._clock.now())
+        now = self._clock.now()
+        crossings = [m.ref for m in messages if isinstance(m.ref, Crossing)]
+        triggers = [m.ref for m in messages if isinstance(m.ref, Trigger)]
+        await asyncio.to_thread(self._quotas.published, crossings, now)
+        await asyncio.to_thread(self._alerts.published, triggers, now)

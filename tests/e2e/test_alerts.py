@@ -1,0 +1,214 @@
+"""Usage alerts end to end (issue 7; API.md "… alerts …"): the CRUD, and thresholds
+reached by events on the real broker triggering once each, recurring ones at every
+multiple, recorded in GET /alerts/{id}/triggers and produced to usage-alerts."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+import pytest
+from aiokafka import AIOKafkaConsumer
+
+from tests.helpers.scenarios import send
+
+pytestmark = [pytest.mark.e2e, pytest.mark.kafka, pytest.mark.clickhouse]
+
+NOW = datetime(2026, 10, 20, 12, tzinfo=UTC)
+
+
+def _setup(c: Any) -> str:
+    c.ok("POST", "/metrics", json={"code": "calls", "name": "Calls", "aggregation": "count"})
+    c.ok(
+        "POST",
+        "/plans",
+        json={
+            "code": "metered",
+            "name": "Metered",
+            "currency": "USD",
+            "interval": "monthly",
+            "charges": [
+                {"metric": "calls", "model": "per_unit", "properties": {"unitAmount": "0.5"}}
+            ],
+        },
+    )
+    c.ok("POST", "/customers", json={"externalId": "acme", "name": "Acme", "currency": "USD"})
+    sub = c.ok(
+        "POST",
+        "/subscriptions",
+        json={"customerId": "acme", "planCode": "metered", "startDate": "2026-10-01"},
+    )
+    return str(sub["id"])
+
+
+def _calls(n: int, start: int = 0) -> list[dict[str, Any]]:
+    return [
+        {
+            "id": f"call-{i}",
+            "customerId": "acme",
+            "metric": "calls",
+            "timestamp": f"2026-10-{1 + i % 19:02d}T08:00:00Z",
+        }
+        for i in range(start, start + n)
+    ]
+
+
+def _wait_triggers(c: Any, alert_id: str, count: int, timeout: float = 30) -> list[dict]:
+    deadline = time.monotonic() + timeout
+    while True:
+        data = c.ok("GET", f"/alerts/{alert_id}/triggers")["data"]
+        if len(data) >= count or time.monotonic() > deadline:
+            return list(data)
+        time.sleep(0.2)
+
+
+def _alert_messages(stack: Any, tenant: str, expect: int, wait: float = 30) -> list[dict]:
+    async def read() -> list[dict]:
+        consumer = AIOKafkaConsumer(
+            stack.runtime.settings.alerts_topic,
+            bootstrap_servers=stack.runtime.bootstrap,
+            auto_offset_reset="earliest",
+            group_id=None,
+        )
+        await consumer.start()
+        found: list[dict] = []
+        deadline, extra = time.monotonic() + wait, None
+        try:
+            while time.monotonic() < deadline and (extra is None or time.monotonic() < extra):
+                for records in (await consumer.getmany(timeout_ms=200)).values():
+                    found += [
+                        m for r in records if (m := orjson.loads(r.value))["tenantId"] == tenant
+                    ]
+                if len(found) >= expect and extra is None:
+                    extra = time.monotonic() + 1.5
+        finally:
+            await consumer.stop()
+        return found
+
+    return asyncio.run(read())
+
+
+def test_alert_crud_and_validation(stack: Any, travel_clock: Any) -> None:
+    travel_clock.travel_to(NOW)
+    c = stack.tenant("alerts-crud")
+    sub = _setup(c)
+    body = {
+        "kind": "usage_units",
+        "subscriptionId": sub,
+        "metric": "calls",
+        "code": "calls-alert",
+        "name": "Calls",
+        "thresholds": [{"value": 5}, {"value": "10", "code": "ten", "recurring": True}],
+    }
+    response = c.post("/alerts", json=body)
+    assert response.status_code == 201, response.text
+    alert = response.json()
+    assert {k: alert[k] for k in ("kind", "subscriptionId", "walletId", "metric", "code")} == {
+        "kind": "usage_units",
+        "subscriptionId": sub,
+        "walletId": None,
+        "metric": "calls",
+        "code": "calls-alert",
+    }
+    assert alert["thresholds"] == [
+        {"value": "5", "code": None, "recurring": False},
+        {"value": "10", "code": "ten", "recurring": True},
+    ]
+    assert c.ok("GET", f"/alerts/{alert['id']}") == alert
+    assert [a["id"] for a in c.ok("GET", "/alerts")["data"]] == [alert["id"]]
+    patched = c.ok("PATCH", f"/alerts/{alert['id']}", json={"name": "Renamed"})
+    assert patched["name"] == "Renamed" and patched["thresholds"] == alert["thresholds"]
+    assert c.post("/alerts", json=body).status_code == 409  # duplicate code
+
+    bad = [
+        ({**body, "kind": "nope", "code": None}, 422),
+        ({**body, "metric": None, "code": None}, 422),
+        ({**body, "code": None, "thresholds": []}, 422),
+        ({**body, "code": None, "thresholds": [{"value": 1, "recurring": True}] * 2}, 422),
+        ({**body, "code": None, "thresholds": [{"value": "-1"}]}, 422),
+        ({**body, "code": None, "subscriptionId": "sub_nope"}, 404),
+        ({**body, "code": None, "metric": "nope"}, 404),
+        ({**body, "code": None, "extra": 1}, 422),
+    ]
+    for payload, status in bad:
+        response = c.post("/alerts", json=payload)
+        assert response.status_code == status, (payload, response.text)
+    assert c.delete(f"/alerts/{alert['id']}").status_code == 204
+    assert c.get(f"/alerts/{alert['id']}").status_code == 404
+    assert c.get(f"/alerts/{alert['id']}/triggers").status_code == 404
+
+
+def test_thresholds_trigger_once_and_recurring_at_every_multiple(
+    stack: Any, travel_clock: Any
+) -> None:
+    travel_clock.travel_to(NOW)
+    c = stack.tenant("alerts-fire")
+    sub = _setup(c)
+    units = c.ok(
+        "POST",
+        "/alerts",
+        json={
+            "kind": "usage_units",
+            "subscriptionId": sub,
+            "metric": "calls",
+            "thresholds": [{"value": 5}, {"value": 10, "recurring": True}],
+        },
+    )
+    amount = c.ok(
+        "POST",
+        "/alerts",
+        json={"kind": "usage_amount", "subscriptionId": sub, "thresholds": [{"value": "12.50"}]},
+    )
+    send(c, _calls(25))  # 25 calls, 12.50 USD
+    fired = _wait_triggers(c, units["id"], 3)
+    assert sorted(t["threshold"] for t in fired) == ["10", "20", "5"]
+    assert all(t["periodStart"] == "2026-10-01T00:00:00Z" for t in fired)
+    assert {t["value"] for t in fired} == {"25"}
+    [money] = _wait_triggers(c, amount["id"], 1)
+    assert (money["threshold"], money["value"]) == ("12.5", "12.5")
+
+    # The same events again, then 6 more: only 30 is new.
+    c.ok("POST", "/events", json={"events": _calls(25) + _calls(6, 25)})
+    c.wait_events(31)
+    fired = _wait_triggers(c, units["id"], 4)
+    assert sorted(int(t["threshold"]) for t in fired) == [5, 10, 20, 30]
+    messages = _alert_messages(stack, c.tenant_id, expect=5)
+    assert len(messages) == 5
+    assert {(m["alertId"], m["threshold"]) for m in messages} == {
+        (units["id"], "5"),
+        (units["id"], "10"),
+        (units["id"], "20"),
+        (units["id"], "30"),
+        (amount["id"], "12.5"),
+    }
+    assert all(m["subscriptionId"] == sub and m["periodStart"] == "2026-10-01T00:00:00Z"
+               for m in messages)  # fmt: skip
+
+
+def test_a_wallet_balance_alert_triggers_at_or_below_its_threshold(
+    stack: Any, travel_clock: Any
+) -> None:
+    travel_clock.travel_to(NOW)
+    c = stack.tenant("alerts-wallet")
+    _setup(c)
+    wallet = c.ok("POST", "/wallets", json={"customerId": "acme", "credits": "8"})
+    alert = c.ok(
+        "POST",
+        "/alerts",
+        json={
+            "kind": "wallet_balance",
+            "walletId": wallet["id"],
+            "thresholds": [{"value": "10"}, {"value": "5"}],
+        },
+    )
+    assert (
+        c.post("/alerts", json={"kind": "wallet_balance", "thresholds": [{"value": 1}]}).status_code
+        == 422
+    )
+    send(c, _calls(2))
+    [trigger] = _wait_triggers(c, alert["id"], 1)
+    assert (trigger["threshold"], trigger["value"]) == ("10", "8")
+    assert len(_wait_triggers(c, alert["id"], 2, timeout=3)) == 1  # 8 > 5: not reached
