@@ -5,11 +5,14 @@ Pure: the agent's I/O is tested in tests/streams/test_ingest_agent.py.
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from decimal import Decimal
 
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from streams.app import TOMBSTONE, message_bytes, process_batch
 from streams.schema import (
@@ -150,3 +153,47 @@ def test_envelopes_split_by_bytes_and_count_and_keep_order():
         ]
         assert sum(count for count, _ in parts) == len(events)
     assert len(envelopes("t", [encode_event(e) for e in big])) >= 3
+
+
+_json_scalars = st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20)
+_json = st.recursive(
+    _json_scalars,
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4)
+    ),
+    max_leaves=20,
+)
+_event_like = st.fixed_dictionaries(
+    {},
+    optional={
+        "tenantId": _json_scalars,
+        "id": _json_scalars,
+        "customerId": _json_scalars,
+        "metric": _json_scalars,
+        "timestamp": _json_scalars | st.datetimes().map(lambda d: d.isoformat()),
+        "value": _json_scalars | st.decimals(allow_nan=True).map(str),
+        "properties": _json,
+        "events": st.lists(_json, max_size=3),
+    },
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.none()
+        | st.binary(max_size=200)
+        | _json.map(lambda v: json.dumps(v).encode())
+        | _event_like.map(lambda v: json.dumps(v).encode()),
+        max_size=8,
+    )
+)
+def test_junk_messages_never_raise_and_each_is_accounted_for(messages: list[bytes | None]) -> None:
+    # A worker handles any batch: every message becomes events or rejections, nothing
+    # raises (a raise would retry the batch forever and stall the partition).
+    result = process_batch(messages, datetime(2026, 10, 1, tzinfo=UTC))
+    for event in result.events:
+        assert isinstance(event, UsageEvent) and event.tenant_id and event.event_id
+    assert all(isinstance(r, Rejection) and r.reason for _, r, _ in result.rejected)
+    # Each message is accounted for: an event (or a duplicate of one) or a rejection.
+    assert len(result.rejected) >= sum(1 for m in messages if m is None)
