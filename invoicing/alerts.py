@@ -31,7 +31,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from core.errors import Conflict, InvalidInput, NotFound
 from core.ids import new_id
-from invoicing import pages
+from invoicing import events, pages
 from invoicing.catalog import get_metric, get_subscription, insert_unique
 from invoicing.models import (
     AlertRow,
@@ -345,6 +345,9 @@ class AlertWatch:
                     InvoiceRow.subscription_id == subscription.id,
                     InvoiceRow.status != "VOID",
                     InvoiceRow.period_end <= period.start,
+                    # Period-end invoices bill each period's usage whole (progressive
+                    # invoices of it are deducted there): counted once.
+                    InvoiceRow.type == "subscription",
                     InvoiceLineRow.type == "USAGE_FEE",
                 )
             ).scalar()
@@ -377,17 +380,29 @@ class AlertWatch:
                 continue
             try:
                 with self._sessions() as session, session.begin():
-                    session.add(
-                        AlertTriggerRow(
-                            id=new_id("atr"),
-                            tenant_id=tenant_id,
-                            alert_id=alert.id,
-                            threshold=threshold,
-                            value=value,
-                            period_start=period_start,
-                            triggered_at=now,
-                        )
+                    row = AlertTriggerRow(
+                        id=new_id("atr"),
+                        tenant_id=tenant_id,
+                        alert_id=alert.id,
+                        threshold=threshold,
+                        value=value,
+                        period_start=period_start,
+                        triggered_at=now,
                     )
+                    session.add(row)
+                    trigger = Trigger(
+                        row.id,
+                        tenant_id,
+                        alert.id,
+                        alert.subscription_id,
+                        alert.wallet_id,
+                        threshold,
+                        value,
+                        period_start,
+                        now,
+                    )
+                    data = orjson.loads(trigger.message())
+                    events.record(session, tenant_id, "alert.triggered", row.id, data, now)
             except IntegrityError:
                 continue  # recorded by another worker: once
 

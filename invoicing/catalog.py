@@ -48,6 +48,7 @@ from rating.model import (
     RolloverRule,
     Subscription,
     UsageCharge,
+    UsageThreshold,
 )
 from rating.money import CURRENCIES, ZERO, to_decimal
 
@@ -259,6 +260,10 @@ def create_plan(session: Session, tenant_id: str, spec: PlanSpec) -> PlanRow:
     maximum = non_negative(spec.maximum_spend, "maximumSpend")
     if minimum is not None and maximum is not None and maximum < minimum:
         raise ValidationFailed("maximumSpend must not be below minimumCommitment")
+    thresholds = usage_thresholds_doc(
+        [{"amount": t.amount, "recurring": t.recurring} for t in spec.usage_thresholds],
+        "usageThresholds",
+    )
     row = PlanRow(
         id=new_id("plan"),
         tenant_id=tenant_id,
@@ -274,6 +279,7 @@ def create_plan(session: Session, tenant_id: str, spec: PlanSpec) -> PlanRow:
         maximum_spend=maximum,
         charges=charges,
         fixed_charges=fixed,
+        usage_thresholds=thresholds,
     )
     insert_unique(session, row, f"a plan with code {row.code!r} already exists")
     return row
@@ -338,6 +344,9 @@ def plan_domain(
         for f in row.fixed_charges
     )
     base_fee = overrides.get("baseFee")
+    thresholds = overrides.get("usageThresholds")
+    if thresholds is None:
+        thresholds = row.usage_thresholds or []
     return Plan(
         code=row.code,
         name=row.name,
@@ -350,7 +359,37 @@ def plan_domain(
         maximum_spend=row.maximum_spend,
         charges=tuple(charges),
         fixed_charges=fixed,
+        usage_thresholds=tuple(
+            UsageThreshold(Decimal(str(t["amount"])), bool(t.get("recurring"))) for t in thresholds
+        ),
     )
+
+
+def usage_thresholds_doc(values: object, what: str) -> list[dict[str, Any]]:
+    """Checked progressive-billing thresholds as stored: positive amounts as exact
+    decimal text, no amount twice, in ascending order."""
+    if not isinstance(values, list):
+        raise ValidationFailed(f"{what} must be a list of {{amount, recurring?}}")
+    out: list[dict[str, Any]] = []
+    seen: set[tuple[Decimal, bool]] = set()
+    for i, value in enumerate(values):
+        where = f"{what}[{i}]"
+        if not isinstance(value, Mapping) or "amount" not in value:
+            raise ValidationFailed(f"{where} must be an object with an amount")
+        unknown = set(value) - {"amount", "recurring"}
+        if unknown:
+            raise ValidationFailed(f"{where}: unknown field(s) {', '.join(sorted(unknown))}")
+        amount = to_decimal(value["amount"], what=f"{where}.amount")
+        if amount <= 0:
+            raise ValidationFailed(f"{where}.amount must be positive")
+        recurring = value.get("recurring", False)
+        if not isinstance(recurring, bool):
+            raise ValidationFailed(f"{where}.recurring must be true or false")
+        if (amount, recurring) in seen:
+            raise ValidationFailed(f"{where}: the threshold {amount} is given twice")
+        seen.add((amount, recurring))
+        out.append({"amount": _text(amount), "recurring": recurring})
+    return sorted(out, key=lambda t: (Decimal(t["amount"]), t["recurring"]))
 
 
 # -- customers ----------------------------------------------------------------------
@@ -476,6 +515,10 @@ def create_subscription(
 
 
 def _validate_overrides(plan: PlanRow, overrides: dict[str, Any]) -> None:
+    if overrides.get("usageThresholds") is not None:
+        overrides["usageThresholds"] = usage_thresholds_doc(
+            overrides["usageThresholds"], "overrides.usageThresholds"
+        )
     if overrides.get("baseFee") is not None:
         # Checked, and kept as sent: the subscription shows its overrides as given.
         non_negative(to_decimal(overrides["baseFee"], what="overrides.baseFee"), "baseFee")

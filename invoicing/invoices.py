@@ -17,6 +17,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from core.errors import Conflict, NotFound, ValidationFailed
+from invoicing import events
 from invoicing.models import CustomerRow, InvoiceRow, InvoiceSequence, PaymentRow, new_id
 from invoicing.pages import Page, keyset_page
 from invoicing.specs import TaxOverrideSpec
@@ -107,6 +108,8 @@ def finalize(
     terms = invoice.customer.net_payment_term_days
     invoice.due_at = now + timedelta(days=due_days if terms is None else terms)
     _settle_if_covered(invoice)
+    data = events.invoice_data(invoice)
+    events.record(session, tenant_id, "invoice.finalized", invoice.id, data, now)
     return invoice
 
 

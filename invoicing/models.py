@@ -83,6 +83,8 @@ class PlanRow(Base):
     charges: Mapped[list[Any]] = mapped_column(JSON, default=list)
     fixed_charges: Mapped[list[Any]] = mapped_column(JSON, default=list)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    # Progressive billing: [{"amount": "100", "recurring": false}, ...] (decimal text).
+    usage_thresholds: Mapped[list[Any]] = mapped_column(JSON, default=list, server_default="[]")
 
 
 class CustomerRow(Base):
@@ -150,6 +152,7 @@ class InvoiceRow(Base):
         UniqueConstraint("tenant_id", "subscription_id", "period_start", "period_end"),
         UniqueConstraint("tenant_id", "number"),
         Index("ix_invoices_tenant_created", "tenant_id", "created_at"),
+        Index("ix_invoices_type_subscription", "type", "subscription_id", "period_start"),
     )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
@@ -176,6 +179,10 @@ class InvoiceRow(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
     finalized_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    # subscription | progressive_billing | one_off | credit (API.md)
+    type: Mapped[str] = mapped_column(
+        String(24), default="subscription", server_default="subscription"
+    )
 
     customer: Mapped[CustomerRow] = relationship(lazy="joined")
     lines: Mapped[list[InvoiceLineRow]] = relationship(
@@ -421,4 +428,39 @@ class AlertTriggerRow(Base):
     value: Mapped[Decimal] = mapped_column(Money())
     period_start: Mapped[datetime] = mapped_column(UTCDateTime())
     triggered_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    published_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class ProgressiveCrossingRow(Base):
+    """A usage threshold reached: one row per (subscription, period, threshold amount),
+    so a threshold bills once however often its events are redelivered or resent. The
+    invoice it issued (none when nothing was left to bill) is `invoice_id`."""
+
+    __tablename__ = "progressive_crossings"
+    __table_args__ = (UniqueConstraint("subscription_id", "period_start", "threshold"),)
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), index=True)
+    subscription_id: Mapped[str] = mapped_column(ForeignKey("subscriptions.id"))
+    period_start: Mapped[datetime] = mapped_column(UTCDateTime())
+    threshold: Mapped[Decimal] = mapped_column(Money())
+    amount: Mapped[Decimal] = mapped_column(Money())  # the usage amount that reached it
+    invoice_id: Mapped[str | None] = mapped_column(ForeignKey("invoices.id"), nullable=True)
+    crossed_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class DomainEventRow(Base):
+    """The outbox of `billing-events`: a change that later deliverers (webhooks, ERP
+    sync, email) must hear of, written in the transaction that makes the change and
+    produced to Kafka afterwards (`published_at`), at least once, keyed by `id`."""
+
+    __tablename__ = "domain_events"
+    __table_args__ = (Index("ix_domain_events_unpublished", "published_at", "created_at"),)
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), index=True)
+    type: Mapped[str] = mapped_column(String(64))  # quota.exceeded, invoice.finalized, …
+    object_id: Mapped[str] = mapped_column(String(64))
+    data: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     published_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)

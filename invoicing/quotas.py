@@ -36,6 +36,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from core.errors import NotFound
 from core.ids import new_id
+from invoicing import events
 from invoicing.catalog import metrics_by_code, plan_domain
 from invoicing.models import PlanRow, QuotaCrossingRow, SubscriptionRow
 from invoicing.usage import active_at, customer_subscriptions
@@ -309,21 +310,23 @@ class QuotaWatch:
                 ).scalar()
                 if exists is not None:
                     return
-                session.add(
-                    QuotaCrossingRow(
-                        id=new_id("qx"),
-                        tenant_id=tenant_id,
-                        subscription_id=subscription.id,
-                        charge_id=charge.id,
-                        customer_external_id=subscription.customer.external_id,
-                        metric=charge.metric.code,
-                        period_start=period.start,
-                        period_end=period.end,
-                        cap=charge.hard_cap,
-                        used=used,
-                        crossed_at=now,
-                    )
+                row = QuotaCrossingRow(
+                    id=new_id("qx"),
+                    tenant_id=tenant_id,
+                    subscription_id=subscription.id,
+                    charge_id=charge.id,
+                    customer_external_id=subscription.customer.external_id,
+                    metric=charge.metric.code,
+                    period_start=period.start,
+                    period_end=period.end,
+                    cap=charge.hard_cap,
+                    used=used,
+                    crossed_at=now,
                 )
+                session.add(row)
+                # The webhook event says what the Kafka message says (API.md).
+                data = orjson.loads(_crossing(row).message())
+                events.record(session, tenant_id, "quota.exceeded", row.id, data, now)
         except IntegrityError:
             return  # another worker recorded it first: one crossing
 

@@ -77,6 +77,14 @@ class FixedChargeSpec:
 
 
 @dataclass(frozen=True)
+class UsageThresholdSpec:
+    """Progressive billing: invoice the usage so far when its amount reaches `amount`."""
+
+    amount: Decimal
+    recurring: bool = False
+
+
+@dataclass(frozen=True)
 class PlanSpec:
     code: str
     name: str
@@ -90,6 +98,7 @@ class PlanSpec:
     maximum_spend: Decimal | None = None
     charges: tuple[ChargeSpec, ...] = ()
     fixed_charges: tuple[FixedChargeSpec, ...] = ()
+    usage_thresholds: tuple[UsageThresholdSpec, ...] = ()
 
 
 @dataclass(frozen=True)

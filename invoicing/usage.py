@@ -272,6 +272,21 @@ def _exact_readout(
     return _body(external_id, window, currency, items, total)
 
 
+def period_usage_lines(
+    usage: UsageStore, tenant_id: str, subscription: Subscription, period: Period
+) -> tuple[InvoiceLine, ...]:
+    """The usage lines of the subscription's invoice for `period` with the usage stored
+    so far: what the read-out shows for that period, line by line (progressive billing)."""
+    active = period.overlap(subscription.start, subscription.end)
+    if active is None:
+        return ()
+    piece = _Slice(f"{subscription.id}|{period.start.isoformat()}", subscription, period, active)
+    external_id = subscription.customer.external_id
+    with localcontext(EXACT):
+        metered = _measure(usage, tenant_id, external_id, [piece], {})
+        return tuple(_usage_lines(piece, metered.get(piece.key, [])))
+
+
 def _clip(window: Period, subscription: Subscription, now: datetime) -> Period | None:
     """The window within the subscription's active time, up to the end of its current
     billing period: later periods have not begun, and nothing is used or due in them yet."""

@@ -10,6 +10,7 @@ as separate processes.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import socket
 import time
@@ -25,8 +26,10 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from core.clock import SYSTEM_CLOCK, Clock
 from infra.migrate import migrate_ledger
+from invoicing import events as domain_events
 from invoicing.alerts import AlertWatch, Trigger
 from invoicing.db import make_engine, make_sessionmaker
+from invoicing.progressive import ProgressiveWatch
 from invoicing.quotas import Crossing, QuotaWatch
 from invoicing.tax.service import TaxService
 from invoicing.tenants import tenant_exists
@@ -75,6 +78,9 @@ class Runtime:
         default_factory=lambda: ThreadPoolExecutor(max_workers=1, thread_name_prefix="billrun")
     )
     background: set[Any] = field(default_factory=set)
+    relay: EventRelay | None = None
+    relay_task: asyncio.Task[None] | None = None
+    relay_producer: AIOKafkaProducer | None = None  # when the process has no API producer
 
     @classmethod
     def open(cls, settings: Settings) -> Runtime:
@@ -141,6 +147,21 @@ class Runtime:
             await self.producer.start()
         if worker:
             await self.start_worker()
+        await self.start_relay()
+
+    async def start_relay(self) -> None:
+        """Relay the domain-event outbox to billing-events from this process."""
+        assert self.bootstrap is not None
+        producer = self.producer
+        if producer is None:
+            producer = self.relay_producer = AIOKafkaProducer(
+                bootstrap_servers=self.bootstrap, acks="all", enable_idempotence=True
+            )
+            await producer.start()
+        self.relay = EventRelay(
+            self.sessions, producer, self.settings.stream_config.billing_events_topic, self.clock
+        )
+        self.relay_task = asyncio.create_task(self.relay.run(), name="domain-event-relay")
 
     async def start_worker(self) -> None:
         assert self.bootstrap is not None
@@ -155,6 +176,9 @@ class Runtime:
             hook=MeteringSteps(
                 QuotaWatch(self.sessions, self.usage),
                 AlertWatch(self.sessions, self.usage),
+                ProgressiveWatch(
+                    self.sessions, self.usage, self.tax, self.settings.invoice_due_days
+                ),
                 self.settings.stream_config,
                 self.clock,
             ),
@@ -170,6 +194,14 @@ class Runtime:
         return await asyncio.to_thread(check)
 
     async def stop(self) -> None:
+        if self.relay_task is not None:
+            self.relay_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.relay_task
+            self.relay_task = None
+        if self.relay_producer is not None:
+            await self.relay_producer.stop()
+            self.relay_producer = None
         if self.stream_app is not None:
             try:
                 await self.stream_app.stop()
@@ -193,15 +225,23 @@ class Runtime:
 
 
 class MeteringSteps:
-    """The worker's steps after each stored batch: quotas (`invoicing.quotas`) and
-    alerts (`invoicing.alerts`); what they recorded is produced to quota-exceeded and
-    usage-alerts, then marked published (the ledger rows are the outbox)."""
+    """The worker's steps after each stored batch: quotas (`invoicing.quotas`), alerts
+    (`invoicing.alerts`) and progressive billing (`invoicing.progressive`); the
+    crossings and triggers they recorded are produced to quota-exceeded and
+    usage-alerts, then marked published (the ledger rows are the outbox). Their domain
+    events go out through the `EventRelay`."""
 
     def __init__(
-        self, quotas: QuotaWatch, alerts: AlertWatch, config: StreamConfig, clock: Clock
+        self,
+        quotas: QuotaWatch,
+        alerts: AlertWatch,
+        progressive: ProgressiveWatch,
+        config: StreamConfig,
+        clock: Clock,
     ) -> None:
         self._quotas = quotas
         self._alerts = alerts
+        self._progressive = progressive
         self._config = config
         self._clock = clock
 
@@ -209,6 +249,7 @@ class MeteringSteps:
         now = self._clock.now()
         crossings = await asyncio.to_thread(self._quotas.after_write, events, now)
         triggers = await asyncio.to_thread(self._alerts.after_write, events, now)
+        await asyncio.to_thread(self._progressive.after_write, events, now)
         return [
             *(Outbound(self._config.quota_topic, c.key, c.message(), c) for c in crossings),
             *(Outbound(self._config.alerts_topic, t.key, t.message(), t) for t in triggers),
@@ -220,3 +261,52 @@ class MeteringSteps:
         triggers = [m.ref for m in messages if isinstance(m.ref, Trigger)]
         await asyncio.to_thread(self._quotas.published, crossings, now)
         await asyncio.to_thread(self._alerts.published, triggers, now)
+
+
+RELAY_INTERVAL_SECONDS = 0.5
+
+
+class EventRelay:
+    """Produces the domain-event outbox (`invoicing.events`) to `billing-events`.
+
+    Every running process relays: each half second the unpublished events, oldest
+    first, are sent (keyed by event id, acks=all) and then marked published. A crash
+    between the two sends them again: consumers drop an id they have seen."""
+
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        producer: AIOKafkaProducer,
+        topic: str,
+        clock: Clock,
+    ) -> None:
+        self._sessions = sessions
+        self._producer = producer
+        self._topic = topic
+        self._clock = clock
+        self.relayed = 0
+
+    async def relay_once(self) -> int:
+        """Send what is pending; the number sent."""
+        batch = await asyncio.to_thread(domain_events.pending, self._sessions)
+        if not batch:
+            return 0
+        futures = [
+            await self._producer.send(self._topic, event.message(), key=event.key)
+            for event in batch
+        ]
+        await asyncio.gather(*futures)
+        await asyncio.to_thread(domain_events.published, self._sessions, batch, self._clock.now())
+        self.relayed += len(batch)
+        return len(batch)
+
+    async def run(self) -> None:
+        while True:
+            try:
+                while await self.relay_once():
+                    pass
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("relaying domain events failed; retrying")
+            await asyncio.sleep(RELAY_INTERVAL_SECONDS)

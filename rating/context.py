@@ -85,6 +85,20 @@ class RolloverBucket:
 
 
 @dataclass(frozen=True)
+class ProgressiveBilled:
+    """What the period's progressive-billing invoices already billed, before taxes:
+    per (charge id, group) of their usage lines, and their numbers (for the credit line)."""
+
+    amounts: Mapping[tuple[str, Group], Decimal]
+    quantities: Mapping[tuple[str, Group], Decimal] = field(default_factory=dict)
+    invoice_numbers: tuple[str, ...] = ()
+
+    @property
+    def total(self) -> Decimal:
+        return sum(self.amounts.values(), ZERO)
+
+
+@dataclass(frozen=True)
 class BillingContext:
     subscription: Subscription
     period: Period
@@ -98,6 +112,8 @@ class BillingContext:
     issued_at: datetime | None = None
     # Prior-period lines for late usage of finalized invoices (see rating.late).
     prior_lines: tuple[InvoiceLine, ...] = ()
+    # Usage of this period already invoiced by progressive billing (see rating.progressive).
+    progressive: ProgressiveBilled | None = None
 
     @property
     def currency(self) -> str:

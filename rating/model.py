@@ -111,6 +111,15 @@ class FixedCharge:
 
 
 @dataclass(frozen=True)
+class UsageThreshold:
+    """Progressive billing: when the period's usage amount reaches `amount` (each
+    multiple of it when `recurring`), the usage not yet billed is invoiced at once."""
+
+    amount: Decimal
+    recurring: bool = False
+
+
+@dataclass(frozen=True)
 class Plan:
     code: str
     name: str
@@ -123,6 +132,7 @@ class Plan:
     maximum_spend: Decimal | None = None
     charges: tuple[UsageCharge, ...] = ()
     fixed_charges: tuple[FixedCharge, ...] = ()
+    usage_thresholds: tuple[UsageThreshold, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ class StreamConfig:
     dlq_topic: str = "usage-events-dlq"
     alerts_topic: str = "usage-alerts"
     quota_topic: str = "quota-exceeded"
+    billing_events_topic: str = "billing-events"
     topic_partitions: int = 4
     consumer_group: str = "meterline-streams"
     sink_batch_size: int = 20_000
@@ -20,4 +21,10 @@ class StreamConfig:
 
     @property
     def topic_names(self) -> list[str]:
-        return [self.events_topic, self.dlq_topic, self.alerts_topic, self.quota_topic]
+        return [
+            self.events_topic,
+            self.dlq_topic,
+            self.alerts_topic,
+            self.quota_topic,
+            self.billing_events_topic,
+        ]

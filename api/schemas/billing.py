@@ -109,6 +109,7 @@ class InvoiceLinePublic(Public):
 class InvoicePublic(Public):
     id: str
     number: str | None
+    type: str = Field(description="subscription | progressive_billing | one_off | credit")
     customer_id: str
     subscription_id: str | None
     bill_run_id: str | None
@@ -134,6 +135,7 @@ class InvoicePublic(Public):
         return cls(
             id=row.id,
             number=row.number,
+            type=row.type,
             customer_id=row.customer.external_id,
             subscription_id=row.subscription_id,
             bill_run_id=row.bill_run_id,

@@ -17,6 +17,7 @@ from invoicing.specs import (
     MetricSpec,
     PlanSpec,
     RolloverSpec,
+    UsageThresholdSpec,
 )
 
 Aggregation = Literal["count", "sum", "max", "unique_count", "latest", "weighted_sum"]
@@ -164,6 +165,11 @@ class FixedChargeIn(Body):
         )
 
 
+class UsageThresholdIn(Body):
+    amount: Decimal_
+    recurring: bool = False
+
+
 class PlanCreate(Body):
     code: Code
     name: str = Field(min_length=1, max_length=200)
@@ -177,6 +183,10 @@ class PlanCreate(Body):
     maximum_spend: Decimal_ | None = None
     charges: list[ChargeIn] = Field(default_factory=list)
     fixed_charges: list[FixedChargeIn] = Field(default_factory=list)
+    usage_thresholds: list[UsageThresholdIn] = Field(
+        default_factory=list,
+        description="Progressive billing: invoice the usage so far when its amount reaches one",
+    )
 
     def to_spec(self) -> PlanSpec:
         return PlanSpec(
@@ -192,6 +202,9 @@ class PlanCreate(Body):
             maximum_spend=self.maximum_spend,
             charges=tuple(c.to_spec() for c in self.charges),
             fixed_charges=tuple(c.to_spec() for c in self.fixed_charges),
+            usage_thresholds=tuple(
+                UsageThresholdSpec(t.amount, t.recurring) for t in self.usage_thresholds
+            ),
         )
 
 
@@ -224,6 +237,11 @@ class FixedChargePublic(Public):
     prorated: bool
 
 
+class UsageThresholdPublic(Public):
+    amount: Decimal_
+    recurring: bool
+
+
 class PlanPublic(Public):
     id: str
     code: str
@@ -238,6 +256,7 @@ class PlanPublic(Public):
     maximum_spend: Decimal_ | None
     charges: list[ChargePublic]
     fixed_charges: list[FixedChargePublic]
+    usage_thresholds: list[UsageThresholdPublic]
     created_at: Timestamp
 
     @classmethod
@@ -256,5 +275,8 @@ class PlanPublic(Public):
             maximum_spend=plain_or_none(row.maximum_spend),
             charges=[ChargePublic.model_validate(doc) for doc in row.charges],
             fixed_charges=[FixedChargePublic.model_validate(doc) for doc in row.fixed_charges],
+            usage_thresholds=[
+                UsageThresholdPublic.model_validate(doc) for doc in row.usage_thresholds or ()
+            ],
             created_at=row.created_at,
         )

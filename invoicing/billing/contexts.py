@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from decimal import Decimal
 from typing import TypeVar
 
@@ -18,9 +19,23 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from invoicing.billing.selection import BillingItem
-from invoicing.models import AppliedCouponRow, CouponRow, RolloverBucketRow, WalletRow
-from rating.context import AppliedCoupon, BillingContext, RolloverBucket, TaxRate, WalletBalance
-from rating.model import InvoiceLine, MeteredQuantity
+from invoicing.models import (
+    AppliedCouponRow,
+    CouponRow,
+    InvoiceLineRow,
+    InvoiceRow,
+    RolloverBucketRow,
+    WalletRow,
+)
+from rating.context import (
+    AppliedCoupon,
+    BillingContext,
+    ProgressiveBilled,
+    RolloverBucket,
+    TaxRate,
+    WalletBalance,
+)
+from rating.model import Group, InvoiceLine, MeteredQuantity
 from rating.money import ZERO
 from rating.pipeline import RatingResult
 
@@ -95,6 +110,8 @@ class ChunkContexts:
     wallets: dict[str, list[WalletState]] = field(default_factory=dict)  # by customer row id
     # Unconsumed rollover buckets by subscription id, then charge id, oldest first.
     rollover: dict[str, dict[str, tuple[RolloverBucket, ...]]] = field(default_factory=dict)
+    # What progressive invoices billed, by (subscription id, period start).
+    progressive: dict[tuple[str, datetime], ProgressiveBilled] = field(default_factory=dict)
 
     def context(
         self,
@@ -117,6 +134,7 @@ class ChunkContexts:
                 if w.currency == currency
             ),
             prior_lines=prior_lines,
+            progressive=self.progressive.get((item.subscription.id, item.period.start)),
         )
 
     def absorb(self, item: BillingItem, result: RatingResult) -> None:
@@ -152,7 +170,69 @@ def load_contexts(
         _load_wallets(session, tenant_id, ids, contexts.wallets)
     for ids in batches(subscriptions):
         _load_rollover(session, ids, contexts.rollover)
+    if _any_progressive(session, tenant_id):
+        every = sorted({i.subscription.id for i in items})
+        for ids in batches(every):
+            load_progressive(session, ids, contexts.progressive)
     return contexts
+
+
+PROGRESSIVE = "progressive_billing"
+# A progressive invoice bills its usage once finalized; a voided one billed nothing.
+BILLED_STATUSES = ("OPEN", "PAID", "OVERDUE", "UNCOLLECTIBLE")
+
+
+def _any_progressive(session: Session, tenant_id: str) -> bool:
+    """Whether the tenant has any progressive invoice (one indexed probe per chunk)."""
+    return (
+        session.execute(
+            select(InvoiceRow.id)
+            .where(InvoiceRow.type == PROGRESSIVE, InvoiceRow.tenant_id == tenant_id)
+            .limit(1)
+        ).first()
+        is not None
+    )
+
+
+def load_progressive(
+    session: Session,
+    subscriptions: Sequence[str],
+    out: dict[tuple[str, datetime], ProgressiveBilled],
+) -> None:
+    rows = session.execute(
+        select(
+            InvoiceRow.subscription_id,
+            InvoiceRow.period_start,
+            InvoiceRow.number,
+            InvoiceLineRow.charge_id,
+            InvoiceLineRow.group,
+            InvoiceLineRow.amount,
+            InvoiceLineRow.quantity,
+        )
+        .join(InvoiceLineRow, InvoiceLineRow.invoice_id == InvoiceRow.id)
+        .where(
+            InvoiceRow.type == PROGRESSIVE,
+            InvoiceRow.subscription_id.in_(list(subscriptions)),
+            InvoiceRow.status.in_(BILLED_STATUSES),
+            InvoiceLineRow.type == "USAGE_FEE",
+        )
+        .order_by(InvoiceRow.period_start, InvoiceRow.number, InvoiceLineRow.position)
+    )
+    amounts: dict[tuple[str, datetime], dict[tuple[str, Group], Decimal]] = {}
+    quantities: dict[tuple[str, datetime], dict[tuple[str, Group], Decimal]] = {}
+    numbers: dict[tuple[str, datetime], list[str]] = {}
+    for sub_id, start, number, charge_id, group, amount, quantity in rows:
+        key = (str(sub_id), start)
+        line_key = (str(charge_id or ""), tuple(sorted((group or {}).items())))
+        by_line = amounts.setdefault(key, {})
+        by_line[line_key] = by_line.get(line_key, ZERO) + amount
+        counted = quantities.setdefault(key, {})
+        counted[line_key] = counted.get(line_key, ZERO) + quantity
+        seen = numbers.setdefault(key, [])
+        if number and number not in seen:
+            seen.append(number)
+    for key, by_line in amounts.items():
+        out[key] = ProgressiveBilled(by_line, quantities[key], tuple(numbers[key]))
 
 
 def _has_rollover(item: BillingItem) -> bool:

@@ -23,6 +23,7 @@ from rating.late import late_usage_lines, supports_late_billing
 from rating.model import Group, InvoiceLine, Period
 
 LATE_STATUSES = ("OPEN", "PAID", "OVERDUE", "UNCOLLECTIBLE")
+SUBSCRIPTION = "subscription"
 
 
 class _Finalized:
@@ -76,6 +77,7 @@ class LateUsage:
                 InvoiceRow.tenant_id == tenant_id,
                 InvoiceRow.status.in_(LATE_STATUSES),
                 InvoiceRow.period_end <= before,
+                InvoiceRow.type == SUBSCRIPTION,
             )
         ).scalar()
         if oldest is None:
@@ -103,6 +105,8 @@ class LateUsage:
                         InvoiceRow.status.in_(LATE_STATUSES),
                         InvoiceRow.period_end <= before,
                         InvoiceRow.finalized_at.is_not(None),
+                        # A period's own invoice: progressive ones bill part of it.
+                        InvoiceRow.type == SUBSCRIPTION,
                     )
                     .order_by(InvoiceRow.period_start)
                 )

@@ -99,6 +99,7 @@ def invoice_row(
         now,  # created_at
         now,  # updated_at
         None,  # finalized_at
+        "subscription",  # type
     )
 
 
@@ -216,7 +217,7 @@ _INVOICE_COLUMNS = (
     "id", "tenant_id", "customer_id", "subscription_id", "bill_run_id", "number", "status",
     "currency", "period_start", "period_end", "issued_at", "due_at", "subtotal",
     "discount_total", "tax_total", "credit_total", "total", "amount_paid", "amount_due",
-    "created_at", "updated_at", "finalized_at",
+    "created_at", "updated_at", "finalized_at", "type",
 )  # fmt: skip
 _LINE_COLUMNS = (
     "id", "invoice_id", "position", "type", "description", "metric", "group_values",

@@ -141,8 +141,11 @@ class TaxService:
 
     def rate(self, tenant_id: str, context: BillingContext) -> RatingResult:
         """The whole pipeline for one subscription, taxed by this service's provider."""
-        state = rate_until_tax(context)
-        if self.provider is None and not context.tax_rates:
+        return self.finish(tenant_id, rate_until_tax(context))
+
+    def finish(self, tenant_id: str, state: RatingState) -> RatingResult:
+        """Tax, Route and Settle of lines rated up to the Tax stage, by this provider."""
+        if self.provider is None and not state.context.tax_rates:
             return finish(state)  # an empty local table taxes nothing: no quote to build
         return finish(state, self.line_taxes(tenant_id, state))
 

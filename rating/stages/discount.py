@@ -1,4 +1,9 @@
-"""Stage 7, Discount: coupons, percentage or fixed, optionally scoped to plans or metrics.
+"""Stage 7, Discount: the progressive billing credit, then coupons, percentage or fixed,
+optionally scoped to plans or metrics.
+
+What the period's progressive-billing invoices billed comes off first
+(`rating.progressive.credit`), as Lago orders its credits: coupons discount what is
+left to bill.
 
 Coupons apply in the order the ledger gives them, each to what the previous ones left
 (the net amount: amount − discount_amount, which already excludes the maximum-spend
@@ -20,6 +25,7 @@ from dataclasses import replace
 from rating.context import AppliedCoupon, CouponUse, RatingState
 from rating.model import InvoiceLine, LineType
 from rating.money import ZERO, percent, round_down, round_money
+from rating.progressive import credit
 
 DISCOUNTABLE = {LineType.CHARGE, LineType.USAGE_FEE, LineType.SETUP_FEE, LineType.PRORATION}
 
@@ -38,6 +44,7 @@ def in_scope(coupon: AppliedCoupon, line: InvoiceLine, plan_code: str) -> bool:
 
 
 def discount(state: RatingState) -> RatingState:
+    state = credit(state)
     ctx = state.context
     currency = ctx.currency
     plan_code = ctx.subscription.plan.code

@@ -85,7 +85,7 @@ def test_catalog_bytes(api: tuple[TestClient, LedgerRuntime]) -> None:
             '"hardCap":"1000.0","rollover":{"cap":"5","expiryPeriods":null},"payInAdvance":false,'
             '"filters":{}}],'
             f'"fixedCharges":[{{"id":"{fixed["id"]}","name":"Setup","amount":"99.90","units":"1",'
-            '"oneTime":true,"payInAdvance":true,"prorated":true}],'
+            '"oneTime":true,"payInAdvance":true,"prorated":true}],"usageThresholds":[],'
             f'"createdAt":"{plan["createdAt"]}"}}'
         ).encode()
     )
@@ -142,7 +142,8 @@ def test_customer_wallet_and_invoice_bytes(api: tuple[TestClient, LedgerRuntime]
     assert (
         response.content
         == (
-            f'{{"id":"{invoice_id}","number":null,"customerId":"acme","subscriptionId":null,'
+            f'{{"id":"{invoice_id}","number":null,"type":"subscription","customerId":"acme",'
+            '"subscriptionId":null,'
             '"billRunId":null,"status":"DRAFT","currency":"USD",'
             '"periodStart":"2026-10-01T00:00:00Z","periodEnd":"2026-10-02T00:00:00Z",'
             '"issuedAt":null,"dueAt":null,"subtotal":"10.01","discountTotal":"0.00",'

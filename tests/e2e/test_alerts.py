@@ -4,16 +4,14 @@ multiple, recorded in GET /alerts/{id}/triggers and produced to usage-alerts."""
 
 from __future__ import annotations
 
-import asyncio
 import time
 from datetime import UTC, datetime
 from typing import Any
 
-import orjson
 import pytest
-from aiokafka import AIOKafkaConsumer
 
 from tests.helpers.scenarios import send
+from tests.helpers.topics import tenant_messages
 
 pytestmark = [pytest.mark.e2e, pytest.mark.kafka, pytest.mark.clickhouse]
 
@@ -66,29 +64,8 @@ def _wait_triggers(c: Any, alert_id: str, count: int, timeout: float = 30) -> li
 
 
 def _alert_messages(stack: Any, tenant: str, expect: int, wait: float = 30) -> list[dict]:
-    async def read() -> list[dict]:
-        consumer = AIOKafkaConsumer(
-            stack.runtime.settings.alerts_topic,
-            bootstrap_servers=stack.runtime.bootstrap,
-            auto_offset_reset="earliest",
-            group_id=None,
-        )
-        await consumer.start()
-        found: list[dict] = []
-        deadline, extra = time.monotonic() + wait, None
-        try:
-            while time.monotonic() < deadline and (extra is None or time.monotonic() < extra):
-                for records in (await consumer.getmany(timeout_ms=200)).values():
-                    found += [
-                        m for r in records if (m := orjson.loads(r.value))["tenantId"] == tenant
-                    ]
-                if len(found) >= expect and extra is None:
-                    extra = time.monotonic() + 1.5
-        finally:
-            await consumer.stop()
-        return found
-
-    return asyncio.run(read())
+    runtime = stack.runtime
+    return tenant_messages(runtime.bootstrap, runtime.settings.alerts_topic, tenant, expect, wait)
 
 
 def test_alert_crud_and_validation(stack: Any, travel_clock: Any) -> None:
@@ -186,6 +163,11 @@ def test_thresholds_trigger_once_and_recurring_at_every_multiple(
     }
     assert all(m["subscriptionId"] == sub and m["periodStart"] == "2026-10-01T00:00:00Z"
                for m in messages)  # fmt: skip
+    topic = stack.runtime.settings.stream_config.billing_events_topic
+    events = tenant_messages(stack.runtime.bootstrap, topic, c.tenant_id, expect=5)
+    assert sorted(e["data"]["id"] for e in events if e["type"] == "alert.triggered") == sorted(
+        m["id"] for m in messages
+    )
 
 
 def test_a_wallet_balance_alert_triggers_at_or_below_its_threshold(

@@ -4,16 +4,13 @@ crossing on the real broker, however often the events are resent."""
 
 from __future__ import annotations
 
-import asyncio
-import time
 from datetime import UTC, datetime
 from typing import Any
 
-import orjson
 import pytest
-from aiokafka import AIOKafkaConsumer
 
 from tests.helpers.scenarios import send
+from tests.helpers.topics import tenant_messages
 
 pytestmark = [pytest.mark.e2e, pytest.mark.kafka, pytest.mark.clickhouse]
 
@@ -64,35 +61,13 @@ def _calls(customer: str, n: int, start: int = 0) -> list[dict[str, Any]]:
 
 
 def _quota_messages(stack: Any, tenant: str, expect: int, wait: float = 30) -> list[dict]:
-    """The quota-exceeded messages of `tenant`, once `expect` arrived (or `wait` passed),
-    and one more second to catch a repeat."""
+    runtime = stack.runtime
+    return tenant_messages(runtime.bootstrap, runtime.settings.quota_topic, tenant, expect, wait)
 
-    async def read() -> list[dict]:
-        consumer = AIOKafkaConsumer(
-            stack.runtime.settings.quota_topic,
-            bootstrap_servers=stack.runtime.bootstrap,
-            auto_offset_reset="earliest",
-            group_id=None,
-        )
-        await consumer.start()
-        found: list[dict] = []
-        deadline = time.monotonic() + wait
-        extra: float | None = None
-        try:
-            while time.monotonic() < deadline and (extra is None or time.monotonic() < extra):
-                batches = await consumer.getmany(timeout_ms=200)
-                for records in batches.values():
-                    for record in records:
-                        message = orjson.loads(record.value)
-                        if message["tenantId"] == tenant:
-                            found.append(message)
-                if len(found) >= expect and extra is None:
-                    extra = time.monotonic() + 1.5
-        finally:
-            await consumer.stop()
-        return found
 
-    return asyncio.run(read())
+def _domain_events(stack: Any, tenant: str, expect: int, wait: float = 30) -> list[dict]:
+    topic = stack.runtime.settings.stream_config.billing_events_topic
+    return tenant_messages(stack.runtime.bootstrap, topic, tenant, expect, wait)
 
 
 def test_a_cap_is_checked_shown_and_announced_once(stack: Any, travel_clock: Any) -> None:
@@ -156,6 +131,9 @@ def test_a_cap_is_checked_shown_and_announced_once(stack: Any, travel_clock: Any
     c.wait_events(19)
     assert c.ok("GET", "/customers/heavy/quota/calls")["used"] == "15"
     assert len(_quota_messages(stack, c.tenant_id, expect=2, wait=5)) == 1
+    # The webhook event of the crossing, once, with the message as its data.
+    [event] = [e for e in _domain_events(stack, c.tenant_id, 1) if e["type"] == "quota.exceeded"]
+    assert event["data"] == message
 
 
 def test_quota_errors_are_404s(stack: Any, travel_clock: Any) -> None:
