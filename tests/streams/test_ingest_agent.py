@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
+import time
 from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
@@ -297,3 +298,57 @@ def test_a_tombstone_is_dead_lettered_and_ingestion_goes_on(kafka_bootstrap, cli
     dead = asyncio.run(scenario())
     assert [d["reason"] for d in dead] == ["message has no value (a tombstone): nothing to ingest"]
     assert _stored(clickhouse, tenant) == (6, 6)
+
+
+class DownFor(ClickHouseSink):
+    """ClickHouse refuses every write for `seconds` from the first one, then recovers."""
+
+    def __init__(self, client: Any, database: str, seconds: float) -> None:
+        super().__init__(client, database)
+        self.seconds = seconds
+        self.down_until: float | None = None
+        self.refused = 0
+
+    def write_events(self, events: Sequence[UsageEvent]) -> None:
+        now = time.monotonic()
+        if self.down_until is None:
+            self.down_until = now + self.seconds
+        if now < self.down_until:
+            self.refused += 1
+            raise ConnectionError("ClickHouse is down")
+        super().write_events(events)
+
+
+def test_clickhouse_down_for_ten_seconds_then_every_event_exactly_once(kafka_bootstrap, clickhouse):
+    """Writes fail for 10 s while events keep arriving: the worker holds back (nothing
+    acked, the stall reported), then stores every event once, the sum exact."""
+    settings = _settings(kafka_bootstrap)
+    tenant = f"t_down_{os.urandom(3).hex()}"
+    messages = event_messages(tenant, 600, value="0.001")
+
+    async def scenario() -> Any:
+        await _create_topics(kafka_bootstrap, settings)
+        await _produce(kafka_bootstrap, settings.events_topic, messages[:300])
+        sink = DownFor(clickhouse, CH_DATABASE, seconds=10)
+        app, stats = create_stream_app(settings, kafka_bootstrap, sink, _known)
+        await app.start()
+        await _wait(lambda: sink.refused >= 1)
+        await _produce(kafka_bootstrap, settings.events_topic, messages[300:])  # during it
+        await asyncio.sleep(3)
+        assert stats.written == 0 and stats.failing_since is not None  # reported stalled
+        assert await _committed(kafka_bootstrap, settings) == 0  # nothing acked
+        await _wait(lambda: stats.written >= 600, limit=60)
+        await asyncio.sleep(0.8)
+        await app.stop()
+        return sink, stats, await _committed(kafka_bootstrap, settings)
+
+    sink, stats, committed = asyncio.run(scenario())
+    assert sink.refused >= 2 and stats.write_retries >= 2
+    assert stats.failing_since is None  # recovered
+    assert committed == 600
+    assert _stored(clickhouse, tenant)[0] == 600
+    total = clickhouse.query(
+        f"SELECT sum(value) FROM {CH_DATABASE}.usage_events FINAL WHERE tenant_id = {{t:String}}",
+        parameters={"t": tenant},
+    ).result_rows[0][0]
+    assert total == Decimal("0.6")
