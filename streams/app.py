@@ -66,6 +66,9 @@ class StreamStats:
     # When the batch being handled first failed (a write retried, an unexpected error);
     # None while batches go through. /readyz reports a worker stuck for long as stalled.
     failing_since: datetime | None = None
+    # When the batch in hand was taken (None between batches): a write or step that
+    # never returns, with no error to show, is a stall too.
+    busy_since: datetime | None = None
 
     def failing(self, now: datetime, error: str) -> None:
         if self.failing_since is None:
@@ -74,8 +77,10 @@ class StreamStats:
         del self.errors[:-20]
 
     def stalled_for(self, now: datetime) -> float:
-        """Seconds the worker has been stuck on one batch (0 when it is not)."""
-        return 0.0 if self.failing_since is None else (now - self.failing_since).total_seconds()
+        """Seconds the worker has been on one batch, failing or not returning (0 between
+        batches): the consumer makes no progress while its lag can only grow."""
+        since = [t for t in (self.failing_since, self.busy_since) if t is not None]
+        return 0.0 if not since else (now - min(since)).total_seconds()
 
 
 @dataclass(frozen=True)
@@ -290,6 +295,7 @@ def create_stream_app(
             # Nothing crashes the worker: an unexpected error is logged and the same
             # batch is handled again; until then nothing is acked, so nothing is lost.
             attempt = 0
+            stats.busy_since = clock.now()
             while True:
                 try:
                     await handle(batch)
@@ -303,5 +309,6 @@ def create_stream_app(
                     await asyncio.sleep(min(0.5 * attempt, 10))
             for event in batch:
                 event.ack()
+            stats.busy_since = None
 
     return app, stats

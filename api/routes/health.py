@@ -44,7 +44,12 @@ def readyz(runtime: RuntimeDep) -> JSONResponse:
     checks["kafka"] = "ok" if runtime.bootstrap else "not connected"
     stalled = runtime.stream_stats.stalled_for(runtime.clock.now())
     if stalled >= STALLED_AFTER_SECONDS:
-        last = runtime.stream_stats.errors[-1] if runtime.stream_stats.errors else "unknown"
+        stats = runtime.stream_stats
+        last = (
+            stats.errors[-1]
+            if stats.failing_since is not None and stats.errors
+            else "no error: a write or step has not returned"
+        )
         checks["stream"] = f"stalled for {stalled:.0f} s on one batch: {last}"
     ready = all(v == "ok" for v in checks.values())
     body = Readiness(status="ready" if ready else "not ready", checks=checks)

@@ -352,3 +352,45 @@ def test_clickhouse_down_for_ten_seconds_then_every_event_exactly_once(kafka_boo
         parameters={"t": tenant},
     ).result_rows[0][0]
     assert total == Decimal("0.6")
+
+
+class HangingSink(ClickHouseSink):
+    """A write that does not return (no error) until released: a hung consumer."""
+
+    def __init__(self, client: Any, database: str) -> None:
+        super().__init__(client, database)
+        self.entered = threading.Event()
+        self.release = threading.Event()
+
+    def write_events(self, events: Sequence[UsageEvent]) -> None:
+        self.entered.set()
+        self.release.wait(60)
+        super().write_events(events)
+
+
+def test_a_write_that_never_returns_is_reported_as_a_stall(kafka_bootstrap, clickhouse):
+    """No error to count, no progress: the worker's stall grows with the time it has
+    held the batch (what /readyz reports after 30 s), and ends when the write returns."""
+    from core.clock import SYSTEM_CLOCK
+
+    settings = _settings(kafka_bootstrap)
+    tenant = f"t_hang_{os.urandom(3).hex()}"
+
+    async def scenario() -> None:
+        await _create_topics(kafka_bootstrap, settings)
+        await _produce(kafka_bootstrap, settings.events_topic, event_messages(tenant, 50))
+        sink = HangingSink(clickhouse, CH_DATABASE)
+        app, stats = create_stream_app(settings, kafka_bootstrap, sink, _known)
+        await app.start()
+        await _wait(sink.entered.is_set)
+        await asyncio.sleep(2.5)
+        assert stats.failing_since is None and not stats.errors  # nothing failed ...
+        assert stats.stalled_for(SYSTEM_CLOCK.now()) >= 2.0  # ... and nothing moved
+        sink.release.set()
+        await _wait(lambda: stats.written >= 50)
+        await _wait(lambda: stats.busy_since is None)
+        assert stats.stalled_for(SYSTEM_CLOCK.now()) == 0.0
+        await app.stop()
+
+    asyncio.run(scenario())
+    assert _stored(clickhouse, tenant)[0] == 50
