@@ -37,6 +37,7 @@ class Settings(BaseSettings):
     dlq_topic: str = "usage-events-dlq"
     alerts_topic: str = "usage-alerts"
     quota_topic: str = "quota-exceeded"
+    billing_events_topic: str = "billing-events"  # the domain-event outbox, relayed
     topic_partitions: int = 4
     consumer_group: str = "meterline-streams"
 
@@ -90,6 +91,7 @@ class Settings(BaseSettings):
             dlq_topic=self.dlq_topic,
             alerts_topic=self.alerts_topic,
             quota_topic=self.quota_topic,
+            billing_events_topic=self.billing_events_topic,
             topic_partitions=self.topic_partitions,
             consumer_group=self.consumer_group,
             sink_batch_size=self.sink_batch_size,

@@ -91,6 +91,7 @@ def stack_settings(
         dlq_topic=f"usage-events-dlq-{suffix}",
         alerts_topic=f"usage-alerts-{suffix}",
         quota_topic=f"quota-exceeded-{suffix}",
+        billing_events_topic=f"billing-events-{suffix}",
         consumer_group=f"meterline-test-{suffix}",
         sink_batch_seconds=0.05,
         **extra,
