@@ -84,7 +84,7 @@ class PlanRow(Base):
     fixed_charges: Mapped[list[Any]] = mapped_column(JSON, default=list)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     # Progressive billing: [{"amount": "100", "recurring": false}, ...] (decimal text).
-    usage_thresholds: Mapped[list[Any]] = mapped_column(JSON, default=list, server_default="[]")
+    usage_thresholds: Mapped[list[Any]] = mapped_column(JSON, default=list)
 
 
 class CustomerRow(Base):

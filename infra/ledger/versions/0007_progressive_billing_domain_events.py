@@ -19,10 +19,13 @@ depends_on = None
 
 
 def upgrade() -> None:
+    # Existing plans get no thresholds; the default is for them only (the model sets it).
     with op.batch_alter_table("plans") as batch:
         batch.add_column(
             sa.Column("usage_thresholds", sa.JSON(), nullable=False, server_default="[]")
         )
+    with op.batch_alter_table("plans") as batch:
+        batch.alter_column("usage_thresholds", server_default=None)
     with op.batch_alter_table("invoices") as batch:
         batch.add_column(
             sa.Column("type", sa.String(length=24), nullable=False, server_default="subscription")
