@@ -45,8 +45,23 @@ import httpx
 import orjson
 
 from bench.common import ROOT, write_section
+from bench.ingest_phases import (
+    OfferedLoad,
+    clickhouse_insert_baseline,
+    envelopes,
+    kafka_produce_baseline,
+    offered_load,
+    produce,
+    setup_catalog,
+)
 
-DEFAULT_EVENTS = 200_000
+DEFAULT_EVENTS = 600_000  # over HTTP; as many again straight to Kafka
+DEFAULT_BATCH = 1_000
+DEFAULT_CONCURRENCY = 8
+OFFERED_RATE = 10_000  # events/s offered in the latency phase
+OFFERED_SECONDS = 20
+OFFERED_BATCH = 1_000  # the batches of the HTTP phase, one every 100 ms
+BASELINE_ROWS = 200_000
 DATA_DIR = ROOT / ".meterline" / "bench-ingest"
 CUSTOMERS = 1_000
 LATENCY_BATCH = 1_000
@@ -206,6 +221,16 @@ class Measured:
     cpu_load: dict[str, float] = field(default_factory=dict)
     cpu_drain: dict[str, float] = field(default_factory=dict)
     poll_ms: list[float] = field(default_factory=list)
+    kafka_events: int = 0
+    kafka_seconds: float = 0.0
+    kafka_produce_msgs_per_s: float = 0.0
+    kafka_produce_events_per_s: float = 0.0
+    clickhouse_insert_rows_per_s: float = 0.0
+    offered: OfferedLoad | None = None
+
+    @property
+    def kafka_rate(self) -> float:
+        return self.kafka_events / self.kafka_seconds
 
     @property
     def http_rate(self) -> float:
@@ -258,12 +283,21 @@ async def _metrics(client: httpx.AsyncClient) -> dict[str, float]:
 
 
 async def drive(
-    server: Server, creds: dict[str, str], n: int, batch: int, concurrency: int, latency_n: int
+    server: Server,
+    creds: dict[str, str],
+    n: int,
+    batch: int,
+    concurrency: int,
+    latency_n: int,
+    bootstrap: str,
+    topic: str,
 ) -> Measured:
     headers = {"Authorization": f"Bearer {creds['apiKey']}", "X-Tenant-Id": creds["tenantId"]}
     now = datetime.now(UTC)
     measured = Measured(events=n, batch=batch, concurrency=concurrency)
     bodies = make_bodies(n, batch, "evt_", now)
+    kafka_messages = envelopes(make_bodies(n, batch, "kfk_", now), creds["tenantId"])
+    offered_bodies = make_bodies(OFFERED_RATE * OFFERED_SECONDS, OFFERED_BATCH, "off_", now)
     latency_bodies = make_bodies(latency_n * LATENCY_BATCH, LATENCY_BATCH, "lat_", now)
     warmup = make_bodies(100, 100, "warm_", now)
     hours = 3
@@ -273,6 +307,8 @@ async def drive(
     async with httpx.AsyncClient(
         base_url=server.base, headers=headers, timeout=120, limits=limits
     ) as client:
+        # Quotas and alerts on: capped charges and an alert on the customers' plan.
+        await setup_catalog(client, CUSTOMERS)
         # One small request first: producer metadata, tenant cache, first ClickHouse write.
         await _post(client, warmup[0], 100)
         baseline = 100
@@ -320,8 +356,34 @@ async def drive(
 
         for body in latency_bodies:
             measured.latencies_ms.append(1000 * await _post(client, body, LATENCY_BATCH))
-        await _wait_stored(client, hours, baseline + n + latency_n * LATENCY_BATCH, within=300)
+        total = baseline + n + latency_n * LATENCY_BATCH
+        await _wait_stored(client, hours, total, within=300)
         measured.stats_after_load |= {f"final_{k}": v for k, v in (await _metrics(client)).items()}
+
+        # Straight to Kafka: the baseline (a scratch topic), then usage-events.
+        measured.kafka_produce_msgs_per_s = await kafka_produce_baseline(bootstrap, kafka_messages)
+        measured.kafka_produce_events_per_s = measured.kafka_produce_msgs_per_s * batch
+        measured.kafka_events = n
+        started = time.perf_counter()
+        await produce(bootstrap, topic, kafka_messages)
+        total += n
+        await _wait_stored(client, hours, total, within=600)
+        measured.kafka_seconds = time.perf_counter() - started
+
+        # A steady 10,000 events/s with quota checks and usage read-outs meanwhile.
+        async def stored() -> int:
+            return await _stored(client, hours)
+
+        # Its own connections: a slow answer must not hold back the schedule.
+        async with httpx.AsyncClient(
+            base_url=server.base,
+            headers=headers,
+            timeout=120,
+            limits=httpx.Limits(max_connections=64, max_keepalive_connections=64),
+        ) as offered_client:
+            measured.offered = await offered_load(
+                offered_client, offered_bodies, OFFERED_BATCH, OFFERED_RATE, total, stored
+            )
     return measured
 
 
@@ -344,12 +406,28 @@ def _cpu_rows(cpu: dict[str, float], seconds: float) -> str:
 def report_lines(m: Measured) -> list[str]:
     p50 = percentile(m.latencies_ms, 50)
     p99 = percentile(m.latencies_ms, 99)
-    return [
+    lines = [
+        f"http_e2e_events_per_s: {m.end_to_end_rate:.0f}",
+        f"kafka_e2e_events_per_s: {m.kafka_rate:.0f}",
+    ]
+    if m.offered is not None:
+        o = m.offered
+        lines += [
+            f"event_to_queryable_p99_ms: {percentile(o.queryable_ms, 99):.0f}",
+            f"quota_check_p99_ms: {percentile(o.quota_ms, 99):.1f}",
+            f"usage_query_p99_ms: {percentile(o.usage_ms, 99):.1f}",
+        ]
+    lines += [
+        f"clickhouse_insert_rows_per_s: {m.clickhouse_insert_rows_per_s:.0f}",
+        f"kafka_produce_msgs_per_s: {m.kafka_produce_msgs_per_s:.0f}",
+        "http_e2e_over_clickhouse_insert: "
+        f"{m.end_to_end_rate / m.clickhouse_insert_rows_per_s:.3f}",
+        f"kafka_e2e_over_kafka_produce: {m.kafka_rate / m.kafka_produce_events_per_s:.3f}",
         f"ingest_http_events_per_s: {m.http_rate:.0f}",
-        f"ingest_end_to_end_events_per_s: {m.end_to_end_rate:.0f}",
         f"ingest_post_1000_p50_ms: {p50:.1f}",
         f"ingest_post_1000_p99_ms: {p99:.1f}",
     ]
+    return lines
 
 
 def details(m: Measured) -> list[str]:
@@ -373,6 +451,26 @@ def details(m: Measured) -> list[str]:
         f"CPU while draining ({drain:.1f} s): {_cpu_rows(m.cpu_drain, max(drain, 1e-9))}",
         f"GET /usage/summary (the end-to-end check): {len(m.poll_ms)} polls, median "
         f"{percentile(m.poll_ms, 50):.0f} ms",
+        f"straight to Kafka: {m.kafka_events:,} events in envelopes of {m.batch:,} queryable "
+        f"after {m.kafka_seconds:.2f} s; the same envelopes to a scratch topic: "
+        f"{m.kafka_produce_msgs_per_s:,.0f} messages/s ({m.kafka_produce_events_per_s:,.0f} "
+        "events/s)",
+        f"baseline insert: {BASELINE_ROWS:,} of the same rows into a fresh engine of the "
+        f"bench process, batches of 20,000: {m.clickhouse_insert_rows_per_s:,.0f} rows/s",
+        *_offered_lines(m.offered),
+    ]
+
+
+def _offered_lines(o: OfferedLoad | None) -> list[str]:
+    if o is None:
+        return []
+    return [
+        f"offered load: {o.rate:,} events/s for {o.seconds:.0f} s in POSTs of "
+        f"{OFFERED_BATCH} ({o.behind} sends behind schedule); event to queryable p50 "
+        f"{percentile(o.queryable_ms, 50):.0f} ms, p99 {percentile(o.queryable_ms, 99):.0f} ms "
+        f"({len(o.queryable_ms)} batches); GET …/quota/api_calls p50 "
+        f"{percentile(o.quota_ms, 50):.1f} ms ({len(o.quota_ms)} calls); GET …/usage p50 "
+        f"{percentile(o.usage_ms, 50):.1f} ms ({len(o.usage_ms)} calls)",
     ]
 
 
@@ -411,8 +509,10 @@ def profile_text(path: Path) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.ingest", description=__doc__)
     parser.add_argument("--events", type=int, default=DEFAULT_EVENTS)
-    parser.add_argument("--batch", type=int, default=5_000, help="events per request")
-    parser.add_argument("--concurrency", type=int, default=4, help="concurrent connections")
+    parser.add_argument("--batch", type=int, default=DEFAULT_BATCH, help="events per request")
+    parser.add_argument(
+        "--concurrency", type=int, default=DEFAULT_CONCURRENCY, help="concurrent connections"
+    )
     parser.add_argument("--latency-requests", type=int, default=200)
     parser.add_argument("--data-dir", type=Path, default=DATA_DIR)
     parser.add_argument("--profile", action="store_true", help="the server under cProfile")
@@ -424,6 +524,10 @@ def main(argv: list[str] | None = None) -> int:
     data_dir.mkdir(parents=True)
     env = _environment(data_dir)
     creds = create_tenant(data_dir, env)
+    print("baseline: raw ClickHouse insert ...")
+    insert_rate = clickhouse_insert_baseline(
+        make_bodies(BASELINE_ROWS, args.batch, "base_", datetime.now(UTC)), creds["tenantId"]
+    )
     started = time.perf_counter()
     server = start_server(data_dir, env, profile=args.profile)
     print(f"server up in {time.perf_counter() - started:.1f} s ({server.base}, data {data_dir})")
@@ -436,8 +540,11 @@ def main(argv: list[str] | None = None) -> int:
                 args.batch,
                 args.concurrency,
                 args.latency_requests,
+                f"127.0.0.1:{env['METERLINE_KAFKA_PORT']}",
+                "usage-events",
             )
         )
+        measured.clickhouse_insert_rows_per_s = insert_rate
     except BenchFailed as exc:
         print(f"bench failed: {exc}; server log: {data_dir / 'serve.log'}")
         return 1
@@ -452,7 +559,11 @@ def main(argv: list[str] | None = None) -> int:
             print(profile_text(prof))
         else:
             print(f"no profile written ({prof})")
-    quick = args.events != DEFAULT_EVENTS or args.batch != 5_000 or args.concurrency != 4
+    quick = (
+        args.events != DEFAULT_EVENTS
+        or args.batch != DEFAULT_BATCH
+        or args.concurrency != DEFAULT_CONCURRENCY
+    )
     if not args.no_record and not args.profile and not quick:
         write_section("ingest", markdown(measured, "python -m bench.ingest"))
         print("recorded in bench/RESULTS.md")

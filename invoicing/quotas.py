@@ -23,7 +23,7 @@ subscription's active part of the period; `blocked = used >= cap`.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -39,10 +39,11 @@ from core.ids import new_id
 from invoicing import events
 from invoicing.catalog import metrics_by_code, plan_domain
 from invoicing.models import PlanRow, QuotaCrossingRow, SubscriptionRow
-from invoicing.usage import active_at, customer_subscriptions
-from rating.model import Interval, Period, Subscription, UsageCharge
+from invoicing.usage import active_at, customer_subscriptions, subscriptions_by_customer
+from rating.model import Interval, MeteredQuantity, Period, Subscription, UsageCharge
 from rating.money import EXACT, ZERO, format_decimal
 from rating.periods import period_containing
+from streams.billing_usage import UsageRequest
 from streams.schema import UsageEvent
 
 
@@ -67,6 +68,10 @@ class QuotaUsage(Protocol):
         start: datetime,
         end: datetime,
     ) -> Any: ...
+
+    def metered_quantities(
+        self, tenant_id: str, requests: Sequence[UsageRequest]
+    ) -> Mapping[str, Sequence[MeteredQuantity]]: ...
 
 
 @dataclass(frozen=True)
@@ -269,24 +274,65 @@ class QuotaWatch:
     def _check(
         self, tenant_id: str, pairs: dict[tuple[str, str], set[datetime]], now: datetime
     ) -> None:
+        """Measure, in one query, every (subscription, capped charge, period) the batch's
+        events fall in and that has not crossed yet; record those at their cap."""
         by_customer: dict[str, dict[str, set[datetime]]] = {}
         for (customer, metric), instants in pairs.items():
             by_customer.setdefault(customer, {})[metric] = instants
+        subscriptions = subscriptions_by_customer(self._sessions, tenant_id, set(by_customer))
+        targets: dict[str, tuple[Subscription, UsageCharge, Period]] = {}
         for customer, metrics in by_customer.items():
-            try:
-                _, _, subscriptions = customer_subscriptions(self._sessions, tenant_id, customer)
-            except NotFound:
+            held = subscriptions.get(customer)
+            if not held:
                 continue  # usage of a customer the ledger does not know bills nothing
             for metric, instants in metrics.items():
                 for instant in instants:
-                    subscription = active_at(subscriptions, instant)
+                    subscription = active_at(held, instant)
                     charge = capped_charge(subscription, metric) if subscription else None
-                    if subscription is None or charge is None or charge.hard_cap is None:
+                    if subscription is None or charge is None:
                         continue
                     period = period_containing(subscription.plan.interval, instant)
-                    used = used_quantity(self._usage, tenant_id, subscription, charge, period, now)
-                    if used >= charge.hard_cap:
-                        self._record(tenant_id, subscription, charge, period, used, now)
+                    key = f"{subscription.id}|{charge.id}|{period.start.isoformat()}"
+                    targets.setdefault(key, (subscription, charge, period))
+        crossed = self._crossed(tenant_id, {s.id for s, _, _ in targets.values()})
+        requests = []
+        for key, (subscription, charge, period) in targets.items():
+            active = period.overlap(subscription.start, subscription.end)
+            if active is None or (subscription.id, charge.id, period.start) in crossed:
+                continue
+            customer_id = subscription.customer.external_id
+            requests.append(UsageRequest(key, customer_id, active, period, (charge,)))
+        measured = self._usage.metered_quantities(tenant_id, requests) if requests else {}
+        for request in requests:
+            subscription, charge, period = targets[request.key]
+            assert charge.hard_cap is not None
+            used = ZERO
+            for quantity in measured.get(request.key, ()):
+                if quantity.charge_id == charge.id:
+                    used = EXACT.add(used, quantity.quantity)
+            if used >= charge.hard_cap:
+                self._record(tenant_id, subscription, charge, period, used, now)
+
+    def _crossed(
+        self, tenant_id: str, subscription_ids: set[str]
+    ) -> set[tuple[str, str, datetime]]:
+        """(subscription, charge, period start) of the crossings already recorded."""
+        if not subscription_ids:
+            return set()
+        with self._sessions() as session:
+            return {
+                (str(sub), str(charge), start)
+                for sub, charge, start in session.execute(
+                    select(
+                        QuotaCrossingRow.subscription_id,
+                        QuotaCrossingRow.charge_id,
+                        QuotaCrossingRow.period_start,
+                    ).where(
+                        QuotaCrossingRow.tenant_id == tenant_id,
+                        QuotaCrossingRow.subscription_id.in_(sorted(subscription_ids)),
+                    )
+                )
+            }
 
     def _record(
         self,

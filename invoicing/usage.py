@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from core.errors import Conflict, InvalidInput
 from invoicing.catalog import get_customer, metrics_by_code, subscription_domain
-from invoicing.models import SubscriptionRow
+from invoicing.models import CustomerRow, SubscriptionRow
 from rating.context import BillingContext
 from rating.model import (
     Aggregation,
@@ -176,6 +176,35 @@ def customer_subscriptions(
             .all()
         )
         return customer.currency, metrics, [subscription_domain(r, metrics) for r in rows]
+
+
+def subscriptions_by_customer(
+    sessions: sessionmaker[Session], tenant_id: str, external_ids: set[str]
+) -> dict[str, list[Subscription]]:
+    """The subscriptions of many customers (by external id), oldest first, in one query."""
+    if not external_ids:
+        return {}
+    with sessions() as session:
+        metrics = metrics_by_code(session, tenant_id)
+        rows = (
+            session.execute(
+                select(SubscriptionRow)
+                .join(CustomerRow, CustomerRow.id == SubscriptionRow.customer_id)
+                .where(
+                    SubscriptionRow.tenant_id == tenant_id,
+                    CustomerRow.external_id.in_(sorted(external_ids)),
+                )
+                .order_by(SubscriptionRow.start_date, SubscriptionRow.id)
+            )
+            .unique()
+            .scalars()
+            .all()
+        )
+        out: dict[str, list[Subscription]] = {}
+        for row in rows:
+            subscription = subscription_domain(row, metrics)
+            out.setdefault(subscription.customer.external_id, []).append(subscription)
+        return out
 
 
 def active_at(subscriptions: Sequence[Subscription], instant: datetime) -> Subscription | None:

@@ -7,7 +7,7 @@ is rejected alone, with its index and reason.
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
@@ -69,6 +69,23 @@ async def ingest_events(request: Request, runtime: RuntimeDep, tenant: TenantDep
     if len(raw_events) > limit:
         raise ValidationFailed(f"at most {limit} events per request (got {len(raw_events)})")
     now = runtime.clock.now()
+    # Validation is pure CPU (~25 ms for 1,000 events): off the event loop, so other
+    # requests (and the stream worker, in the embedded mode) go on meanwhile.
+    accepted, rejected = await asyncio.to_thread(validate_events, raw_events, tenant, now)
+    producer = runtime.producer
+    if accepted:
+        if producer is None:
+            raise DomainError("this process does not ingest events", code="unavailable")
+        await produce_batches(producer, runtime.settings.events_topic, tenant, accepted)
+    # Written directly (the shape of IngestResult): a 10,000-event answer skips a model pass.
+    body = orjson.dumps({"accepted": len(accepted), "rejected": rejected})
+    return Response(body, status_code=202, media_type="application/json")
+
+
+def validate_events(
+    raw_events: list[Any], tenant: str, now: datetime
+) -> tuple[list[tuple[UsageEvent, bytes]], list[dict[str, Any]]]:
+    """The accepted events with their encodings, and the rejections with their index."""
     accepted: list[tuple[UsageEvent, bytes]] = []
     rejected: list[dict[str, Any]] = []
     for index, raw in enumerate(raw_events):
@@ -82,17 +99,25 @@ async def ingest_events(request: Request, runtime: RuntimeDep, tenant: TenantDep
             rejected.append({"index": index, "id": parsed.event_id, "reason": reason})
             continue
         accepted.append((parsed, encoded))
-    producer = runtime.producer
-    if accepted:
-        if producer is None:
-            raise DomainError("this process does not ingest events", code="unavailable")
-        await produce_batches(producer, runtime.settings.events_topic, tenant, accepted)
-    # Written directly (the shape of IngestResult): a 10,000-event answer skips a model pass.
-    body = orjson.dumps({"accepted": len(accepted), "rejected": rejected})
-    return Response(body, status_code=202, media_type="application/json")
+    return accepted, rejected
 
 
 _partitioner = DefaultPartitioner()
+# Partition of each message key (the hash is pure Python in aiokafka: 14 µs a key, as
+# much as parsing the event). Bounded: cleared when it would hold more than this.
+_PARTITION_CACHE_SIZE = 200_000
+_partition_cache: dict[tuple[bytes, int], int] = {}
+
+
+def partition_of(key: bytes, partitions: list[int]) -> int:
+    """The partition aiokafka's default partitioner picks for `key`, memoized."""
+    cached = _partition_cache.get((key, len(partitions)))
+    if cached is None:
+        if len(_partition_cache) >= _PARTITION_CACHE_SIZE:
+            _partition_cache.clear()
+        cached = _partitioner(key, partitions, partitions)
+        _partition_cache[(key, len(partitions))] = cached
+    return cached
 
 
 async def produce_batches(
@@ -104,7 +129,7 @@ async def produce_batches(
     partitions = sorted(await producer.partitions_for(topic))
     by_partition: dict[int, list[tuple[UsageEvent, bytes]]] = {}
     for pair in events:
-        partition = _partitioner(pair[0].message_key, partitions, partitions)
+        partition = partition_of(pair[0].message_key, partitions)
         by_partition.setdefault(partition, []).append(pair)
     futures = []
     for partition, group in by_partition.items():
