@@ -591,3 +591,41 @@ def test_projected_percentage_charge(stack: Any, frozen: FrozenClock) -> None:
         "GET", "/customers/shop/usage", params={"from": "2026-10-01", "to": "2026-10-31"}
     )
     assert october["amount"] == "3.11"
+
+
+def test_projection_of_each_aggregation(stack: Any, frozen: FrozenClock) -> None:
+    """Now Oct 10 12:00, 10 of 31 days begun (× 3.1): count and sum grow by the factor;
+    max, unique_count, latest and weighted_sum (a level held to the period's end) are
+    the usage so far. docs/api-choices.md (Projection)."""
+    c = stack.tenant("usage-readout-projection-aggregations")
+    aggregations = ["count", "sum", "max", "unique_count", "latest", "weighted_sum"]
+    for aggregation in aggregations:
+        field = {"field": "user"} if aggregation == "unique_count" else {}
+        c.ok("POST", "/metrics", json=m(f"m_{aggregation}", aggregation, **field))
+    create_plan(c, "six", [ch(f"m_{a}", "per_unit", {"unitAmount": "0.5"}) for a in aggregations])
+    create_customer(c, "six", "six", "2026-10-01")
+    values = [("2026-10-01T00:00:00Z", "10", "u1"), ("2026-10-06T00:00:00Z", "-4", "u2"),
+              ("2026-10-08T00:00:00Z", "3", "u1")]  # fmt: skip
+    events = [
+        {"id": f"{a}-{n}", "customerId": "six", "metric": f"m_{a}", "timestamp": ts,
+         **({"properties": {"user": user}} if a == "unique_count" else {"value": value})}
+        for a in aggregations
+        for n, (ts, value, user) in enumerate(values)
+    ]  # fmt: skip
+    send(c, events)
+    now = {r["metric"]: (r["quantity"], r["amount"]) for r in c.ok(
+        "GET", "/customers/six/usage")["metrics"]}  # fmt: skip
+    projected = {r["metric"]: (r["quantity"], r["amount"]) for r in c.ok(
+        "GET", "/customers/six/usage/projected")["metrics"]}  # fmt: skip
+    assert now["m_count"] == ("3", "1.50")
+    assert projected["m_count"] == ("9.3", "4.65")  # 3 × 3.1
+    assert now["m_sum"] == ("9", "4.50")
+    assert projected["m_sum"] == ("27.9", "13.95")  # 9 × 3.1
+    assert now["m_max"] == projected["m_max"] == ("10", "5.00")
+    assert now["m_unique_count"] == projected["m_unique_count"] == ("2", "1.00")
+    assert now["m_latest"] == projected["m_latest"] == ("3", "1.50")
+    # The level 10 from Oct 1, 6 from Oct 6, 9 from Oct 8, held to Nov 1:
+    # (10 × 5 + 6 × 2 + 9 × 24) / 31 = 278 / 31 = 8.967741935484 (12 places).
+    assert now["m_weighted_sum"] == projected["m_weighted_sum"]
+    assert now["m_weighted_sum"][0].startswith("8.96774193548")
+    assert now["m_weighted_sum"][1] == "4.48"
