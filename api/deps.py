@@ -9,7 +9,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 
-from api.ports import ApiRuntime
+from api.ports import ApiRuntime, IngestRuntime
 from core.errors import PermissionDenied, Unauthenticated
 from invoicing.tenants import tenant_for_key
 
@@ -22,6 +22,14 @@ def get_runtime(request: Request) -> ApiRuntime:
 RuntimeDep = Annotated[ApiRuntime, Depends(get_runtime)]
 
 
+def get_ingest_runtime(request: Request) -> IngestRuntime:
+    runtime: IngestRuntime = request.app.state.runtime
+    return runtime
+
+
+IngestRuntimeDep = Annotated[IngestRuntime, Depends(get_ingest_runtime)]
+
+
 def get_session(runtime: RuntimeDep) -> Iterator[Session]:
     """A session per request; the request's work commits at the end, or rolls back."""
     with runtime.sessions() as session, session.begin():
@@ -31,7 +39,7 @@ def get_session(runtime: RuntimeDep) -> Iterator[Session]:
 SessionDep = Annotated[Session, Depends(get_session)]
 
 
-async def current_tenant(request: Request, runtime: RuntimeDep) -> str:
+async def current_tenant(request: Request, runtime: IngestRuntimeDep) -> str:
     """The tenant of the request: a valid key, and the X-Tenant-Id it belongs to."""
     header = request.headers.get("authorization", "")
     scheme, _, key = header.partition(" ")

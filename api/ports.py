@@ -29,8 +29,9 @@ class ApiConfig(Protocol):
     def invoice_due_days(self) -> int: ...
 
 
-class ApiRuntime(Protocol):
-    """The stores, clients and executors that routes use."""
+class IngestRuntime(Protocol):
+    """What POST /events needs (and all the ingest front process has): the settings,
+    the clock, the ledger (API keys) and a Kafka producer."""
 
     @property
     def settings(self) -> ApiConfig: ...
@@ -39,6 +40,13 @@ class ApiRuntime(Protocol):
     @property
     def sessions(self) -> sessionmaker[Session]: ...
     @property
+    def producer(self) -> AIOKafkaProducer | None: ...
+
+
+class ApiRuntime(IngestRuntime, Protocol):
+    """The stores, clients and executors that routes use."""
+
+    @property
     def usage(self) -> UsageStore: ...
     @property
     def tax(self) -> TaxService: ...
@@ -46,8 +54,6 @@ class ApiRuntime(Protocol):
     def clickhouse(self) -> Any: ...
     @property
     def bootstrap(self) -> str | None: ...
-    @property
-    def producer(self) -> AIOKafkaProducer | None: ...
     @property
     def stream_stats(self) -> StreamStats: ...
     @property

@@ -49,17 +49,23 @@ def _logging(settings: Settings) -> None:
     logging.getLogger("aiokafka.cluster").setLevel(logging.CRITICAL)
 
 
-def _run_uvicorn(host: str, port: int, *, with_worker: bool, settings: Settings) -> None:
+def _run_uvicorn(
+    host: str, port: int, *, with_worker: bool, settings: Settings, front: bool = False
+) -> None:
+    """Serve the API; with `front`, on a private port behind an ingest front process
+    that listens on host:port (see api/front.py)."""
     import uvicorn
 
     from api.app import create_app
     from meterline.runtime import Runtime
 
     _logging(settings)
+    application = create_app(lambda: Runtime.open(settings), with_worker=with_worker)
+    main_host, main_port = ("127.0.0.1", _free_port()) if front else (host, port)
     config = uvicorn.Config(
-        create_app(lambda: Runtime.open(settings), with_worker=with_worker),
-        host=host,
-        port=port,
+        application,
+        host=main_host,
+        port=main_port,
         log_level="warning",
         lifespan="on",
         timeout_graceful_shutdown=10,
@@ -70,12 +76,34 @@ def _run_uvicorn(host: str, port: int, *, with_worker: bool, settings: Settings)
         task = asyncio.create_task(server.serve())
         while not server.started and not task.done():  # noqa: ASYNC110
             await asyncio.sleep(0.05)
-        if server.started:
+        child = None
+        if server.started and front:
+            bootstrap = application.state.runtime.bootstrap
+            child = await _start_front(host, port, f"http://{main_host}:{main_port}", bootstrap)
+            if child is None:
+                server.should_exit = True
+        if server.started and not server.should_exit:
             console.print(
                 f"Meterline listening on http://{host}:{port} "
                 f"(data in {settings.data_dir.resolve()}); Ctrl-C stops it"
             )
-        await task
+        try:
+            if child is None:
+                await task
+            else:
+                exited = asyncio.create_task(child.wait())
+                done, _ = await asyncio.wait({task, exited}, return_when=asyncio.FIRST_COMPLETED)
+                if exited in done:
+                    console.print(f"[red]the ingest front exited ({child.returncode})[/red]")
+                    server.should_exit = True
+                    await task
+        finally:
+            if child is not None and child.returncode is None:
+                child.terminate()
+                try:
+                    await asyncio.wait_for(child.wait(), 15)
+                except TimeoutError:
+                    child.kill()
 
     try:
         asyncio.run(serve())
@@ -86,6 +114,63 @@ def _run_uvicorn(host: str, port: int, *, with_worker: bool, settings: Settings)
         raise typer.Exit(1)
 
 
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def _start_front(
+    host: str, port: int, upstream: str, bootstrap: str | None
+) -> asyncio.subprocess.Process | None:
+    """Start `meterline front` on host:port and wait until it answers; None if it died."""
+    import os
+
+    import httpx
+
+    env = {**os.environ, "METERLINE_KAFKA_BOOTSTRAP": bootstrap or ""}
+    child = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "meterline.cli", "front",
+        "--host", host, "--port", str(port), "--upstream", upstream,
+        env=env,
+    )  # fmt: skip
+    async with httpx.AsyncClient(timeout=2) as client:
+        for _ in range(600):
+            if child.returncode is not None:
+                console.print(f"[red]the ingest front exited ({child.returncode})[/red]")
+                return None
+            try:
+                if (await client.get(f"http://{host}:{port}/healthz")).status_code == 200:
+                    return child
+            except httpx.HTTPError:
+                pass
+            await asyncio.sleep(0.1)
+    child.kill()
+    console.print("[red]the ingest front did not start in 60 s[/red]")
+    return None
+
+
+@app.command(hidden=True)
+def front(
+    upstream: Annotated[str, typer.Option(help="The main process, http://127.0.0.1:PORT.")],
+    host: str = "127.0.0.1",
+    port: int = 8080,
+) -> None:
+    """The ingest front process of `meterline serve` (POST /events; the rest forwarded)."""
+    import uvicorn
+
+    from api.front import create_front_app
+    from meterline.front import FrontRuntime
+
+    settings = Settings()
+    _logging(settings)
+    runtime = FrontRuntime.open(settings)
+    application = create_front_app(runtime, upstream, runtime.start, runtime.stop)
+    uvicorn.run(application, host=host, port=port, log_level="warning", lifespan="on")
+
+
 @app.command()
 def serve(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
@@ -93,7 +178,8 @@ def serve(
 ) -> None:
     """Run everything in one process: a local Kafka broker (unless METERLINE_KAFKA_BOOTSTRAP),
     the API and the stream worker. Ctrl-C stops all it started."""
-    _run_uvicorn(host, port, with_worker=True, settings=Settings())
+    settings = Settings()
+    _run_uvicorn(host, port, with_worker=True, settings=settings, front=settings.ingest_front)
 
 
 @app.command()

@@ -118,7 +118,9 @@ class Runtime:
     def start_local_broker(self) -> str:
         from infra.kafka_local import LocalKafkaBroker, free_port
 
-        port = self.settings.kafka_port if _port_free(self.settings.kafka_port) else free_port()
+        # 0 picks a free port (API.md), as does a configured port already taken.
+        wanted = self.settings.kafka_port
+        port = wanted if wanted and _port_free(wanted) else free_port()
         broker = LocalKafkaBroker(
             self.settings.data_dir / "kafka", port=port, partitions=self.settings.topic_partitions
         )

@@ -57,6 +57,10 @@ class Settings(BaseSettings):
         'e.g. {"baseUrl": ..., "accountId": ..., "licenseKey": ..., "companyCode": ...}.',
     )
 
+    # `meterline serve`: POST /events in a second process (the ingest front), so the
+    # embedded mode uses two cores; the main process keeps ClickHouse and the worker.
+    ingest_front: bool = True
+
     max_events_per_request: int = 10_000
     # A body over this is a 413 (10,000 events of ~1 KB fit with room to spare).
     max_request_bytes: int = 10 * 2**20

@@ -15,7 +15,7 @@ from aiokafka.partitioner import DefaultPartitioner
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
-from api.deps import RuntimeDep, TenantDep
+from api.deps import IngestRuntimeDep, RuntimeDep, TenantDep
 from api.schemas.common import Page
 from api.schemas.events import HourlyCount, IngestResult, RejectedEvent, UsageSummary
 from core.errors import DomainError, ValidationFailed
@@ -57,7 +57,7 @@ class BadJson(DomainError):
         }
     },
 )
-async def ingest_events(request: Request, runtime: RuntimeDep, tenant: TenantDep) -> Response:
+async def ingest_events(request: Request, runtime: IngestRuntimeDep, tenant: TenantDep) -> Response:
     try:
         body = loads_exact(await request.body())
     except ValueError:
