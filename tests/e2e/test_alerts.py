@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.helpers.scenarios import send
+from tests.helpers.scenarios import bill, send
 from tests.helpers.topics import tenant_messages
 
 pytestmark = [pytest.mark.e2e, pytest.mark.kafka, pytest.mark.clickhouse]
@@ -194,3 +194,58 @@ def test_a_wallet_balance_alert_triggers_at_or_below_its_threshold(
     [trigger] = _wait_triggers(c, alert["id"], 1)
     assert (trigger["threshold"], trigger["value"]) == ("10", "8")
     assert len(_wait_triggers(c, alert["id"], 2, timeout=3)) == 1  # 8 > 5: not reached
+
+
+def test_a_lifetime_amount_counts_what_earlier_periods_billed(
+    stack: Any, travel_clock: Any
+) -> None:
+    """lifetime_usage_amount = the usage fees of the subscription's earlier invoices
+    (not voided) + the current period's usage amount; usage_amount is this period's."""
+    travel_clock.travel_to(datetime(2026, 9, 20, 12, tzinfo=UTC))
+    c = stack.tenant("alerts-lifetime")
+    c.ok("POST", "/metrics", json={"code": "calls", "name": "Calls", "aggregation": "count"})
+    c.ok(
+        "POST",
+        "/plans",
+        json={
+            "code": "metered",
+            "name": "Metered",
+            "currency": "USD",
+            "interval": "monthly",
+            "baseFee": "7",
+            "charges": [
+                {"metric": "calls", "model": "per_unit", "properties": {"unitAmount": "0.5"}}
+            ],
+        },
+    )
+    c.ok("POST", "/customers", json={"externalId": "acme", "name": "Acme", "currency": "USD"})
+    sub = c.ok(
+        "POST",
+        "/subscriptions",
+        json={"customerId": "acme", "planCode": "metered", "startDate": "2026-09-01"},
+    )["id"]
+    september = [
+        {"id": f"sep-{i}", "customerId": "acme", "metric": "calls",
+         "timestamp": f"2026-09-{1 + i % 19:02d}T08:00:00Z"}
+        for i in range(20)
+    ]  # fmt: skip
+    send(c, september)  # 10.00 USD of usage
+    travel_clock.travel_to(datetime(2026, 10, 2, 12, tzinfo=UTC))
+    bill(c, "2026-09-01T00:00:00Z", "2026-10-01T00:00:00Z", created=1)
+    lifetime = c.ok(
+        "POST",
+        "/alerts",
+        json={"kind": "lifetime_usage_amount", "subscriptionId": sub,
+              "thresholds": [{"value": "15"}]},
+    )  # fmt: skip
+    period = c.ok(
+        "POST",
+        "/alerts",
+        json={"kind": "usage_amount", "subscriptionId": sub, "thresholds": [{"value": "15"}]},
+    )
+    travel_clock.travel_to(datetime(2026, 10, 20, 12, tzinfo=UTC))
+    send(c, _calls(12), stored=32)  # October: 6.00 USD; lifetime 16.00 (the base fee is no usage)
+    [trigger] = _wait_triggers(c, lifetime["id"], 1)
+    assert (trigger["threshold"], trigger["value"]) == ("15", "16")
+    assert trigger["periodStart"] == "2026-10-01T00:00:00Z"
+    assert _wait_triggers(c, period["id"], 1, timeout=3) == []  # 6.00 < 15
