@@ -447,6 +447,7 @@ def details(m: Measured) -> list[str]:
         f"ClickHouse batches (mean {written / max(batches, 1):,.0f} events per batch); when the "
         f"last 202 came it had written {m.stats_after_load.get('written', 0):,.0f} of "
         f"{m.events:,}",
+        _worker_time(m),
         f"CPU while sending ({m.http_seconds:.1f} s): {_cpu_rows(m.cpu_load, m.http_seconds)}",
         f"CPU while draining ({drain:.1f} s): {_cpu_rows(m.cpu_drain, max(drain, 1e-9))}",
         f"GET /usage/summary (the end-to-end check): {len(m.poll_ms)} polls, median "
@@ -459,6 +460,21 @@ def details(m: Measured) -> list[str]:
         f"bench process, batches of 20,000: {m.clickhouse_insert_rows_per_s:,.0f} rows/s",
         *_offered_lines(m.offered),
     ]
+
+
+def _worker_time(m: Measured) -> str:
+    """Where the worker's time went in the HTTP phase (its /metrics phase counters)."""
+
+    def spent(phase: str) -> float:
+        return m.stats_after_load.get(f'final_seconds_total{{phase="{phase}"}}', 0.0)
+
+    return (
+        f"stream worker time per phase (HTTP phase and POST latency, "
+        f"{m.stats_after_load.get('final_written', 0):,.0f} events): parse "
+        f"{spent('parse'):.2f} s, ClickHouse insert {spent('write'):.2f} s, metering steps "
+        f"{spent('steps'):.2f} s (quotas {spent('step:quotas'):.2f}, alerts "
+        f"{spent('step:alerts'):.2f}, progressive billing {spent('step:progressive'):.2f})"
+    )
 
 
 def _offered_lines(o: OfferedLoad | None) -> list[str]:

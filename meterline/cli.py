@@ -83,10 +83,13 @@ def _run_uvicorn(
             if child is None:
                 server.should_exit = True
         if server.started and not server.should_exit:
+            bootstrap = getattr(application.state.runtime, "bootstrap", None)
             console.print(
                 f"Meterline listening on http://{host}:{port} "
                 f"(data in {settings.data_dir.resolve()}); Ctrl-C stops it"
             )
+            # Outside producers may write to usage-events straight (API.md).
+            console.print(f"Kafka at {bootstrap} (topic {settings.events_topic})")
         try:
             if child is None:
                 await task

@@ -183,6 +183,7 @@ class Runtime:
                 ),
                 self.settings.stream_config,
                 self.clock,
+                self.stream_stats,
             ),
         )
         self.stream_app = app
@@ -240,7 +241,9 @@ class MeteringSteps:
         progressive: ProgressiveWatch,
         config: StreamConfig,
         clock: Clock,
+        stats: StreamStats | None = None,
     ) -> None:
+        self._stats = stats
         self._quotas = quotas
         self._alerts = alerts
         self._progressive = progressive
@@ -249,9 +252,16 @@ class MeteringSteps:
 
     async def after_write(self, events: Sequence[UsageEvent]) -> Sequence[Outbound]:
         now = self._clock.now()
+        began = time.perf_counter()
         crossings = await asyncio.to_thread(self._quotas.after_write, events, now)
+        quotas_done = time.perf_counter()
         triggers = await asyncio.to_thread(self._alerts.after_write, events, now)
+        alerts_done = time.perf_counter()
         await asyncio.to_thread(self._progressive.after_write, events, now)
+        if self._stats is not None:
+            self._stats.spent("step:quotas", quotas_done - began)
+            self._stats.spent("step:alerts", alerts_done - quotas_done)
+            self._stats.spent("step:progressive", time.perf_counter() - alerts_done)
         return [
             *(Outbound(self._config.quota_topic, c.key, c.message(), c) for c in crossings),
             *(Outbound(self._config.alerts_topic, t.key, t.message(), t) for t in triggers),

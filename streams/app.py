@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -69,6 +70,12 @@ class StreamStats:
     # When the batch in hand was taken (None between batches): a write or step that
     # never returns, with no error to show, is a stall too.
     busy_since: datetime | None = None
+    # Seconds spent per phase of the batches (parse, write, steps; each step by name),
+    # for /metrics and the ingest benchmark's account of where the time goes.
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    def spent(self, phase: str, seconds: float) -> None:
+        self.seconds[phase] = self.seconds.get(phase, 0.0) + seconds
 
     def failing(self, now: datetime, error: str) -> None:
         if self.failing_since is None:
@@ -244,7 +251,9 @@ def create_stream_app(
         payloads = [message_bytes(e.value) for e in batch]
         # Parsing a batch is pure CPU (up to ~0.5 s for 20,000 events): off the event
         # loop, so the API's requests in the same process are served meanwhile.
+        began = time.perf_counter()
         result = await asyncio.to_thread(process_batch, payloads, now)
+        stats.spent("parse", time.perf_counter() - began)
         known: list[UsageEvent] = []
         rejected = list(result.rejected)
         verdicts: dict[str, bool] = {}
@@ -261,7 +270,9 @@ def create_stream_app(
                         event.to_message().decode(),
                     )
                 )
+        began = time.perf_counter()
         await write_with_retry("usage_events insert", lambda: sink.write_events(known))
+        stats.spent("write", time.perf_counter() - began)
         if rejected:
             await write_with_retry(
                 "rejected_events insert",
@@ -281,7 +292,9 @@ def create_stream_app(
                     ),
                 )
         if hook is not None and known:
+            began = time.perf_counter()
             await run_hook(known)
+            stats.spent("steps", time.perf_counter() - began)
         stats.consumed += len(batch)
         stats.written += len(known)
         stats.rejected += len(rejected)

@@ -74,5 +74,10 @@ def metrics(runtime: RuntimeDep) -> PlainTextResponse:
         f"meterline_stream_batches_total {stats.batches}",
         "# TYPE meterline_stream_write_retries_total counter",
         f"meterline_stream_write_retries_total {stats.write_retries}",
+        "# TYPE meterline_stream_seconds_total counter",
+        *(
+            f'meterline_stream_seconds_total{{phase="{phase}"}} {seconds:.6f}'
+            for phase, seconds in sorted(stats.seconds.items())
+        ),
     ]
     return PlainTextResponse("\n".join(lines) + "\n")

@@ -115,5 +115,8 @@ def test_serve_answers_through_the_ingest_front(tmp_path: Path) -> None:
         serve.send_signal(signal.SIGINT)
         serve.wait(90)
         log.close()
-    assert serve.returncode == 0, (tmp_path / "serve.log").read_text()[-3000:]
+    output = (tmp_path / "serve.log").read_text()
+    assert serve.returncode == 0, output[-3000:]
+    # The embedded broker's address, for producers outside (API.md).
+    assert "Kafka at 127.0.0.1:" in output and "(topic usage-events)" in output
     assert not _listening(port)  # the front stopped with it
