@@ -1,7 +1,8 @@
 """The phases of the ingest benchmark beyond HTTP accept (bench/ingest.py drives them).
 
-- `setup_catalog`: metrics, a plan whose usage charge has a hard cap, customers with
-  subscriptions and a usage alert, so the worker's quota and alert steps run for real;
+- `setup_catalog`: metrics, a plan whose usage charge has a hard cap and with a usage
+  threshold, customers with subscriptions and a usage alert, so the worker's quota,
+  alert and progressive-billing steps run for real (never reached);
 - `clickhouse_insert_baseline`: the raw insert of the same rows into a ClickHouse engine
   of the bench's own (the ceiling of what the stream can store);
 - `kafka_produce_baseline`: envelopes produced to a scratch topic (the ceiling of what
@@ -54,6 +55,8 @@ async def setup_catalog(client: httpx.AsyncClient, customers: int) -> dict[str, 
                 {"metric": "storage_gb", "model": "per_unit",
                  "properties": {"unitAmount": "0.002"}},
             ],
+            # Progressive billing on too: measured on every batch, never reached.
+            "usageThresholds": [{"amount": CAP}],
         },
     )  # fmt: skip
     start = datetime.now(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)

@@ -29,7 +29,6 @@ from sqlalchemy.orm import Session, sessionmaker
 from invoicing import events as domain_events
 from invoicing.billing.contexts import BILLED_STATUSES, PROGRESSIVE, load_progressive
 from invoicing.billing.writer import INVOICE_LINES, bulk_insert, line_rows
-from invoicing.catalog import metrics_by_code, subscription_domain
 from invoicing.invoices import finalize, get_invoice
 from invoicing.models import (
     CustomerRow,
@@ -41,7 +40,7 @@ from invoicing.models import (
 )
 from invoicing.tax.service import TaxService
 from invoicing.taxes import tax_rates
-from invoicing.usage import period_usage_lines
+from invoicing.usage import SubscriptionCache, period_usage_lines, periods_usage_lines
 from rating.context import BillingContext, ProgressiveBilled, RatingState
 from rating.model import InvoiceLine, Period, Subscription
 from rating.money import ZERO
@@ -68,6 +67,7 @@ class ProgressiveWatch:
         self._tax = tax
         self._due_days = due_days
         self._with_thresholds: dict[str, tuple[float, frozenset[str]]] = {}
+        self._subscriptions_cache = SubscriptionCache(sessions)
 
     def customers_with_thresholds(self, tenant_id: str) -> frozenset[str]:
         """External ids of the tenant's customers whose subscriptions may have thresholds."""
@@ -105,8 +105,15 @@ class ProgressiveWatch:
             wanted = customers & self.customers_with_thresholds(tenant_id)
             if not wanted:
                 continue
-            for subscription in self._subscriptions(tenant_id, wanted, now):
-                invoice_id = self.evaluate(tenant_id, subscription, now)
+            subscriptions = self._subscriptions(tenant_id, wanted, now)
+            pieces = [(s, period_containing(s.plan.interval, now)) for s in subscriptions]
+            # Every subscription measured at once (one query per metric variant).
+            measured = periods_usage_lines(self._usage, tenant_id, pieces)
+            for subscription in subscriptions:
+                lines = measured.get(subscription.id)
+                if lines is None:
+                    continue
+                invoice_id = self.evaluate(tenant_id, subscription, now, lines)
                 if invoice_id is not None:
                     issued.append(invoice_id)
         return issued
@@ -114,30 +121,27 @@ class ProgressiveWatch:
     def _subscriptions(
         self, tenant_id: str, customers: set[str], now: datetime
     ) -> list[Subscription]:
-        with self._sessions() as session:
-            metrics = metrics_by_code(session, tenant_id)
-            rows = (
-                session.execute(
-                    select(SubscriptionRow)
-                    .join(CustomerRow, CustomerRow.id == SubscriptionRow.customer_id)
-                    .where(
-                        SubscriptionRow.tenant_id == tenant_id,
-                        CustomerRow.external_id.in_(sorted(customers)),
-                        SubscriptionRow.start_date <= now,
-                    )
-                    .order_by(SubscriptionRow.start_date, SubscriptionRow.id)
-                )
-                .unique()
-                .scalars()
-                .all()
-            )
-            domain = [subscription_domain(row, metrics) for row in rows]
-        return [s for s in domain if s.plan.usage_thresholds and (s.end is None or s.end > now)]
+        """The customers' subscriptions with thresholds that are active now."""
+        held = self._subscriptions_cache.of(tenant_id, customers)
+        return [
+            s
+            for customer in sorted(held)
+            for s in held[customer]
+            if s.plan.usage_thresholds and s.start <= now and (s.end is None or s.end > now)
+        ]
 
-    def evaluate(self, tenant_id: str, subscription: Subscription, now: datetime) -> str | None:
-        """Bill what the subscription's current period reached; the invoice id, if any."""
+    def evaluate(
+        self,
+        tenant_id: str,
+        subscription: Subscription,
+        now: datetime,
+        lines: Sequence[InvoiceLine] | None = None,
+    ) -> str | None:
+        """Bill what the subscription's current period reached (its usage `lines` so far,
+        measured here when not given); the invoice id, if any."""
         period = period_containing(subscription.plan.interval, now)
-        lines = period_usage_lines(self._usage, tenant_id, subscription, period)
+        if lines is None:
+            lines = period_usage_lines(self._usage, tenant_id, subscription, period)
         amount = usage_amount(lines)
         hits = reached(subscription.plan.usage_thresholds, amount)
         if not hits:

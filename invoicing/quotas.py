@@ -39,7 +39,7 @@ from core.ids import new_id
 from invoicing import events
 from invoicing.catalog import metrics_by_code, plan_domain
 from invoicing.models import PlanRow, QuotaCrossingRow, SubscriptionRow
-from invoicing.usage import active_at, customer_subscriptions, subscriptions_by_customer
+from invoicing.usage import SubscriptionCache, active_at, customer_subscriptions
 from rating.model import Interval, MeteredQuantity, Period, Subscription, UsageCharge
 from rating.money import EXACT, ZERO, format_decimal
 from rating.periods import period_containing
@@ -213,8 +213,6 @@ def _crossing(row: QuotaCrossingRow) -> Crossing:
 
 
 CAPPED_METRICS_TTL = 5.0  # seconds a tenant's capped metrics are cached by the worker
-SUBSCRIPTIONS_TTL = 5.0  # seconds a customer's subscriptions are cached by the worker
-SUBSCRIPTIONS_CACHED = 200_000  # customers cached at most (then the cache starts over)
 
 
 class QuotaWatch:
@@ -224,32 +222,7 @@ class QuotaWatch:
         self._sessions = sessions
         self._usage = usage
         self._capped: dict[str, tuple[float, frozenset[str]]] = {}
-        # (tenant, customer) -> (loaded at, subscriptions): a batch of 20,000 events of
-        # 1,000 customers would otherwise load and decode 1,000 subscriptions each time.
-        self._subscriptions: dict[tuple[str, str], tuple[float, list[Subscription]]] = {}
-
-    def _subscriptions_of(
-        self, tenant_id: str, customers: set[str]
-    ) -> dict[str, list[Subscription]]:
-        """The customers' subscriptions, cached for SUBSCRIPTIONS_TTL seconds."""
-        clock = time.monotonic()
-        out: dict[str, list[Subscription]] = {}
-        stale: set[str] = set()
-        for customer in customers:
-            cached = self._subscriptions.get((tenant_id, customer))
-            if cached is not None and clock - cached[0] < SUBSCRIPTIONS_TTL:
-                out[customer] = cached[1]
-            else:
-                stale.add(customer)
-        if stale:
-            loaded = subscriptions_by_customer(self._sessions, tenant_id, stale)
-            if len(self._subscriptions) > SUBSCRIPTIONS_CACHED:
-                self._subscriptions.clear()
-            for customer in stale:
-                held = loaded.get(customer, [])
-                self._subscriptions[(tenant_id, customer)] = (clock, held)
-                out[customer] = held
-        return out
+        self._subscriptions = SubscriptionCache(sessions)
 
     def capped_metrics(self, tenant_id: str) -> frozenset[str]:
         """Metric codes with a hard cap in any of the tenant's plans or overrides."""
@@ -307,7 +280,7 @@ class QuotaWatch:
         by_customer: dict[str, dict[str, set[datetime]]] = {}
         for (customer, metric), instants in pairs.items():
             by_customer.setdefault(customer, {})[metric] = instants
-        subscriptions = self._subscriptions_of(tenant_id, set(by_customer))
+        subscriptions = self._subscriptions.of(tenant_id, set(by_customer))
         targets: dict[str, tuple[Subscription, UsageCharge, Period]] = {}
         for customer, metrics in by_customer.items():
             held = subscriptions.get(customer)
