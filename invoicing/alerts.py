@@ -18,7 +18,7 @@ events never trigger twice; it is also the outbox of its `usage-alerts` message.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -26,6 +26,8 @@ from typing import Any
 
 import orjson
 from sqlalchemy import delete, func, select, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -252,6 +254,64 @@ def _ts(value: datetime) -> str:
     return value.isoformat().replace("+00:00", "Z")
 
 
+def record_wallet_triggers(
+    session: Session, tenant_id: str, balances: Mapping[str, Decimal], now: datetime
+) -> int:
+    """Judge the wallet-balance alerts of these wallets on their new `balances`, in the
+    caller's transaction (a bill run's wallet debits): each threshold reached records
+    one trigger for the month, with its alert.triggered event; one recorded already (by
+    the stream worker, say) is skipped without failing the transaction. The count."""
+    if not balances:
+        return 0
+    alerts = (
+        session.execute(
+            select(AlertRow).where(
+                AlertRow.tenant_id == tenant_id,
+                AlertRow.kind == "wallet_balance",
+                AlertRow.wallet_id.in_(sorted(balances)),
+            )
+        )
+        .scalars()
+        .all()
+    )
+    if not alerts:
+        return 0
+    period = period_containing(Interval.MONTHLY, now)
+    table = AlertTriggerRow.__table__
+    dialect = session.get_bind().dialect.name
+    insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
+    connection = session.connection()
+    recorded = 0
+    for alert in alerts:
+        value = balances[str(alert.wallet_id)]
+        for threshold in reached(alert.thresholds, value, falling=True):
+            trigger_id = new_id("atr")
+            inserted = connection.execute(
+                insert(table)  # type: ignore[arg-type]
+                .values(
+                    id=trigger_id,
+                    tenant_id=tenant_id,
+                    alert_id=alert.id,
+                    threshold=threshold,
+                    value=value,
+                    period_start=period.start,
+                    triggered_at=now,
+                )
+                .on_conflict_do_nothing()
+                .returning(table.c.id)  # rowcount is -1 for this statement on psycopg
+            )
+            if inserted.first() is None:
+                continue  # this threshold fired already this month
+            trigger = Trigger(
+                trigger_id, tenant_id, alert.id, None, alert.wallet_id, threshold, value,
+                period.start, now,
+            )  # fmt: skip
+            data = orjson.loads(trigger.message())
+            events.record(session, tenant_id, "alert.triggered", trigger_id, data, now)
+            recorded += 1
+    return recorded
+
+
 class AlertWatch:
     """The stream worker's alert step: after a stored batch, the alerts of its
     customers are measured and what they reached is recorded once."""
@@ -406,20 +466,21 @@ class AlertWatch:
             except IntegrityError:
                 continue  # recorded by another worker: once
 
-    def pending(self, tenant_ids: Iterable[str]) -> list[Trigger]:
-        tenants = list(tenant_ids)
-        if not tenants:
-            return []
+    def pending(self, tenant_ids: Iterable[str] | None) -> list[Trigger]:
+        """Triggers Kafka does not have yet (of these tenants, or of all), oldest first."""
+        query = (
+            select(AlertTriggerRow, AlertRow.subscription_id, AlertRow.wallet_id)
+            .join(AlertRow, AlertRow.id == AlertTriggerRow.alert_id)
+            .where(AlertTriggerRow.published_at.is_(None))
+            .order_by(AlertTriggerRow.triggered_at, AlertTriggerRow.threshold)
+        )
+        if tenant_ids is not None:
+            tenants = list(tenant_ids)
+            if not tenants:
+                return []
+            query = query.where(AlertTriggerRow.tenant_id.in_(tenants))
         with self._sessions() as session:
-            rows = session.execute(
-                select(AlertTriggerRow, AlertRow.subscription_id, AlertRow.wallet_id)
-                .join(AlertRow, AlertRow.id == AlertTriggerRow.alert_id)
-                .where(
-                    AlertTriggerRow.published_at.is_(None),
-                    AlertTriggerRow.tenant_id.in_(tenants),
-                )
-                .order_by(AlertTriggerRow.triggered_at, AlertTriggerRow.threshold)
-            ).all()
+            rows = session.execute(query).all()
             return [
                 Trigger(
                     t.id,

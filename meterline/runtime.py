@@ -160,8 +160,14 @@ class Runtime:
                 bootstrap_servers=self.bootstrap, acks="all", enable_idempotence=True
             )
             await producer.start()
+        config = self.settings.stream_config
         self.relay = EventRelay(
-            self.sessions, producer, self.settings.stream_config.billing_events_topic, self.clock
+            self.sessions,
+            producer,
+            config.billing_events_topic,
+            self.clock,
+            AlertWatch(self.sessions, self.usage),
+            config.alerts_topic,
         )
         self.relay_task = asyncio.create_task(self.relay.run(), name="domain-event-relay")
 
@@ -291,15 +297,20 @@ class EventRelay:
         producer: AIOKafkaProducer,
         topic: str,
         clock: Clock,
+        alerts: AlertWatch | None = None,
+        alerts_topic: str | None = None,
     ) -> None:
         self._sessions = sessions
         self._producer = producer
         self._topic = topic
         self._clock = clock
+        self._alerts = alerts
+        self._alerts_topic = alerts_topic
         self.relayed = 0
 
     async def relay_once(self) -> int:
         """Send what is pending; the number sent."""
+        await self._relay_triggers()
         batch = await asyncio.to_thread(domain_events.pending, self._sessions)
         if not batch:
             return 0
@@ -311,6 +322,20 @@ class EventRelay:
         await asyncio.to_thread(domain_events.published, self._sessions, batch, self._clock.now())
         self.relayed += len(batch)
         return len(batch)
+
+    async def _relay_triggers(self) -> None:
+        """Alert triggers recorded outside a stream batch (a bill run's wallet debits)
+        go to usage-alerts from here; the worker sends those of its batches itself."""
+        if self._alerts is None or self._alerts_topic is None:
+            return
+        triggers = await asyncio.to_thread(self._alerts.pending, None)
+        if not triggers:
+            return
+        futures = [
+            await self._producer.send(self._alerts_topic, t.message(), key=t.key) for t in triggers
+        ]
+        await asyncio.gather(*futures)
+        await asyncio.to_thread(self._alerts.published, triggers, self._clock.now())
 
     async def run(self) -> None:
         while True:

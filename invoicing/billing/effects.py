@@ -20,6 +20,7 @@ from sqlalchemy import Table, bindparam, delete, insert, select, update
 from sqlalchemy.orm import Session
 
 from core.errors import Conflict
+from invoicing.alerts import record_wallet_triggers
 from invoicing.billing.contexts import CouponBalance, batches
 from invoicing.coupons import revert_uses
 from invoicing.models import (
@@ -218,6 +219,8 @@ def _deduct_wallets(
         .values(balance=bindparam("b_balance")),
         [{"b_id": wid, "b_balance": balances[wid]} for wid in ids],
     )
+    # Balances that fell: their wallet-balance alerts, in this transaction.
+    record_wallet_triggers(session, tenant_id, {wid: balances[wid] for wid in ids}, now)
 
 
 def _store_rollover(session: Session, tenant_id: str, settled: Sequence[Settled]) -> None:

@@ -249,3 +249,31 @@ def test_a_lifetime_amount_counts_what_earlier_periods_billed(
     assert (trigger["threshold"], trigger["value"]) == ("15", "16")
     assert trigger["periodStart"] == "2026-10-01T00:00:00Z"
     assert _wait_triggers(c, period["id"], 1, timeout=3) == []  # 6.00 < 15
+
+
+def test_a_bill_run_that_draws_a_wallet_down_triggers_its_balance_alert(
+    stack: Any, travel_clock: Any
+) -> None:
+    """The debit of a bill run (no event arrives after it) judges the wallet's alerts in
+    its own transaction; the relay produces the trigger to usage-alerts."""
+    travel_clock.travel_to(NOW)
+    c = stack.tenant("alerts-wallet-billrun")
+    _setup(c)
+    wallet = c.ok("POST", "/wallets", json={"customerId": "acme", "credits": "20"})
+    alert = c.ok(
+        "POST",
+        "/alerts",
+        json={"kind": "wallet_balance", "walletId": wallet["id"], "thresholds": [{"value": "15"}]},
+    )
+    send(c, _calls(12))  # 6.00 USD of usage; the balance is still 20
+    assert _wait_triggers(c, alert["id"], 1, timeout=3) == []
+    travel_clock.travel_to(datetime(2026, 11, 1, 6, tzinfo=UTC))
+    bill(c, "2026-10-01T00:00:00Z", "2026-11-01T00:00:00Z", created=1)
+    assert c.ok("GET", f"/wallets/{wallet['id']}")["balance"] == "14.00"
+    [trigger] = _wait_triggers(c, alert["id"], 1)
+    assert (trigger["threshold"], trigger["value"]) == ("15", "14")
+    assert trigger["periodStart"] == "2026-11-01T00:00:00Z"
+    [message] = _alert_messages(stack, c.tenant_id, expect=1)
+    assert (message["walletId"], message["threshold"], message["value"]) == (
+        wallet["id"], "15", "14",
+    )  # fmt: skip
