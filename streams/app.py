@@ -21,12 +21,13 @@ from typing import Any, Protocol
 
 import faust
 import orjson
-from tenacity import AsyncRetrying, retry_if_exception_type, stop_never, wait_exponential
+from clickhouse_connect.driver.exceptions import OperationalError
+from tenacity import AsyncRetrying, retry_if_exception, stop_never, wait_exponential
 
 from core.clock import SYSTEM_CLOCK, Clock
 from streams.config import StreamConfig
 from streams.schema import Rejection, UsageEvent, parse_message
-from streams.sink import ClickHouseSink
+from streams.sink import ClickHouseSink, WriteRefused, is_refusal
 
 log = logging.getLogger(__name__)
 
@@ -115,6 +116,17 @@ class BatchResult:
     rejected: list[tuple[str, Rejection, str]]  # (tenant id or "", rejection, raw payload)
 
 
+# An error that is neither a known refusal nor a known transient one: retried this many
+# times, then treated as a refusal (bisected), so that no deterministic failure stalls
+# a partition forever.
+UNKNOWN_ERROR_ATTEMPTS = 5
+
+
+def _transient(exc: BaseException) -> bool:
+    """Connection-like failures: always retried (ClickHouse down is backpressure)."""
+    return isinstance(exc, OperationalError | OSError | TimeoutError)
+
+
 TOMBSTONE = Rejection("message has no value (a tombstone): nothing to ingest")
 
 
@@ -200,25 +212,55 @@ def create_stream_app(
     events_topic = app.topic(config.events_topic, value_type=bytes, key_type=bytes)
     dlq_topic = app.topic(config.dlq_topic, value_type=bytes, key_type=bytes)
 
-    async def write_with_retry(what: str, action: Callable[[], None]) -> None:
+    async def write_with_retry(
+        what: str, action: Callable[[], None], *, refusable: bool = False
+    ) -> None:
         # ClickHouse down is backpressure: the batch is retried until it is stored and
-        # nothing is acked meanwhile, so the consumer stops advancing.
+        # nothing is acked meanwhile, so the consumer stops advancing. Only transient
+        # errors are retried: with `refusable`, a refusal of the rows (or an error of an
+        # unknown kind that persists UNKNOWN_ERROR_ATTEMPTS times) raises WriteRefused.
+        def retryable(exc: BaseException) -> bool:
+            return not isinstance(exc, WriteRefused)
+
         async for attempt in AsyncRetrying(
-            retry=retry_if_exception_type(Exception),
+            retry=retry_if_exception(retryable),
             wait=wait_exponential(multiplier=0.2, max=30),
             stop=stop_never,
             reraise=True,
         ):
             with attempt:
-                if attempt.retry_state.attempt_number > 1:
+                number = attempt.retry_state.attempt_number
+                if number > 1:
                     stats.write_retries += 1
                     outcome = attempt.retry_state.outcome
                     error = outcome.exception() if outcome is not None else None
                     stats.failing(clock.now(), f"{what}: {type(error).__name__}: {error}")
-                    log.warning(
-                        "retrying %s (attempt %d)", what, attempt.retry_state.attempt_number
-                    )
-                await asyncio.to_thread(action)
+                    log.warning("retrying %s (attempt %d)", what, number)
+                try:
+                    await asyncio.to_thread(action)
+                except Exception as exc:
+                    if refusable and (
+                        is_refusal(exc)
+                        or (not _transient(exc) and number >= UNKNOWN_ERROR_ATTEMPTS)
+                    ):
+                        raise WriteRefused(f"{type(exc).__name__}: {exc}") from exc
+                    raise
+
+    async def store(events: list[UsageEvent]) -> list[tuple[UsageEvent, str]]:
+        """Write the events; those ClickHouse refuses are found by bisection and
+        returned alone with the reason (the others are stored)."""
+        if not events:
+            return []
+        try:
+            await write_with_retry(
+                "usage_events insert", lambda: sink.write_events(events), refusable=True
+            )
+            return []
+        except WriteRefused as refused:
+            if len(events) == 1:
+                return [(events[0], str(refused))]
+            middle = len(events) // 2
+            return await store(events[:middle]) + await store(events[middle:])
 
     topics: dict[str, Any] = {}
 
@@ -271,8 +313,20 @@ def create_stream_app(
                     )
                 )
         began = time.perf_counter()
-        await write_with_retry("usage_events insert", lambda: sink.write_events(known))
+        refused = await store(known)
         stats.spent("write", time.perf_counter() - began)
+        if refused:
+            # Dead-lettered alone, with the reason; the rest of the batch goes on.
+            gone = {(e.tenant_id, e.event_id) for e, _ in refused}
+            known = [e for e in known if (e.tenant_id, e.event_id) not in gone]
+            rejected.extend(
+                (
+                    e.tenant_id,
+                    Rejection(f"ClickHouse refused the event: {reason}"[:1_000], e.event_id),
+                    e.to_message().decode(),
+                )
+                for e, reason in refused
+            )
         if rejected:
             await write_with_retry(
                 "rejected_events insert",

@@ -12,6 +12,8 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+from clickhouse_connect.driver.exceptions import DataError, OperationalError, ProgrammingError
+
 from core.clock import SYSTEM_CLOCK, Clock
 from streams.schema import Rejection, UsageEvent
 
@@ -31,6 +33,22 @@ def event_rows(events: Sequence[UsageEvent], ingested_at: datetime) -> list[list
          e.properties, ingested_at, version]
         for e in events
     ]  # fmt: skip
+
+
+class WriteRefused(Exception):
+    """ClickHouse refuses these rows (the same rows would fail again): the worker
+    bisects the batch to find them, dead-letters them alone and goes on."""
+
+
+def is_refusal(exc: BaseException) -> bool:
+    """Whether a write failed because of the rows (refused: bisect) rather than because
+    of the store (transient: retry, consumption pauses). A connection, timeout or
+    server-unavailable error is transient; a conversion or data error is a refusal."""
+    if isinstance(exc, OperationalError | ConnectionError | TimeoutError):
+        return False
+    if isinstance(exc, OSError):
+        return False
+    return isinstance(exc, DataError | ProgrammingError | ValueError | TypeError | OverflowError)
 
 
 class ClickHouseSink:

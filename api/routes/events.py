@@ -11,7 +11,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
-from aiokafka.partitioner import DefaultPartitioner
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
@@ -19,12 +18,12 @@ from api.deps import IngestRuntimeDep, RuntimeDep, TenantDep
 from api.schemas.common import Page
 from api.schemas.events import HourlyCount, IngestResult, RejectedEvent, UsageSummary
 from core.errors import DomainError, ValidationFailed
+from streams.publisher import produce_batches
 from streams.schema import (
     MAX_EVENT_BYTES,
     Rejection,
     UsageEvent,
     encode_event,
-    envelopes,
     loads_exact,
     parse_event,
 )
@@ -100,48 +99,6 @@ def validate_events(
             continue
         accepted.append((parsed, encoded))
     return accepted, rejected
-
-
-_partitioner = DefaultPartitioner()
-# Partition of each message key (the hash is pure Python in aiokafka: 14 µs a key, as
-# much as parsing the event). Bounded: cleared when it would hold more than this.
-_PARTITION_CACHE_SIZE = 200_000
-_partition_cache: dict[tuple[bytes, int], int] = {}
-
-
-def partition_of(key: bytes, partitions: list[int]) -> int:
-    """The partition aiokafka's default partitioner picks for `key`, memoized."""
-    cached = _partition_cache.get((key, len(partitions)))
-    if cached is None:
-        if len(_partition_cache) >= _PARTITION_CACHE_SIZE:
-            _partition_cache.clear()
-        cached = _partitioner(key, partitions, partitions)
-        _partition_cache[(key, len(partitions))] = cached
-    return cached
-
-
-async def produce_batches(
-    producer: Any, topic: str, tenant: str, events: list[tuple[UsageEvent, bytes]]
-) -> None:
-    """Send events (with their encodings) as envelopes, each to the partition its
-    customers hash to (the partition a per-event message keyed tenant/customer would go
-    to), split to fit a Kafka message, and wait until Kafka acknowledged all of them."""
-    partitions = sorted(await producer.partitions_for(topic))
-    by_partition: dict[int, list[tuple[UsageEvent, bytes]]] = {}
-    for pair in events:
-        partition = partition_of(pair[0].message_key, partitions)
-        by_partition.setdefault(partition, []).append(pair)
-    futures = []
-    for partition, group in by_partition.items():
-        at = 0
-        for count, message in envelopes(tenant, [encoded for _, encoded in group]):
-            futures.append(
-                await producer.send(
-                    topic, message, key=group[at][0].message_key, partition=partition
-                )
-            )
-            at += count
-    await asyncio.gather(*futures)
 
 
 @router.get("/events/rejected", summary="Events the stream refused, with reasons")

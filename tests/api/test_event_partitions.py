@@ -1,4 +1,4 @@
-"""The ingest route's partition of an envelope is the partition Kafka's default
+"""The publisher's partition of an envelope is the partition Kafka's default
 partitioner gives its key (a consumer keyed by customer sees one ordered stream),
 memoized without limit growth."""
 
@@ -8,7 +8,7 @@ from aiokafka.partitioner import DefaultPartitioner
 from hypothesis import given
 from hypothesis import strategies as st
 
-from api.routes import events
+from streams import publisher as events
 
 
 @given(keys=st.lists(st.binary(min_size=1, max_size=64), min_size=1, max_size=50),

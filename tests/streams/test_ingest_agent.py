@@ -394,3 +394,62 @@ def test_a_write_that_never_returns_is_reported_as_a_stall(kafka_bootstrap, clic
 
     asyncio.run(scenario())
     assert _stored(clickhouse, tenant)[0] == 50
+
+
+class PoisonSink(ClickHouseSink):
+    """ClickHouse refuses any batch holding the event "e137" (a conversion error, the
+    same every time): the worker must bisect, dead-letter it alone and go on."""
+
+    def __init__(self, client: Any, database: str) -> None:
+        super().__init__(client, database)
+        self.attempts = 0
+
+    def write_events(self, events: Sequence[UsageEvent]) -> None:
+        self.attempts += 1
+        if any(e.event_id == "e137" for e in events):
+            raise ValueError("Decimal value out of range for e137")
+        super().write_events(events)
+
+
+def test_a_refused_event_is_bisected_out_and_the_partition_goes_on(kafka_bootstrap, clickhouse):
+    settings = _settings(kafka_bootstrap)
+    tenant = f"t_poison_{os.urandom(3).hex()}"
+
+    async def scenario() -> Any:
+        await _create_topics(kafka_bootstrap, settings)
+        await _produce(kafka_bootstrap, settings.events_topic, event_messages(tenant, 300))
+        sink = PoisonSink(clickhouse, CH_DATABASE)
+        app, stats = create_stream_app(settings, kafka_bootstrap, sink, _known)
+        await app.start()
+        await _wait(lambda: stats.consumed >= 300)
+        await asyncio.sleep(0.8)
+        await app.stop()
+        dead = await _dlq(kafka_bootstrap, settings, expect=1)
+        return sink, stats, await _committed(kafka_bootstrap, settings), dead
+
+    sink, stats, committed, dead = asyncio.run(scenario())
+    assert committed == 300  # nothing stalls: every offset committed
+    assert stats.write_retries == 0  # a refusal is not retried, it is bisected
+    assert _stored(clickhouse, tenant)[0] == 299
+    [message] = [m for m in dead if m["tenantId"] == tenant]
+    assert message["id"] == "e137"
+    assert message["reason"].startswith("ClickHouse refused the event: ValueError")
+    assert stats.rejected == 1 and stats.written == 299
+    # Bisection: about 2 log2(n) writes for the batch holding it, not a retry loop.
+    assert sink.attempts <= 40
+
+
+async def _dlq(bootstrap: str, settings: StreamConfig, expect: int) -> list[dict[str, Any]]:
+    consumer = AIOKafkaConsumer(
+        settings.dlq_topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest"
+    )
+    await consumer.start()
+    found: list[dict[str, Any]] = []
+    try:
+        deadline = asyncio.get_running_loop().time() + 20
+        while len(found) < expect and asyncio.get_running_loop().time() < deadline:
+            for records in (await consumer.getmany(timeout_ms=200)).values():
+                found += [orjson.loads(r.value) for r in records]
+    finally:
+        await consumer.stop()
+    return found
