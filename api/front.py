@@ -16,6 +16,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
+import orjson
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
@@ -72,11 +73,27 @@ def create_front_app(
     )
 
     async def forward(request: Request) -> Response:
-        url = httpx.URL(path=request.url.path, query=request.url.query.encode())
-        headers = [(k, v) for k, v in request.headers.items() if k.lower() not in _DROPPED]
-        upstream_response = await client.request(
-            request.method, url, headers=headers, content=await request.body()
-        )
+        # The path as the client sent it (still percent-encoded): an id with "%2F" or
+        # "%20" in it reaches the main process unchanged.
+        raw_path = request.scope.get("raw_path") or request.url.path.encode()
+        target = raw_path + (b"?" + request.url.query.encode() if request.url.query else b"")
+        headers = [
+            (k, v)
+            for k, v in request.headers.items()
+            if k.lower() not in _DROPPED or k.lower() == "content-encoding"
+        ]
+        try:
+            upstream_response = await client.request(
+                request.method,
+                httpx.URL(target.decode("ascii")),
+                headers=headers,
+                content=await request.body(),
+            )
+        except httpx.HTTPError as exc:
+            body = {"error": {"code": "upstream_unavailable",
+                              "message": f"the main process did not answer: {exc}",
+                              "details": None}}  # fmt: skip
+            return Response(orjson.dumps(body), 502, media_type="application/json")
         kept = {k: v for k, v in upstream_response.headers.items() if k.lower() not in _DROPPED}
         return Response(upstream_response.content, upstream_response.status_code, kept)
 

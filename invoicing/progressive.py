@@ -17,6 +17,7 @@ The period-end invoice deducts what these invoices billed (the bill run loads th
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Sequence
 from datetime import datetime, timedelta
@@ -27,7 +28,13 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from invoicing import events as domain_events
-from invoicing.billing.contexts import BILLED_STATUSES, PROGRESSIVE, load_progressive
+from invoicing.billing.contexts import (
+    BILLED_STATUSES,
+    PROGRESSIVE,
+    batches,
+    load_progressive,
+    load_rollover,
+)
 from invoicing.billing.writer import INVOICE_LINES, bulk_insert, line_rows
 from invoicing.invoices import finalize, get_invoice
 from invoicing.models import (
@@ -41,13 +48,15 @@ from invoicing.models import (
 from invoicing.tax.service import TaxService
 from invoicing.taxes import tax_rates
 from invoicing.usage import SubscriptionCache, period_usage_lines, periods_usage_lines
-from rating.context import BillingContext, ProgressiveBilled, RatingState
+from rating.context import BillingContext, ProgressiveBilled, RatingState, RolloverBucket
 from rating.model import InvoiceLine, Period, Subscription
 from rating.money import ZERO
 from rating.periods import period_containing
 from rating.progressive import reached, unbilled_lines, usage_amount
 from streams.schema import UsageEvent
 from streams.usage_store import UsageStore
+
+log = logging.getLogger(__name__)
 
 THRESHOLDS_TTL = 5.0  # seconds a tenant's customers with thresholds are cached
 
@@ -107,13 +116,27 @@ class ProgressiveWatch:
                 continue
             subscriptions = self._subscriptions(tenant_id, wanted, now)
             pieces = [(s, period_containing(s.plan.interval, now)) for s in subscriptions]
+            # Rolled-over free units count as the period-end invoice will count them.
+            carried: dict[str, dict[str, tuple[RolloverBucket, ...]]] = {}
+            with_rollover = [s.id for s in subscriptions if any(c.rollover for c in s.plan.charges)]
+            if with_rollover:
+                with self._sessions() as session:
+                    for ids in batches(with_rollover):
+                        load_rollover(session, ids, carried)
             # Every subscription measured at once (one query per metric variant).
-            measured = periods_usage_lines(self._usage, tenant_id, pieces)
+            measured = periods_usage_lines(self._usage, tenant_id, pieces, carried)
             for subscription in subscriptions:
                 lines = measured.get(subscription.id)
                 if lines is None:
                     continue
-                invoice_id = self.evaluate(tenant_id, subscription, now, lines)
+                try:
+                    invoice_id = self.evaluate(tenant_id, subscription, now, lines)
+                except Exception:
+                    # One subscription's failure (a tax provider down, say) must not
+                    # keep the others from being billed; it is measured again on its
+                    # customer's next batch.
+                    log.exception("progressive billing of %s failed", subscription.id)
+                    continue
                 if invoice_id is not None:
                     issued.append(invoice_id)
         return issued

@@ -13,7 +13,7 @@ the window, summed. The rules are written down in docs/api-choices.md (Usage rea
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from decimal import Decimal, localcontext
@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from core.errors import Conflict, InvalidInput
 from invoicing.catalog import get_customer, metrics_by_code, subscription_domain
 from invoicing.models import CustomerRow, SubscriptionRow
-from rating.context import BillingContext
+from rating.context import BillingContext, RolloverBucket
 from rating.model import (
     Aggregation,
     Group,
@@ -354,10 +354,15 @@ def period_usage_lines(
 
 
 def periods_usage_lines(
-    usage: UsageStore, tenant_id: str, pieces: Sequence[tuple[Subscription, Period]]
+    usage: UsageStore,
+    tenant_id: str,
+    pieces: Sequence[tuple[Subscription, Period]],
+    rollover: Mapping[str, Mapping[str, tuple[RolloverBucket, ...]]] | None = None,
 ) -> dict[str, tuple[InvoiceLine, ...]]:
     """`period_usage_lines` of many subscriptions (by id) with one query per metric
-    variant, as a bill run measures a chunk; one that cannot be priced is left out."""
+    variant, as a bill run measures a chunk; one that cannot be priced is left out.
+    `rollover`: the subscriptions' unconsumed rollover buckets (by subscription, then
+    charge), so the lines are those the period's invoice will have."""
     slices = []
     for subscription, period in pieces:
         active = period.overlap(subscription.start, subscription.end)
@@ -378,7 +383,9 @@ def periods_usage_lines(
         metered = usage.metered_quantities(tenant_id, requests)
         for piece in slices:
             try:
-                out[piece.subscription.id] = tuple(_usage_lines(piece, metered.get(piece.key, ())))
+                carried = (rollover or {}).get(piece.subscription.id)
+                used = metered.get(piece.key, ())
+                out[piece.subscription.id] = tuple(_usage_lines(piece, used, carried))
             except Conflict:
                 continue  # unpriceable usage: the bill run reports it, nothing bills here
     return out
@@ -437,11 +444,18 @@ def _measure(
     }
 
 
-def _usage_lines(piece: _Slice, used: Sequence[MeteredQuantity]) -> Iterator[InvoiceLine]:
+def _usage_lines(
+    piece: _Slice,
+    used: Sequence[MeteredQuantity],
+    rollover_in: Mapping[str, tuple[RolloverBucket, ...]] | None = None,
+) -> Iterator[InvoiceLine]:
     """The usage-fee lines the period's invoice has for this usage (stages 1-7: the
     amounts of usage lines are final after Rate; later stages only discount and tax)."""
     context = BillingContext(
-        subscription=piece.subscription, period=piece.period, usage=tuple(used)
+        subscription=piece.subscription,
+        period=piece.period,
+        usage=tuple(used),
+        rollover_in=rollover_in or {},
     )
     try:
         state = rate_until_tax(context)

@@ -18,6 +18,7 @@ from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
@@ -282,6 +283,7 @@ class MeteringSteps:
 
 
 RELAY_INTERVAL_SECONDS = 0.5
+RELAY_TRIGGERS_AFTER_SECONDS = 3.0
 
 
 class EventRelay:
@@ -329,6 +331,10 @@ class EventRelay:
         if self._alerts is None or self._alerts_topic is None:
             return
         triggers = await asyncio.to_thread(self._alerts.pending, None)
+        # A trigger of a stream batch is sent by the worker right after the batch: only
+        # those still unsent after a few seconds are this relay's (no routine repeats).
+        settled = self._clock.now() - timedelta(seconds=RELAY_TRIGGERS_AFTER_SECONDS)
+        triggers = [t for t in triggers if t.at <= settled]
         if not triggers:
             return
         futures = [

@@ -33,9 +33,16 @@ def this_period_usage(line: InvoiceLine) -> bool:
     return line.type == LineType.USAGE_FEE and line.prior_invoice_id is None
 
 
+def billable(line: InvoiceLine) -> Decimal:
+    """What a usage line bills before coupons and taxes: its amount less the maximum
+    spend cut (Commit records it in `discount_amount`)."""
+    return line.amount - line.discount_amount
+
+
 def usage_amount(lines: Iterable[InvoiceLine]) -> Decimal:
-    """The usage amount thresholds are measured on: this period's usage lines."""
-    return sum((ln.amount for ln in lines if this_period_usage(ln)), ZERO)
+    """The usage amount thresholds are measured on: this period's usage lines, after
+    the maximum spend cap (a capped period never bills beyond it, progressively or not)."""
+    return sum((billable(ln) for ln in lines if this_period_usage(ln)), ZERO)
 
 
 def reached(thresholds: Sequence[UsageThreshold], amount: Decimal) -> list[Decimal]:
@@ -56,8 +63,9 @@ def reached(thresholds: Sequence[UsageThreshold], amount: Decimal) -> list[Decim
 def unbilled_lines(
     current: Iterable[InvoiceLine], billed: ProgressiveBilled | None
 ) -> tuple[InvoiceLine, ...]:
-    """The period's usage lines less what progressive invoices already billed of each:
-    the lines of the next progressive invoice (those that changed)."""
+    """The period's usage lines (after the maximum spend cap) less what progressive
+    invoices already billed of each: the lines of the next progressive invoice (those
+    that changed)."""
     amounts = billed.amounts if billed else {}
     quantities = billed.quantities if billed else {}
     out = []
@@ -65,7 +73,7 @@ def unbilled_lines(
         if not this_period_usage(line) or line.charge_id is None:
             continue
         key = (line.charge_id, line.group)
-        amount = EXACT.subtract(line.amount, amounts.get(key, ZERO))
+        amount = EXACT.subtract(billable(line), amounts.get(key, ZERO))
         if amount == 0:
             continue
         quantity = EXACT.subtract(line.quantity, quantities.get(key, ZERO))

@@ -21,7 +21,6 @@ from typing import Any, Protocol
 
 import faust
 import orjson
-from clickhouse_connect.driver.exceptions import OperationalError
 from tenacity import AsyncRetrying, retry_if_exception, stop_never, wait_exponential
 
 from core.clock import SYSTEM_CLOCK, Clock
@@ -116,17 +115,6 @@ class BatchResult:
     rejected: list[tuple[str, Rejection, str]]  # (tenant id or "", rejection, raw payload)
 
 
-# An error that is neither a known refusal nor a known transient one: retried this many
-# times, then treated as a refusal (bisected), so that no deterministic failure stalls
-# a partition forever.
-UNKNOWN_ERROR_ATTEMPTS = 5
-
-
-def _transient(exc: BaseException) -> bool:
-    """Connection-like failures: always retried (ClickHouse down is backpressure)."""
-    return isinstance(exc, OperationalError | OSError | TimeoutError)
-
-
 TOMBSTONE = Rejection("message has no value (a tombstone): nothing to ingest")
 
 
@@ -216,9 +204,8 @@ def create_stream_app(
         what: str, action: Callable[[], None], *, refusable: bool = False
     ) -> None:
         # ClickHouse down is backpressure: the batch is retried until it is stored and
-        # nothing is acked meanwhile, so the consumer stops advancing. Only transient
-        # errors are retried: with `refusable`, a refusal of the rows (or an error of an
-        # unknown kind that persists UNKNOWN_ERROR_ATTEMPTS times) raises WriteRefused.
+        # nothing is acked meanwhile, so the consumer stops advancing. With `refusable`,
+        # a refusal of the rows (sink.is_refusal) is not retried: it raises WriteRefused.
         def retryable(exc: BaseException) -> bool:
             return not isinstance(exc, WriteRefused)
 
@@ -239,10 +226,7 @@ def create_stream_app(
                 try:
                     await asyncio.to_thread(action)
                 except Exception as exc:
-                    if refusable and (
-                        is_refusal(exc)
-                        or (not _transient(exc) and number >= UNKNOWN_ERROR_ATTEMPTS)
-                    ):
+                    if refusable and is_refusal(exc):
                         raise WriteRefused(f"{type(exc).__name__}: {exc}") from exc
                     raise
 

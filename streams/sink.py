@@ -8,6 +8,7 @@ duplicates of (tenant, event id).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -40,15 +41,37 @@ class WriteRefused(Exception):
     bisects the batch to find them, dead-letters them alone and goes on."""
 
 
+# ClickHouse error codes that are about the rows themselves: the same rows fail again.
+# Anything else the server says (too many parts, memory, disk, read-only) is about the
+# store and passes: it is retried, never blamed on the events.
+_DATA_ERROR_CODES = frozenset({
+    6,  # CANNOT_PARSE_TEXT
+    27,  # CANNOT_PARSE_INPUT_ASSERTION_FAILED
+    38,  # CANNOT_PARSE_DATE
+    41,  # CANNOT_PARSE_DATETIME
+    53,  # TYPE_MISMATCH
+    69,  # ARGUMENT_OUT_OF_BOUND
+    70,  # CANNOT_CONVERT_TYPE
+    72,  # CANNOT_PARSE_NUMBER
+    117,  # INCORRECT_DATA
+    131,  # TOO_LARGE_STRING_SIZE
+    407,  # DECIMAL_OVERFLOW
+})  # fmt: skip
+_CODE = re.compile(r"Code: (\d+)")
+
+
 def is_refusal(exc: BaseException) -> bool:
     """Whether a write failed because of the rows (refused: bisect) rather than because
-    of the store (transient: retry, consumption pauses). A connection, timeout or
-    server-unavailable error is transient; a conversion or data error is a refusal."""
-    if isinstance(exc, OperationalError | ConnectionError | TimeoutError):
+    of the store (transient: retry while consumption pauses). Refusals: the client could
+    not convert a row (ValueError, TypeError, OverflowError, clickhouse-connect's
+    DataError/ProgrammingError), or the server names a data error code. Everything else,
+    known or not, is retried: a store in trouble never dead-letters good events."""
+    if isinstance(exc, OperationalError | OSError | TimeoutError):
         return False
-    if isinstance(exc, OSError):
-        return False
-    return isinstance(exc, DataError | ProgrammingError | ValueError | TypeError | OverflowError)
+    if isinstance(exc, DataError | ProgrammingError | ValueError | TypeError | OverflowError):
+        return True
+    codes = {int(code) for code in _CODE.findall(str(exc))}
+    return bool(codes) and codes <= _DATA_ERROR_CODES
 
 
 class ClickHouseSink:

@@ -169,7 +169,7 @@ def load_contexts(
         _load_coupons(session, tenant_id, ids, contexts.coupons)
         _load_wallets(session, tenant_id, ids, contexts.wallets)
     for ids in batches(subscriptions):
-        _load_rollover(session, ids, contexts.rollover)
+        load_rollover(session, ids, contexts.rollover)
     if _any_progressive(session, tenant_id):
         every = sorted({i.subscription.id for i in items})
         for ids in batches(every):
@@ -306,7 +306,7 @@ def _load_wallets(
         out.setdefault(row.customer_id, []).append(WalletState(wallet, row.currency))
 
 
-def _load_rollover(
+def load_rollover(
     session: Session,
     subscriptions: Iterable[str],
     out: dict[str, dict[str, tuple[RolloverBucket, ...]]],

@@ -214,3 +214,57 @@ def test_an_override_sets_thresholds_and_a_voided_progressive_invoice_is_not_ded
     # The voided invoice billed nothing: the period-end invoice bills all of it.
     assert not [ln for ln in final["lines"] if ln["type"] == "DISCOUNT"]
     assert _money(final) == ("7.50", "0.00", "1.50", "9.00", "9.00")
+
+
+def test_rolled_over_free_units_count_before_a_threshold_bills(
+    stack: Any, travel_clock: Any
+) -> None:
+    """September leaves 6 of its 10 included calls unused; October has 16 free. The
+    progressive invoice bills what the period-end invoice will: 30 − 16 = 14 calls."""
+    travel_clock.travel_to(datetime(2026, 9, 20, 12, tzinfo=UTC))
+    c = stack.tenant("progressive-rollover")
+    c.ok("POST", "/metrics", json={"code": "calls", "name": "Calls", "aggregation": "count"})
+    c.ok(
+        "POST",
+        "/plans",
+        json={
+            "code": "rolling",
+            "name": "Rolling",
+            "currency": "EUR",
+            "interval": "monthly",
+            "charges": [
+                {"metric": "calls", "model": "per_unit", "properties": {"unitAmount": "0.5"},
+                 "includedQuantity": "10", "rollover": True},
+            ],
+            "usageThresholds": [{"amount": "5"}],
+        },
+    )  # fmt: skip
+    c.ok("POST", "/customers", json={"externalId": "acme", "name": "Acme", "currency": "EUR"})
+    c.ok(
+        "POST",
+        "/subscriptions",
+        json={"customerId": "acme", "planCode": "rolling", "startDate": "2026-09-01"},
+    )
+    september = [
+        {"id": f"s{i}", "customerId": "acme", "metric": "calls",
+         "timestamp": "2026-09-10T08:00:00Z"}
+        for i in range(4)
+    ]  # fmt: skip
+    send(c, september)
+    travel_clock.travel_to(datetime(2026, 10, 2, 12, tzinfo=UTC))
+    bill(c, "2026-09-01T00:00:00Z", "2026-10-01T00:00:00Z", created=1)
+    travel_clock.travel_to(NOW)
+    send(c, _calls(30), stored=34)  # 30 calls, 16 free: 7.00 EUR ≥ 5
+    [progressive] = _progressive(c, 1)
+    [line] = progressive["lines"]
+    assert (line["quantity"], line["amount"]) == ("14", "7.00")
+    travel_clock.travel_to(datetime(2026, 11, 1, 6, tzinfo=UTC))
+    bill(c, "2026-10-01T00:00:00Z", "2026-11-01T00:00:00Z", created=1)
+    rows = c.ok("GET", "/invoices", params={"customerId": "acme"})["data"]
+    october = [
+        c.ok("GET", f"/invoices/{r['id']}")
+        for r in rows
+        if r["type"] == "subscription" and r["periodStart"] == "2026-10-01T00:00:00Z"
+    ]
+    [final] = october
+    assert _money(final) == ("7.00", "7.00", "0.00", "0.00", "0.00")

@@ -114,6 +114,20 @@ def test_the_credit_never_exceeds_the_period_usage() -> None:
     assert [ln.amount for ln in credit] == [D("-20.00")]
 
 
+def test_a_maximum_spend_caps_what_is_billed_progressively() -> None:
+    # 100 calls at 0.5 = 50.00, capped at 20: thresholds see 20 and bill at most 20.
+    sub = _subscription([UsageThreshold(D("10"))], maximum="20")
+    lines = _lines(sub, 100)
+    assert usage_amount(lines) == D("20.00")
+    [calls] = unbilled_lines(lines, None)
+    assert calls.amount == D("20.00") and calls.discount_amount == D(0)
+    billed = ProgressiveBilled({("ch_calls", ()): calls.amount}, {("ch_calls", ()): D(100)})
+    final = rate_subscription(
+        BillingContext(sub, OCTOBER, usage=_usage(100), progressive=billed)
+    ).invoice
+    assert final.total == D("5.00")  # the base fee only: the capped usage was billed
+
+
 @settings(max_examples=150, deadline=None)
 @given(
     unit=st.sampled_from(["0.5", "0.013", "1.99", "0.0007"]),
@@ -125,18 +139,22 @@ def test_the_credit_never_exceeds_the_period_usage() -> None:
         max_size=3,
         unique=True,
     ),
+    maximum=st.sampled_from([None, "15", "40", "250"]),
 )
 def test_progressive_invoices_and_the_period_end_bill_the_period_exactly_once(
     unit: str,
     steps: list[int],
     gb: list[int],
     thresholds: list[tuple[int, bool]],
+    maximum: str | None,
 ) -> None:
     """Usage grows batch by batch; each time a new threshold is reached, the unbilled
     lines are invoiced (taxed alone). Whatever the prices and thresholds, the invoices
     together bill before tax exactly what one period-end invoice would, and their taxes
     differ from its tax by at most half a cent per taxed line (each line rounds alone)."""
-    sub = _subscription([UsageThreshold(D(a), recurring=r) for a, r in thresholds], unit=unit)
+    sub = _subscription(
+        [UsageThreshold(D(a), recurring=r) for a, r in thresholds], unit=unit, maximum=maximum
+    )
     fired: set[D] = set()
     amounts: dict[tuple[str, tuple[tuple[str, str], ...]], D] = {}
     quantities: dict[tuple[str, tuple[tuple[str, str], ...]], D] = {}
