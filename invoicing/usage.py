@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from decimal import Decimal, localcontext
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.errors import Conflict, InvalidInput
@@ -160,22 +160,12 @@ def projected_usage(
 def customer_subscriptions(
     sessions: sessionmaker[Session], tenant_id: str, external_id: str
 ) -> tuple[str, dict[str, Metric], list[Subscription]]:
+    """The customer's currency, the tenant's metrics and the customer's subscriptions,
+    oldest first (NotFound: no such customer)."""
     with sessions() as session:
         customer = get_customer(session, tenant_id, external_id)
         metrics = metrics_by_code(session, tenant_id)
-        rows = (
-            session.execute(
-                select(SubscriptionRow)
-                .where(
-                    SubscriptionRow.tenant_id == tenant_id,
-                    SubscriptionRow.customer_id == customer.id,
-                )
-                .order_by(SubscriptionRow.start_date, SubscriptionRow.id)
-            )
-            .unique()
-            .scalars()
-            .all()
-        )
+        rows = _subscription_rows(session, tenant_id, SubscriptionRow.customer_id == customer.id)
         return customer.currency, metrics, [subscription_domain(r, metrics) for r in rows]
 
 
@@ -187,25 +177,31 @@ def subscriptions_by_customer(
         return {}
     with sessions() as session:
         metrics = metrics_by_code(session, tenant_id)
-        rows = (
-            session.execute(
-                select(SubscriptionRow)
-                .join(CustomerRow, CustomerRow.id == SubscriptionRow.customer_id)
-                .where(
-                    SubscriptionRow.tenant_id == tenant_id,
-                    CustomerRow.external_id.in_(sorted(external_ids)),
-                )
-                .order_by(SubscriptionRow.start_date, SubscriptionRow.id)
-            )
-            .unique()
-            .scalars()
-            .all()
+        rows = _subscription_rows(
+            session, tenant_id, CustomerRow.external_id.in_(sorted(external_ids))
         )
         out: dict[str, list[Subscription]] = {}
         for row in rows:
             subscription = subscription_domain(row, metrics)
             out.setdefault(subscription.customer.external_id, []).append(subscription)
         return out
+
+
+def _subscription_rows(
+    session: Session, tenant_id: str, which: ColumnElement[bool]
+) -> Sequence[SubscriptionRow]:
+    """The tenant's subscriptions matching `which` (on them or their customer), oldest first."""
+    return (
+        session.execute(
+            select(SubscriptionRow)
+            .join(CustomerRow, CustomerRow.id == SubscriptionRow.customer_id)
+            .where(SubscriptionRow.tenant_id == tenant_id, which)
+            .order_by(SubscriptionRow.start_date, SubscriptionRow.id)
+        )
+        .unique()
+        .scalars()
+        .all()
+    )
 
 
 SUBSCRIPTIONS_TTL = 5.0  # seconds the stream worker keeps a customer's subscriptions

@@ -30,6 +30,7 @@ from infra.migrate import migrate_ledger
 from invoicing import events as domain_events
 from invoicing.alerts import AlertWatch, Trigger
 from invoicing.db import make_engine, make_sessionmaker
+from invoicing.events import DomainEvent
 from invoicing.progressive import ProgressiveWatch
 from invoicing.quotas import Crossing, QuotaWatch
 from invoicing.tax.service import TaxService
@@ -316,11 +317,7 @@ class EventRelay:
         batch = await asyncio.to_thread(domain_events.pending, self._sessions)
         if not batch:
             return 0
-        futures = [
-            await self._producer.send(self._topic, event.message(), key=event.key)
-            for event in batch
-        ]
-        await asyncio.gather(*futures)
+        await self._send(self._topic, batch)
         await asyncio.to_thread(domain_events.published, self._sessions, batch, self._clock.now())
         self.relayed += len(batch)
         return len(batch)
@@ -337,11 +334,13 @@ class EventRelay:
         triggers = [t for t in triggers if t.at <= settled]
         if not triggers:
             return
-        futures = [
-            await self._producer.send(self._alerts_topic, t.message(), key=t.key) for t in triggers
-        ]
-        await asyncio.gather(*futures)
+        await self._send(self._alerts_topic, triggers)
         await asyncio.to_thread(self._alerts.published, triggers, self._clock.now())
+
+    async def _send(self, topic: str, items: Sequence[DomainEvent | Trigger]) -> None:
+        """Produce each item's message under its key and wait until Kafka has them all."""
+        futures = [await self._producer.send(topic, i.message(), key=i.key) for i in items]
+        await asyncio.gather(*futures)
 
     async def run(self) -> None:
         while True:

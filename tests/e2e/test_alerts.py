@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.helpers.scenarios import bill, send
+from tests.helpers.scenarios import bill, customer, metric, per_unit, plan, send
 from tests.helpers.topics import tenant_messages
 
 pytestmark = [pytest.mark.e2e, pytest.mark.kafka, pytest.mark.clickhouse]
@@ -18,28 +18,11 @@ pytestmark = [pytest.mark.e2e, pytest.mark.kafka, pytest.mark.clickhouse]
 NOW = datetime(2026, 10, 20, 12, tzinfo=UTC)
 
 
-def _setup(c: Any) -> str:
-    c.ok("POST", "/metrics", json={"code": "calls", "name": "Calls", "aggregation": "count"})
-    c.ok(
-        "POST",
-        "/plans",
-        json={
-            "code": "metered",
-            "name": "Metered",
-            "currency": "USD",
-            "interval": "monthly",
-            "charges": [
-                {"metric": "calls", "model": "per_unit", "properties": {"unitAmount": "0.5"}}
-            ],
-        },
-    )
-    c.ok("POST", "/customers", json={"externalId": "acme", "name": "Acme", "currency": "USD"})
-    sub = c.ok(
-        "POST",
-        "/subscriptions",
-        json={"customerId": "acme", "planCode": "metered", "startDate": "2026-10-01"},
-    )
-    return str(sub["id"])
+def _setup(c: Any, start: str = "2026-10-01", **plan_extra: Any) -> str:
+    """calls (count) at 0.50 each on a monthly USD plan; acme subscribed from `start`."""
+    metric(c, "calls", "count")
+    plan(c, "metered", [per_unit("calls", "0.5")], **plan_extra)
+    return str(customer(c, "acme", "metered", start)["id"])
 
 
 def _calls(n: int, start: int = 0) -> list[dict[str, Any]]:
@@ -203,27 +186,7 @@ def test_a_lifetime_amount_counts_what_earlier_periods_billed(
     (not voided) + the current period's usage amount; usage_amount is this period's."""
     travel_clock.travel_to(datetime(2026, 9, 20, 12, tzinfo=UTC))
     c = stack.tenant("alerts-lifetime")
-    c.ok("POST", "/metrics", json={"code": "calls", "name": "Calls", "aggregation": "count"})
-    c.ok(
-        "POST",
-        "/plans",
-        json={
-            "code": "metered",
-            "name": "Metered",
-            "currency": "USD",
-            "interval": "monthly",
-            "baseFee": "7",
-            "charges": [
-                {"metric": "calls", "model": "per_unit", "properties": {"unitAmount": "0.5"}}
-            ],
-        },
-    )
-    c.ok("POST", "/customers", json={"externalId": "acme", "name": "Acme", "currency": "USD"})
-    sub = c.ok(
-        "POST",
-        "/subscriptions",
-        json={"customerId": "acme", "planCode": "metered", "startDate": "2026-09-01"},
-    )["id"]
+    sub = _setup(c, start="2026-09-01", baseFee="7")
     september = [
         {"id": f"sep-{i}", "customerId": "acme", "metric": "calls",
          "timestamp": f"2026-09-{1 + i % 19:02d}T08:00:00Z"}

@@ -14,6 +14,7 @@ from typing import Any
 import orjson
 import pytest
 
+from tests.helpers.scenarios import customer, metric, per_unit, plan
 from tests.helpers.topics import tenant_messages
 
 pytestmark = [pytest.mark.e2e, pytest.mark.kafka, pytest.mark.clickhouse]
@@ -39,26 +40,9 @@ def _produce(bootstrap: str, topic: str, messages: list[tuple[str, bytes]]) -> N
 
 
 def _setup(c: Any) -> None:
-    c.ok("POST", "/metrics", json={"code": "gb", "name": "GB", "aggregation": "sum"})
-    c.ok(
-        "POST",
-        "/plans",
-        json={
-            "code": "p",
-            "name": "P",
-            "currency": "USD",
-            "interval": "monthly",
-            "charges": [
-                {"metric": "gb", "model": "per_unit", "properties": {"unitAmount": "0.25"}}
-            ],
-        },
-    )
-    c.ok("POST", "/customers", json={"externalId": "acme", "name": "Acme", "currency": "USD"})
-    c.ok(
-        "POST",
-        "/subscriptions",
-        json={"customerId": "acme", "planCode": "p", "startDate": "2026-10-01"},
-    )
+    metric(c, "gb", "sum")
+    plan(c, "p", [per_unit("gb", "0.25")])
+    customer(c, "acme", "p")
 
 
 def _event(i: int, value: str) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.helpers.scenarios import bill, send
+from tests.helpers.scenarios import bill, customer, metric, per_unit, plan, send
 from tests.helpers.topics import tenant_messages
 
 pytestmark = [pytest.mark.e2e, pytest.mark.kafka, pytest.mark.clickhouse]
@@ -22,28 +22,15 @@ NOW = datetime(2026, 10, 20, 12, tzinfo=UTC)
 
 
 def _setup(c: Any, *, thresholds: list[dict[str, Any]] | None, overrides: Any = None) -> str:
-    c.ok("POST", "/metrics", json={"code": "calls", "name": "Calls", "aggregation": "count"})
+    """calls at 0.50 EUR on a monthly plan with a 5 EUR base fee and 20 % VAT for FR;
+    acme (FR) subscribed from October 1."""
+    metric(c, "calls", "count", name="Calls")
     c.ok("POST", "/taxes", json={"code": "vat", "name": "VAT", "rate": "20", "country": "FR"})
-    plan: dict[str, Any] = {
-        "code": "metered",
-        "name": "Metered",
-        "currency": "EUR",
-        "interval": "monthly",
-        "baseFee": "5",
-        "charges": [{"metric": "calls", "model": "per_unit", "properties": {"unitAmount": "0.5"}}],
-    }
-    if thresholds is not None:
-        plan["usageThresholds"] = thresholds
-    c.ok("POST", "/plans", json=plan)
-    c.ok(
-        "POST",
-        "/customers",
-        json={"externalId": "acme", "name": "Acme", "currency": "EUR", "country": "FR"},
-    )
-    body: dict[str, Any] = {"customerId": "acme", "planCode": "metered", "startDate": "2026-10-01"}
-    if overrides is not None:
-        body["overrides"] = overrides
-    return str(c.ok("POST", "/subscriptions", json=body)["id"])
+    extra: dict[str, Any] = {} if thresholds is None else {"usageThresholds": thresholds}
+    plan(c, "metered", [per_unit("calls", "0.5")], currency="EUR", baseFee="5", **extra)
+    more: dict[str, Any] = {} if overrides is None else {"overrides": overrides}
+    sub = customer(c, "acme", "metered", currency="EUR", country="FR", **more)
+    return str(sub["id"])
 
 
 def _calls(n: int, start: int = 0) -> list[dict[str, Any]]:
@@ -223,28 +210,10 @@ def test_rolled_over_free_units_count_before_a_threshold_bills(
     progressive invoice bills what the period-end invoice will: 30 − 16 = 14 calls."""
     travel_clock.travel_to(datetime(2026, 9, 20, 12, tzinfo=UTC))
     c = stack.tenant("progressive-rollover")
-    c.ok("POST", "/metrics", json={"code": "calls", "name": "Calls", "aggregation": "count"})
-    c.ok(
-        "POST",
-        "/plans",
-        json={
-            "code": "rolling",
-            "name": "Rolling",
-            "currency": "EUR",
-            "interval": "monthly",
-            "charges": [
-                {"metric": "calls", "model": "per_unit", "properties": {"unitAmount": "0.5"},
-                 "includedQuantity": "10", "rollover": True},
-            ],
-            "usageThresholds": [{"amount": "5"}],
-        },
-    )  # fmt: skip
-    c.ok("POST", "/customers", json={"externalId": "acme", "name": "Acme", "currency": "EUR"})
-    c.ok(
-        "POST",
-        "/subscriptions",
-        json={"customerId": "acme", "planCode": "rolling", "startDate": "2026-09-01"},
-    )
+    metric(c, "calls", "count")
+    rolling = per_unit("calls", "0.5", includedQuantity="10", rollover=True)
+    plan(c, "rolling", [rolling], currency="EUR", usageThresholds=[{"amount": "5"}])
+    customer(c, "acme", "rolling", "2026-09-01", currency="EUR")
     september = [
         {"id": f"s{i}", "customerId": "acme", "metric": "calls",
          "timestamp": "2026-09-10T08:00:00Z"}

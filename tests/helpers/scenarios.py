@@ -52,7 +52,7 @@ def customer(
     c: Any, external_id: str, plan_code: str, start: str = "2026-10-01", **extra: Any
 ) -> Json:
     """A customer (in USD unless `currency` is given) subscribed to a plan from `start`."""
-    sub_extra = {k: extra.pop(k) for k in ("endDate",) if k in extra}
+    sub_extra = {k: extra.pop(k) for k in ("endDate", "overrides") if k in extra}
     c.ok(
         "POST",
         "/customers",

@@ -12,32 +12,23 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiokafka import AIOKafkaProducer
 
 from infra.kafka_local import LocalKafkaBroker
 from streams.app import create_stream_app
 from streams.config import StreamConfig
 from streams.sink import ClickHouseSink
 from tests.conftest import CH_DATABASE
-from tests.streams.test_ingest_agent import _committed, _create_topics, _stored, _wait
+from tests.streams.test_ingest_agent import (
+    _committed,
+    _create_topics,
+    _known,
+    _produce,
+    _stored,
+    _wait,
+)
 from tests.streams.test_ingest_batches import event_messages
 
 pytestmark = [pytest.mark.kafka, pytest.mark.clickhouse]
-
-
-async def _known(_: str) -> bool:
-    return True
-
-
-async def _produce(bootstrap: str, topic: str, payloads: list[bytes]) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
-    await producer.start()
-    try:
-        for i, payload in enumerate(payloads):
-            await producer.send(topic, payload, key=str(i % 5).encode())
-        await producer.flush()
-    finally:
-        await producer.stop()
 
 
 def test_a_broker_restart_during_ingestion_loses_and_doubles_nothing(

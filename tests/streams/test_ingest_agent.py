@@ -54,12 +54,16 @@ async def _create_topics(bootstrap: str, settings: StreamConfig) -> None:
         await admin.close()
 
 
-async def _produce(bootstrap: str, topic: str, payloads: Sequence[bytes]) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+async def _produce(
+    bootstrap: str, topic: str, payloads: Sequence[bytes], keys: Sequence[bytes] | None = None
+) -> None:
+    """Produce each payload (keyed by `keys`, else by index mod 7), acks=all."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
     await producer.start()
     try:
         for i, payload in enumerate(payloads):
-            await producer.send(topic, payload, key=str(i % 7).encode())
+            key = keys[i] if keys is not None else str(i % 7).encode()
+            await producer.send(topic, payload, key=key)
         await producer.flush()
     finally:
         await producer.stop()
@@ -76,14 +80,15 @@ async def _wait(predicate: Any, limit: float = 30) -> None:
         await asyncio.sleep(0.05)
 
 
-async def _committed(bootstrap: str, settings: StreamConfig) -> int:
+async def _committed(bootstrap: str, settings: StreamConfig, partitions: int = 2) -> int:
+    """The consumer group's committed offsets, summed over the events topic."""
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap, group_id=settings.consumer_group, enable_auto_commit=False
     )
     await consumer.start()
     try:
         total = 0
-        for partition in range(2):
+        for partition in range(partitions):
             offset = await consumer.committed(TopicPartition(settings.events_topic, partition))
             total += offset or 0
         return total

@@ -13,22 +13,23 @@ from typing import Any
 
 import orjson
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from streams.app import create_stream_app
 from streams.config import StreamConfig
 from streams.sink import ClickHouseSink
 from tests.conftest import CH_DATABASE
+from tests.streams.test_ingest_agent import _committed, _known, _produce, _wait
 
 pytestmark = [pytest.mark.kafka, pytest.mark.clickhouse]
 
 PARTITIONS = 4
 
 
-def _messages(tenant: str, start: int, n: int) -> list[tuple[bytes, bytes]]:
-    """(key, value) pairs: 40 customers spread over the partitions, value 0.5 each."""
-    out = []
+def _messages(tenant: str, start: int, n: int) -> tuple[list[bytes], list[bytes]]:
+    """(keys, values): 40 customers spread over the partitions, value 0.5 each."""
+    keys, values = [], []
     for i in range(start, start + n):
         customer = f"c{i % 40}"
         value = {
@@ -39,36 +40,14 @@ def _messages(tenant: str, start: int, n: int) -> list[tuple[bytes, bytes]]:
             "timestamp": "2026-10-05T10:00:00Z",
             "value": "0.5",
         }
-        out.append((f"{tenant}/{customer}".encode(), orjson.dumps(value)))
-    return out
+        keys.append(f"{tenant}/{customer}".encode())
+        values.append(orjson.dumps(value))
+    return keys, values
 
 
-async def _produce(bootstrap: str, topic: str, messages: list[tuple[bytes, bytes]]) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
-    await producer.start()
-    try:
-        for key, value in messages:
-            await producer.send(topic, value, key=key)
-            if int(key[-1:] or b"0") == 0:
-                await asyncio.sleep(0)  # let the workers run while producing
-        await producer.flush()
-    finally:
-        await producer.stop()
-
-
-async def _committed(bootstrap: str, config: StreamConfig) -> int:
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, group_id=config.consumer_group, enable_auto_commit=False
-    )
-    await consumer.start()
-    try:
-        offsets = [
-            await consumer.committed(TopicPartition(config.events_topic, p))
-            for p in range(PARTITIONS)
-        ]
-        return sum(o or 0 for o in offsets)
-    finally:
-        await consumer.stop()
+async def _send(bootstrap: str, topic: str, messages: tuple[list[bytes], list[bytes]]) -> None:
+    keys, values = messages
+    await _produce(bootstrap, topic, values, keys)
 
 
 def _stored(clickhouse: Any, tenant: str) -> tuple[int, Decimal]:
@@ -78,17 +57,6 @@ def _stored(clickhouse: Any, tenant: str) -> tuple[int, Decimal]:
         parameters={"t": tenant},
     ).result_rows[0]
     return int(count), Decimal(total or 0)
-
-
-async def _known(_: str) -> bool:
-    return True
-
-
-async def _wait(predicate: Any, limit: float = 60) -> None:
-    deadline = asyncio.get_running_loop().time() + limit
-    while not predicate():
-        assert asyncio.get_running_loop().time() < deadline, "timed out"
-        await asyncio.sleep(0.1)
 
 
 def _assigned(app: Any) -> set[TopicPartition]:
@@ -126,21 +94,21 @@ def test_two_workers_split_the_partitions_and_one_takes_over(kafka_bootstrap, cl
         await _wait(lambda: len(_assigned(first) | _assigned(second)) == PARTITIONS)
         assert not _assigned(first) & _assigned(second)
 
-        await _produce(kafka_bootstrap, config.events_topic, _messages(tenant, 0, 2_000))
+        await _send(kafka_bootstrap, config.events_topic, _messages(tenant, 0, 2_000))
         await _wait(lambda: _stored(clickhouse, tenant)[0] >= 2_000)
         assert first_stats.consumed > 0 and second_stats.consumed > 0  # both did work
 
         # The second worker stops while more events arrive; the first takes over.
         producing = asyncio.create_task(
-            _produce(kafka_bootstrap, config.events_topic, _messages(tenant, 2_000, 2_000))
+            _send(kafka_bootstrap, config.events_topic, _messages(tenant, 2_000, 2_000))
         )
         await asyncio.sleep(0.2)
         await asyncio.wait_for(second.stop(), 30)
         await producing
-        await _wait(lambda: len(_assigned(first)) == PARTITIONS)
-        await _wait(lambda: _stored(clickhouse, tenant)[0] >= 4_000)
+        await _wait(lambda: len(_assigned(first)) == PARTITIONS, limit=60)
+        await _wait(lambda: _stored(clickhouse, tenant)[0] >= 4_000, limit=60)
         await asyncio.sleep(1.0)  # the commit interval
-        assert await _committed(kafka_bootstrap, config) == 4_000
+        assert await _committed(kafka_bootstrap, config, PARTITIONS) == 4_000
         await first.stop()
 
     asyncio.run(scenario())
