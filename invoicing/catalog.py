@@ -410,9 +410,19 @@ def create_customer(session: Session, tenant_id: str, spec: CustomerSpec) -> Cus
         timezone=spec.timezone or "UTC",
         invoice_grace_days=_grace_days(spec.invoice_grace_days),
         net_payment_term_days=spec.net_payment_term_days,
+        payment_provider=_payment_provider(spec.payment_provider),
+        payment_provider_customer_id=spec.payment_provider_customer_id,
     )
     insert_unique(session, row, f"a customer with externalId {row.external_id!r} already exists")
     return row
+
+
+def _payment_provider(provider: str | None) -> str | None:
+    from invoicing.payments.base import PROVIDERS
+
+    if provider is not None and provider not in PROVIDERS:
+        raise ValidationFailed(f"paymentProvider must be one of {', '.join(PROVIDERS)}")
+    return provider
 
 
 def _grace_days(days: int) -> int:
@@ -464,6 +474,10 @@ def update_customer(
         row.invoice_grace_days = _grace_days(patch.invoice_grace_days)
     if "net_payment_term_days" in patch.sent:
         row.net_payment_term_days = patch.net_payment_term_days
+    if "payment_provider" in patch.sent:
+        row.payment_provider = _payment_provider(patch.payment_provider)
+    if "payment_provider_customer_id" in patch.sent:
+        row.payment_provider_customer_id = patch.payment_provider_customer_id
     return row
 
 

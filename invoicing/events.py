@@ -30,6 +30,13 @@ TYPES = (
     "alert.triggered",
     "invoice.created",
     "invoice.finalized",
+    "invoice.paid",
+    "invoice.voided",
+    "invoice.overdue",
+    "invoice.uncollectible",
+    "invoice.dunning_step",
+    "payment.succeeded",
+    "payment.failed",
 )
 
 
@@ -97,6 +104,8 @@ def invoice_data(invoice: InvoiceRow) -> dict[str, Any]:
         "issuedAt": _ts(invoice.issued_at) if invoice.issued_at else None,
         "dueAt": _ts(invoice.due_at) if invoice.due_at else None,
         "total": format_money(invoice.total, cur),
+        "creditTotal": format_money(invoice.credit_total, cur),
+        "amountPaid": format_money(invoice.amount_paid, cur),
         "amountDue": format_money(invoice.amount_due, cur),
     }
 

@@ -21,7 +21,7 @@ from invoicing import events
 from invoicing.models import CustomerRow, InvoiceRow, InvoiceSequence, PaymentRow, new_id
 from invoicing.pages import Page, keyset_page
 from invoicing.specs import TaxOverrideSpec
-from rating.money import ZERO, round_money, to_decimal
+from rating.money import ZERO, format_money, round_money, to_decimal
 from rating.totals import totals
 
 TRANSITIONS: dict[str, set[str]] = {
@@ -34,13 +34,43 @@ TRANSITIONS: dict[str, set[str]] = {
 }
 
 
-def _transition(invoice: InvoiceRow, target: str) -> None:
+# The event each state's arrival records (the outbox of invoicing.events).
+ARRIVAL_EVENTS = {
+    "PAID": "invoice.paid",
+    "OVERDUE": "invoice.overdue",
+    "UNCOLLECTIBLE": "invoice.uncollectible",
+    "VOID": "invoice.voided",
+}
+
+
+def _transition(
+    session: Session, tenant_id: str, invoice: InvoiceRow, target: str, now: datetime
+) -> None:
+    """Move `invoice` to `target` at `now` (409 naming both states when the machine
+    forbids it), stamp when it got there, and record the state's domain event."""
     if target not in TRANSITIONS[invoice.status]:
+        allowed = ", ".join(sorted(TRANSITIONS[invoice.status])) or "none"
         raise Conflict(
-            f"invoice {invoice.id} is {invoice.status}; it cannot become {target}",
+            f"invoice {invoice.id} is {invoice.status}; it cannot become {target} "
+            f"(from {invoice.status}: {allowed})",
             code="illegal_transition",
+            details={"status": invoice.status, "target": target},
         )
     invoice.status = target
+    stamp = {"PAID": "paid_at", "OVERDUE": "overdue_at", "UNCOLLECTIBLE": "uncollectible_at"}
+    if target in stamp:
+        setattr(invoice, stamp[target], now)
+    elif target == "VOID":
+        invoice.voided_at = now
+    if target in ARRIVAL_EVENTS:
+        events.record(
+            session,
+            tenant_id,
+            ARRIVAL_EVENTS[target],
+            invoice.id,
+            events.invoice_data(invoice),
+            now,
+        )
 
 
 def get_invoice(
@@ -101,37 +131,53 @@ def finalize(
     """DRAFT → OPEN at `now`: the next gap-free number, due after the customer's net
     payment terms (`due_days`, the process's default, when the customer has none)."""
     invoice = get_invoice(session, tenant_id, invoice_id, lock=True)
-    _transition(invoice, "OPEN")
+    if invoice.status != "DRAFT":
+        raise Conflict(
+            f"invoice {invoice.id} is {invoice.status}; only a DRAFT can be finalized",
+            code="illegal_transition",
+            details={"status": invoice.status, "target": "OPEN"},
+        )
+    invoice.status = "OPEN"
     invoice.number = next_number(session, tenant_id)
     invoice.issued_at = now
     invoice.finalized_at = now
     terms = invoice.customer.net_payment_term_days
     invoice.due_at = now + timedelta(days=due_days if terms is None else terms)
-    _settle_if_covered(invoice)
     data = events.invoice_data(invoice)
     events.record(session, tenant_id, "invoice.finalized", invoice.id, data, now)
+    _settle_if_covered(session, tenant_id, invoice, now)
     return invoice
 
 
-def void(session: Session, tenant_id: str, invoice_id: str) -> InvoiceRow:
+def void(session: Session, tenant_id: str, invoice_id: str, now: datetime) -> InvoiceRow:
+    """OPEN or OVERDUE → VOID: the invoice is cancelled before it was collected."""
     from invoicing.wallets import refund_invoice
 
     invoice = get_invoice(session, tenant_id, invoice_id, lock=True)
-    _transition(invoice, "VOID")
+    _transition(session, tenant_id, invoice, "VOID", now)
     # Prepaid credits the invoice consumed go back to their wallets.
     refund_invoice(session, tenant_id, invoice.id)
     return invoice
 
 
 def record_payment(
-    session: Session, tenant_id: str, invoice_id: str, amount: object, reference: str | None
-) -> InvoiceRow:
-    """Record a payment of an OPEN or OVERDUE invoice, at most what is due; 0 due is PAID."""
+    session: Session,
+    tenant_id: str,
+    invoice_id: str,
+    amount: object,
+    reference: str | None,
+    now: datetime,
+    *,
+    provider: str | None = None,
+) -> PaymentRow:
+    """Record a payment of an OPEN or OVERDUE invoice, at most what is due; 0 due is
+    PAID. Records `payment.succeeded` (and `invoice.paid` when it settles)."""
     invoice = get_invoice(session, tenant_id, invoice_id, lock=True)
     if invoice.status not in ("OPEN", "OVERDUE"):
         raise Conflict(
             f"invoice {invoice.id} is {invoice.status}; payments need an OPEN or OVERDUE invoice",
             code="illegal_transition",
+            details={"status": invoice.status},
         )
     value = to_decimal(amount, what="amount")
     if value <= 0:
@@ -139,25 +185,90 @@ def record_payment(
     if value != round_money(value, invoice.currency):
         raise ValidationFailed(f"amount has more decimals than {invoice.currency} allows")
     if value > invoice.amount_due:
-        raise ValidationFailed(f"amount {value} exceeds the amount due {invoice.amount_due}")
-    session.add(
-        PaymentRow(
-            id=new_id("pay"),
-            tenant_id=tenant_id,
-            invoice_id=invoice.id,
-            amount=value,
-            reference=reference,
+        raise ValidationFailed(
+            f"amount {value} exceeds the amount due {invoice.amount_due}",
+            code="exceeds_amount_due",
         )
+    payment = PaymentRow(
+        id=new_id("pay"),
+        tenant_id=tenant_id,
+        invoice_id=invoice.id,
+        amount=value,
+        currency=invoice.currency,
+        reference=reference,
+        provider=provider,
+        created_at=now,
     )
+    session.add(payment)
     invoice.amount_paid = invoice.amount_paid + value
     recompute_totals(invoice)
-    _settle_if_covered(invoice)
-    return invoice
+    events.record(session, tenant_id, "payment.succeeded", payment.id, payment_data(payment), now)
+    _settle_if_covered(session, tenant_id, invoice, now)
+    return payment
 
 
-def _settle_if_covered(invoice: InvoiceRow) -> None:
+def payment_data(payment: PaymentRow) -> dict[str, object]:
+    """A payment as `GET /payments/{id}` shows it (the `data` of its events)."""
+    currency = payment.currency or ""
+    return {
+        "id": payment.id,
+        "invoiceId": payment.invoice_id,
+        "amount": format_money(payment.amount, currency) if currency else str(payment.amount),
+        "currency": payment.currency,
+        "reference": payment.reference,
+        "provider": payment.provider,
+        "createdAt": payment.created_at.isoformat().replace("+00:00", "Z"),
+    }
+
+
+def get_payment(session: Session, tenant_id: str, payment_id: str) -> PaymentRow:
+    row = session.execute(
+        select(PaymentRow).where(PaymentRow.id == payment_id, PaymentRow.tenant_id == tenant_id)
+    ).scalar_one_or_none()
+    if row is None:
+        raise NotFound(f"payment {payment_id!r} not found")
+    return row
+
+
+def list_payments(
+    session: Session,
+    tenant_id: str,
+    *,
+    invoice_id: str | None = None,
+    customer_external_id: str | None = None,
+    limit: int = 50,
+    cursor: str | None = None,
+) -> Page[PaymentRow]:
+    """The tenant's payments (of one invoice, of one customer), newest first."""
+    query = select(PaymentRow).where(PaymentRow.tenant_id == tenant_id)
+    if invoice_id is not None:
+        query = query.where(PaymentRow.invoice_id == invoice_id)
+    if customer_external_id is not None:
+        query = (
+            query.join(InvoiceRow, InvoiceRow.id == PaymentRow.invoice_id)
+            .join(CustomerRow, CustomerRow.id == InvoiceRow.customer_id)
+            .where(CustomerRow.external_id == customer_external_id)
+        )
+    return keyset_page(session, query, PaymentRow, limit, cursor)
+
+
+def mark_overdue(session: Session, tenant_id: str, invoice: InvoiceRow, now: datetime) -> None:
+    """OPEN → OVERDUE (the scheduler, once `dueAt` has passed)."""
+    _transition(session, tenant_id, invoice, "OVERDUE", now)
+
+
+def mark_uncollectible(
+    session: Session, tenant_id: str, invoice: InvoiceRow, now: datetime
+) -> None:
+    """OVERDUE → UNCOLLECTIBLE (the scheduler, after the dunning schedule)."""
+    _transition(session, tenant_id, invoice, "UNCOLLECTIBLE", now)
+
+
+def _settle_if_covered(
+    session: Session, tenant_id: str, invoice: InvoiceRow, now: datetime
+) -> None:
     if invoice.status in ("OPEN", "OVERDUE") and invoice.amount_due <= ZERO:
-        _transition(invoice, "PAID")
+        _transition(session, tenant_id, invoice, "PAID", now)
 
 
 def recompute_totals(invoice: InvoiceRow) -> None:

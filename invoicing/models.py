@@ -104,6 +104,10 @@ class CustomerRow(Base):
     invoice_grace_days: Mapped[int] = mapped_column(Integer, default=0)
     # Days from issue to due date; None: the process's default (invoice_due_days).
     net_payment_term_days: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # Who collects this customer's invoices (a tenant's payment provider) and the
+    # customer's id there (a Stripe `cus_…`); None: payments are recorded by hand.
+    payment_provider: Mapped[str | None] = mapped_column(String(20), nullable=True)
+    payment_provider_customer_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
@@ -153,6 +157,7 @@ class InvoiceRow(Base):
         UniqueConstraint("tenant_id", "number"),
         Index("ix_invoices_tenant_created", "tenant_id", "created_at"),
         Index("ix_invoices_type_subscription", "type", "subscription_id", "period_start"),
+        Index("ix_invoices_status_due", "tenant_id", "status", "due_at"),
     )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
@@ -183,6 +188,11 @@ class InvoiceRow(Base):
     type: Mapped[str] = mapped_column(
         String(24), default="subscription", server_default="subscription"
     )
+    # When the invoice entered each later state (None: never).
+    paid_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    overdue_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    uncollectible_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    voided_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
     customer: Mapped[CustomerRow] = relationship(lazy="joined")
     lines: Mapped[list[InvoiceLineRow]] = relationship(
@@ -225,13 +235,18 @@ class InvoiceSequence(Base):
 
 
 class PaymentRow(Base):
+    """Money received for an invoice: recorded by hand, or collected by a provider."""
+
     __tablename__ = "payments"
+    __table_args__ = (Index("ix_payments_tenant_created", "tenant_id", "created_at"),)
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), index=True)
     invoice_id: Mapped[str] = mapped_column(ForeignKey("invoices.id"), index=True)
     amount: Mapped[Decimal] = mapped_column(Money())
+    currency: Mapped[str | None] = mapped_column(String(3), nullable=True)
     reference: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    provider: Mapped[str | None] = mapped_column(String(20), nullable=True)  # None: manual
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
@@ -464,3 +479,68 @@ class DomainEventRow(Base):
     data: Mapped[dict[str, Any]] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     published_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class PaymentProviderRow(Base):
+    """A tenant's connection to a payment provider (`stripe`, …) and its configuration
+    (API key, base URL); one per provider."""
+
+    __tablename__ = "payment_providers"
+    __table_args__ = (UniqueConstraint("tenant_id", "provider"),)
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), index=True)
+    provider: Mapped[str] = mapped_column(String(20))
+    config: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class PaymentAttemptRow(Base):
+    """One try to collect an invoice through its customer's provider: at finalize and at
+    each dunning step. `idempotency_key` is what the provider saw, so a retried request
+    of the same attempt can never charge twice."""
+
+    __tablename__ = "payment_attempts"
+    __table_args__ = (UniqueConstraint("tenant_id", "idempotency_key"),)
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), index=True)
+    invoice_id: Mapped[str] = mapped_column(ForeignKey("invoices.id"), index=True)
+    provider: Mapped[str] = mapped_column(String(20))
+    amount: Mapped[Decimal] = mapped_column(Money())
+    currency: Mapped[str] = mapped_column(String(3))
+    idempotency_key: Mapped[str] = mapped_column(String(100))
+    status: Mapped[str] = mapped_column(String(20))  # succeeded | failed
+    provider_reference: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class DunningPolicyRow(Base):
+    """A tenant's dunning schedule: days after `dueAt` of each step, and of UNCOLLECTIBLE.
+    No row: the default (1, 3, 7, 14, 21; 30)."""
+
+    __tablename__ = "dunning_policies"
+
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), primary_key=True)
+    steps: Mapped[list[Any]] = mapped_column(JSON)  # [1, 3, 7, 14, 21]
+    uncollectible_after_days: Mapped[int] = mapped_column(Integer)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class DunningStepRow(Base):
+    """A dunning step taken on an overdue invoice; unique per (invoice, step), which is
+    what makes a second scheduler pass at the same moment change nothing."""
+
+    __tablename__ = "dunning_steps"
+    __table_args__ = (UniqueConstraint("invoice_id", "step"),)
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), index=True)
+    invoice_id: Mapped[str] = mapped_column(ForeignKey("invoices.id"), index=True)
+    step: Mapped[int] = mapped_column(Integer)  # 1 … 5
+    at: Mapped[datetime] = mapped_column(UTCDateTime())  # when the pass took it
+    due_at: Mapped[datetime] = mapped_column(UTCDateTime())  # when it was scheduled for
+    payment_attempted: Mapped[bool] = mapped_column(Boolean, default=False)
+    # reminded (no provider) | payment_succeeded | payment_failed
+    result: Mapped[str] = mapped_column(String(40))

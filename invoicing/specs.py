@@ -113,6 +113,8 @@ class CustomerSpec:
     timezone: str | None = None  # None: UTC
     invoice_grace_days: int = 0
     net_payment_term_days: int | None = None  # None: the process's default
+    payment_provider: str | None = None  # None: payments recorded by hand
+    payment_provider_customer_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -126,6 +128,8 @@ class CustomerPatch:
     timezone: str | None = None
     invoice_grace_days: int | None = None
     net_payment_term_days: int | None = None
+    payment_provider: str | None = None
+    payment_provider_customer_id: str | None = None
     sent: frozenset[str] = frozenset()
 
 

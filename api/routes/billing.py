@@ -13,12 +13,13 @@ from api.schemas.billing import (
     BillRunPublic,
     FinalizeAllResult,
     InvoicePublic,
-    PaymentCreate,
     TaxOverride,
 )
 from api.schemas.common import Page
+from api.schemas.payments import PaymentCreate, PaymentPublic
 from invoicing import drafts, invoices
 from invoicing.billing import BillRunner, create_bill_run, get_bill_run
+from invoicing.payments.collection import collect
 
 router = APIRouter(tags=["billing"])
 
@@ -60,11 +61,18 @@ def list_invoices(
 
 
 @router.post("/invoices/finalize-all", summary="Finalize every DRAFT past its grace period")
-def finalize_all(runtime: RuntimeDep, session: SessionDep, tenant: TenantDep) -> FinalizeAllResult:
-    rows = invoices.finalize_all(
-        session, tenant, runtime.settings.invoice_due_days, runtime.clock.now()
-    )
-    return FinalizeAllResult(finalized=len(rows), invoice_ids=[r.id for r in rows])
+def finalize_all(runtime: RuntimeDep, tenant: TenantDep) -> FinalizeAllResult:
+    now = runtime.clock.now()
+    with runtime.session() as session:
+        ids = [
+            row.id
+            for row in invoices.finalize_all(
+                session, tenant, runtime.settings.invoice_due_days, now
+            )
+        ]
+    for invoice_id in ids:  # collected after the commit, as a single finalize is
+        collect(runtime.sessions, tenant, invoice_id, "finalize", now)
+    return FinalizeAllResult(finalized=len(ids), invoice_ids=ids)
 
 
 @router.get("/invoices/{invoice_id}", summary="Get an invoice with its lines")
@@ -72,14 +80,18 @@ def get_invoice(invoice_id: str, session: SessionDep, tenant: TenantDep) -> Invo
     return InvoicePublic.from_row(invoices.get_invoice(session, tenant, invoice_id))
 
 
-@router.post("/invoices/{invoice_id}/finalize", summary="DRAFT → OPEN, with the next number")
-def finalize_invoice(
-    invoice_id: str, runtime: RuntimeDep, session: SessionDep, tenant: TenantDep
-) -> InvoicePublic:
-    row = invoices.finalize(
-        session, tenant, invoice_id, runtime.settings.invoice_due_days, runtime.clock.now()
-    )
-    return InvoicePublic.from_row(row)
+@router.post(
+    "/invoices/{invoice_id}/finalize",
+    summary="DRAFT → OPEN, with the next number; collects it where the customer has a provider",
+)
+def finalize_invoice(invoice_id: str, runtime: RuntimeDep, tenant: TenantDep) -> InvoicePublic:
+    now = runtime.clock.now()
+    with runtime.session() as session:
+        invoices.finalize(session, tenant, invoice_id, runtime.settings.invoice_due_days, now)
+    # After the commit: no ledger lock is held while the provider answers.
+    collect(runtime.sessions, tenant, invoice_id, "finalize", now)
+    with runtime.session() as session:
+        return InvoicePublic.from_row(invoices.get_invoice(session, tenant, invoice_id))
 
 
 @router.post("/invoices/{invoice_id}/refresh", summary="Re-rate a DRAFT with the latest usage")
@@ -102,13 +114,25 @@ def tax_override(
 
 
 @router.post("/invoices/{invoice_id}/void", summary="OPEN or OVERDUE → VOID")
-def void_invoice(invoice_id: str, session: SessionDep, tenant: TenantDep) -> InvoicePublic:
-    return InvoicePublic.from_row(invoices.void(session, tenant, invoice_id))
-
-
-@router.post("/invoices/{invoice_id}/payments", summary="Record a payment; answers the invoice")
-def pay_invoice(
-    invoice_id: str, body: PaymentCreate, session: SessionDep, tenant: TenantDep
+def void_invoice(
+    invoice_id: str, runtime: RuntimeDep, session: SessionDep, tenant: TenantDep
 ) -> InvoicePublic:
-    row = invoices.record_payment(session, tenant, invoice_id, body.amount, body.reference)
-    return InvoicePublic.from_row(row)
+    return InvoicePublic.from_row(invoices.void(session, tenant, invoice_id, runtime.clock.now()))
+
+
+@router.post(
+    "/invoices/{invoice_id}/payments",
+    status_code=201,
+    summary="Record a payment (at most the amount due); 0 due makes the invoice PAID",
+)
+def pay_invoice(
+    invoice_id: str,
+    body: PaymentCreate,
+    runtime: RuntimeDep,
+    session: SessionDep,
+    tenant: TenantDep,
+) -> PaymentPublic:
+    row = invoices.record_payment(
+        session, tenant, invoice_id, body.amount, body.reference, runtime.clock.now()
+    )
+    return PaymentPublic.from_row(row)

@@ -162,11 +162,6 @@ class FinalizeAllResult(Public):
     invoice_ids: list[str]
 
 
-class PaymentCreate(Body):
-    amount: StateCheckedDecimal
-    reference: str | None = None
-
-
 class LineTaxIn(Body):
     id: str
     tax_amount: StateCheckedDecimal

@@ -25,6 +25,10 @@ class CustomerCreate(Body):
     timezone: str | None = None
     invoice_grace_days: int = Field(default=0, ge=0)
     net_payment_term_days: int | None = Field(default=None, ge=0, le=3650)
+    payment_provider: str | None = Field(
+        default=None, description="stripe | adyen | gocardless | tap | moneyhash | …"
+    )
+    payment_provider_customer_id: str | None = Field(default=None, max_length=200)
 
     # API.md: a field the contract does not know is a 422, never silently dropped.
     model_config = ConfigDict(extra="forbid")
@@ -41,6 +45,8 @@ class CustomerCreate(Body):
             timezone=self.timezone,
             invoice_grace_days=self.invoice_grace_days,
             net_payment_term_days=self.net_payment_term_days,
+            payment_provider=self.payment_provider,
+            payment_provider_customer_id=self.payment_provider_customer_id,
         )
 
 
@@ -56,6 +62,10 @@ class CustomerUpdate(Body):
     timezone: str | None = None
     invoice_grace_days: int | None = Field(default=None, ge=0)
     net_payment_term_days: int | None = Field(default=None, ge=0, le=3650)
+    payment_provider: str | None = Field(
+        default=None, description="stripe | adyen | gocardless | tap | moneyhash | …"
+    )
+    payment_provider_customer_id: str | None = Field(default=None, max_length=200)
 
     model_config = ConfigDict(extra="forbid")
 
@@ -70,6 +80,8 @@ class CustomerUpdate(Body):
             timezone=self.timezone,
             invoice_grace_days=self.invoice_grace_days,
             net_payment_term_days=self.net_payment_term_days,
+            payment_provider=self.payment_provider,
+            payment_provider_customer_id=self.payment_provider_customer_id,
             sent=frozenset(self.model_fields_set),
         )
 
@@ -86,6 +98,8 @@ class CustomerPublic(Public):
     timezone: str
     invoice_grace_days: int
     net_payment_term_days: int | None
+    payment_provider: str | None
+    payment_provider_customer_id: str | None
     created_at: Timestamp
 
     @classmethod
@@ -102,6 +116,8 @@ class CustomerPublic(Public):
             timezone=row.timezone,
             invoice_grace_days=row.invoice_grace_days,
             net_payment_term_days=row.net_payment_term_days,
+            payment_provider=row.payment_provider,
+            payment_provider_customer_id=row.payment_provider_customer_id,
             created_at=row.created_at,
         )
 

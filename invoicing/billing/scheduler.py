@@ -1,9 +1,12 @@
-"""Period close: what the scheduler does at a moment `now`.
+"""The time-driven jobs: what one scheduler pass does at a moment `now`.
 
-A pass bills last month for every tenant (idempotent: a month with a completed run is
-left alone, and a run never invoices a period twice), then finalizes the drafts whose
-grace period is over at `now`. Time comes in as `now` and through the runner's clock,
-so `meterline scheduler --once --at T` replays any moment.
+A pass, for every tenant: bills last month (idempotent: a month with a completed run
+is left alone, and a run never invoices a period twice), finalizes the drafts whose
+grace period is over at `now` and tries to collect them where the customer has a
+payment provider, then runs the dunning jobs (`invoicing.dunning`: OPEN → OVERDUE,
+due dunning steps, OVERDUE → UNCOLLECTIBLE). Time comes in as `now` and through the
+runner's clock, so `meterline scheduler --once --at T` replays any moment, and a
+second pass at the same `T` changes nothing.
 """
 
 from __future__ import annotations
@@ -14,10 +17,12 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from invoicing import invoices
+from invoicing import dunning, invoices
 from invoicing.billing.runner import BillRunner
 from invoicing.billing.runs import create_bill_run
 from invoicing.models import BillRunRow, Tenant
+from invoicing.payments.collection import AttemptResult, collect
+from invoicing.payments.providers import GatewayFactory, build_gateway
 from rating.model import Interval, Period
 from rating.periods import period_containing, previous_period
 
@@ -31,6 +36,11 @@ class TenantClose:
     status: str | None
     invoices_created: int
     finalized: int
+    collected: int = 0  # finalized invoices paid through the provider at once
+    overdue: int = 0
+    dunning_steps: int = 0
+    payments_attempted: int = 0
+    uncollectible: int = 0
 
 
 def month_before(now: datetime) -> Period:
@@ -39,10 +49,14 @@ def month_before(now: datetime) -> Period:
 
 
 def close_period(
-    sessions: sessionmaker[Session], runner: BillRunner, now: datetime, due_days: int
+    sessions: sessionmaker[Session],
+    runner: BillRunner,
+    now: datetime,
+    due_days: int,
+    gateways: GatewayFactory = build_gateway,
 ) -> list[TenantClose]:
-    """One scheduler pass at `now`: bill last month for every tenant, then finalize
-    the drafts past their grace period."""
+    """One scheduler pass at `now`: for every tenant, bill last month, then the
+    invoice jobs of `lifecycle_pass`."""
     month = month_before(now)
     with sessions() as session:
         tenant_ids = list(session.execute(select(Tenant.id).order_by(Tenant.id)).scalars())
@@ -62,10 +76,47 @@ def close_period(
         if run_id is not None:
             run = runner.run(run_id)
             status, created = run.status, run.invoices_created
-        with sessions() as session, session.begin():
-            finalized = invoices.finalize_all(session, tenant_id, due_days, now)
-        report.append(TenantClose(tenant_id, run_id, status, created, len(finalized)))
+        report.append(
+            lifecycle_pass(sessions, tenant_id, now, due_days, gateways, run_id, status, created)
+        )
     return report
+
+
+def lifecycle_pass(
+    sessions: sessionmaker[Session],
+    tenant_id: str,
+    now: datetime,
+    due_days: int,
+    gateways: GatewayFactory = build_gateway,
+    bill_run_id: str | None = None,
+    status: str | None = None,
+    created: int = 0,
+) -> TenantClose:
+    """The invoice jobs of a pass for one tenant: finalize the drafts past their grace
+    period and collect them, then overdue, dunning steps and UNCOLLECTIBLE."""
+
+    def collector(tenant: str, invoice_id: str, purpose: str, at: datetime) -> AttemptResult | None:
+        return collect(sessions, tenant, invoice_id, purpose, at, gateways)
+
+    with sessions() as session, session.begin():
+        finalized = [row.id for row in invoices.finalize_all(session, tenant_id, due_days, now)]
+    collected = 0
+    for invoice_id in finalized:
+        result = collector(tenant_id, invoice_id, "finalize", now)
+        collected += result is not None and result.status == "succeeded"
+    dun = dunning.run_pass(sessions, tenant_id, now, collector)
+    return TenantClose(
+        tenant_id,
+        bill_run_id,
+        status,
+        created,
+        len(finalized),
+        collected=collected,
+        overdue=dun.overdue,
+        dunning_steps=dun.steps,
+        payments_attempted=dun.payments_attempted,
+        uncollectible=dun.uncollectible,
+    )
 
 
 def _bounds(period: Period) -> tuple[datetime, datetime]:

@@ -100,6 +100,10 @@ def invoice_row(
         now,  # updated_at
         None,  # finalized_at
         "subscription",  # type
+        None,  # paid_at
+        None,  # overdue_at
+        None,  # uncollectible_at
+        None,  # voided_at
     )
 
 
@@ -217,7 +221,8 @@ _INVOICE_COLUMNS = (
     "id", "tenant_id", "customer_id", "subscription_id", "bill_run_id", "number", "status",
     "currency", "period_start", "period_end", "issued_at", "due_at", "subtotal",
     "discount_total", "tax_total", "credit_total", "total", "amount_paid", "amount_due",
-    "created_at", "updated_at", "finalized_at", "type",
+    "created_at", "updated_at", "finalized_at", "type", "paid_at", "overdue_at",
+    "uncollectible_at", "voided_at",
 )  # fmt: skip
 _LINE_COLUMNS = (
     "id", "invoice_id", "position", "type", "description", "metric", "group_values",

@@ -80,6 +80,26 @@ class ApiClient(TestClient):
         body: dict[str, Any] = response.json()["error"]
         return body
 
+    def draft(self, customer: str = "acme", total: str = "100.00", *, index: int = 0) -> str:
+        """A DRAFT invoice of `customer` (external id) with one CHARGE line of `total`,
+        written to the ledger as a bill run would; returns its id."""
+        from invoicing import catalog
+        from tests.ledger import add_draft
+
+        with transaction(self.runtime.sessions) as session:
+            row = catalog.get_customer(session, self.tenant_id, customer)
+            return add_draft(
+                session, self.tenant_id, row.id, total, currency=row.currency, index=index
+            ).id
+
+    def open_invoice(
+        self, customer: str = "acme", total: str = "100.00", index: int = 0
+    ) -> dict[str, Any]:
+        """A DRAFT finalized through the API (OPEN, numbered, due after the terms)."""
+        invoice_id = self.draft(customer, total, index=index)
+        result: dict[str, Any] = self.ok("POST", f"/invoices/{invoice_id}/finalize")
+        return result
+
     def customer(self, external_id: str = "acme", **fields: Any) -> dict[str, Any]:
         body = {"externalId": external_id, "name": external_id.title(), "currency": "USD"}
         body.update(fields)

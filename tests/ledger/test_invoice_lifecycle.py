@@ -31,13 +31,15 @@ def _finalize(factory: sessionmaker[Session], tenant: str, invoice_id: str) -> I
 def _pay(
     factory: sessionmaker[Session], tenant: str, invoice_id: str, amount: object
 ) -> InvoiceRow:
+    """Record a payment; returns the invoice as it is afterwards."""
     with transaction(factory) as session:
-        return invoices.record_payment(session, tenant, invoice_id, amount, "ref")
+        invoices.record_payment(session, tenant, invoice_id, amount, "ref", NOW)
+        return invoices.get_invoice(session, tenant, invoice_id)
 
 
 def _void(factory: sessionmaker[Session], tenant: str, invoice_id: str) -> InvoiceRow:
     with transaction(factory) as session:
-        return invoices.void(session, tenant, invoice_id)
+        return invoices.void(session, tenant, invoice_id, NOW)
 
 
 def _load(factory: sessionmaker[Session], tenant: str, invoice_id: str) -> InvoiceRow:

@@ -1,0 +1,114 @@
+"""Payments, payment providers and dunning."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Query, Response
+
+from api.deps import RuntimeDep, SessionDep, TenantDep
+from api.schemas.common import Page
+from api.schemas.payments import (
+    DunningPolicyIn,
+    DunningPolicyPublic,
+    DunningStepList,
+    DunningStepPublic,
+    PaymentProviderCreate,
+    PaymentProviderPublic,
+    PaymentProviderUpdate,
+    PaymentPublic,
+)
+from invoicing import dunning, invoices
+from invoicing.pages import whole
+from invoicing.payments import providers
+
+router = APIRouter(tags=["payments"])
+
+
+@router.get("/payments", summary="List payments, newest first")
+def list_payments(
+    session: SessionDep,
+    tenant: TenantDep,
+    invoice_id: str | None = Query(None, alias="invoiceId"),
+    customer_id: str | None = Query(None, alias="customerId"),
+    limit: int = Query(50, ge=1, le=500),
+    cursor: str | None = None,
+) -> Page[PaymentPublic]:
+    page = invoices.list_payments(
+        session,
+        tenant,
+        invoice_id=invoice_id,
+        customer_external_id=customer_id,
+        limit=limit,
+        cursor=cursor,
+    )
+    return Page[PaymentPublic].of(page, PaymentPublic.from_row)
+
+
+@router.get("/payments/{payment_id}", summary="Get a payment")
+def get_payment(payment_id: str, session: SessionDep, tenant: TenantDep) -> PaymentPublic:
+    return PaymentPublic.from_row(invoices.get_payment(session, tenant, payment_id))
+
+
+# -- providers -------------------------------------------------------------------------
+
+
+@router.post("/payment-providers", status_code=201, summary="Connect a payment provider")
+def connect_provider(
+    body: PaymentProviderCreate, runtime: RuntimeDep, session: SessionDep, tenant: TenantDep
+) -> PaymentProviderPublic:
+    row = providers.connect(session, tenant, body.provider, body.config, runtime.clock.now())
+    return PaymentProviderPublic.from_row(row)
+
+
+@router.get("/payment-providers", summary="The connected payment providers")
+def list_providers(session: SessionDep, tenant: TenantDep) -> Page[PaymentProviderPublic]:
+    return Page[PaymentProviderPublic].of(
+        whole(providers.list_all(session, tenant)), PaymentProviderPublic.from_row
+    )
+
+
+@router.get("/payment-providers/{provider_id}", summary="Get a payment provider")
+def get_provider(provider_id: str, session: SessionDep, tenant: TenantDep) -> PaymentProviderPublic:
+    return PaymentProviderPublic.from_row(providers.get(session, tenant, provider_id))
+
+
+@router.patch("/payment-providers/{provider_id}", summary="Change a provider's config")
+def update_provider(
+    provider_id: str, body: PaymentProviderUpdate, session: SessionDep, tenant: TenantDep
+) -> PaymentProviderPublic:
+    return PaymentProviderPublic.from_row(
+        providers.update(session, tenant, provider_id, body.config)
+    )
+
+
+@router.delete("/payment-providers/{provider_id}", status_code=204, summary="Disconnect a provider")
+def delete_provider(provider_id: str, session: SessionDep, tenant: TenantDep) -> Response:
+    providers.delete(session, tenant, provider_id)
+    return Response(status_code=204)
+
+
+# -- dunning ---------------------------------------------------------------------------
+
+
+@router.put("/dunning", summary="Set the dunning schedule (days after dueAt)")
+def set_dunning(
+    body: DunningPolicyIn, runtime: RuntimeDep, session: SessionDep, tenant: TenantDep
+) -> DunningPolicyPublic:
+    policy = dunning.set_policy(
+        session,
+        tenant,
+        [s.after_days for s in body.steps],
+        body.uncollectible_after_days,
+        runtime.clock.now(),
+    )
+    return DunningPolicyPublic.of(policy)
+
+
+@router.get("/dunning", summary="The dunning schedule")
+def get_dunning(session: SessionDep, tenant: TenantDep) -> DunningPolicyPublic:
+    return DunningPolicyPublic.of(dunning.policy(session, tenant))
+
+
+@router.get("/invoices/{invoice_id}/dunning", summary="The dunning steps taken, oldest first")
+def invoice_dunning(invoice_id: str, session: SessionDep, tenant: TenantDep) -> DunningStepList:
+    rows = dunning.steps_of(session, tenant, invoice_id)
+    return DunningStepList(data=[DunningStepPublic.from_row(r) for r in rows])

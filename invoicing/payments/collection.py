@@ -1,0 +1,198 @@
+"""One attempt to collect an invoice through its customer's payment provider.
+
+An attempt is made at finalize and at each dunning step, under the idempotency key
+`<invoice id>/<purpose>` (`finalize`, `dunning-3`). It runs in three short steps so
+that no ledger lock is held while the provider answers:
+
+1. in a transaction: check the invoice is collectable, write the attempt `pending`
+   (unique per key: a second pass at the same moment finds it and changes nothing);
+2. outside: ask the provider (its adapter retries with the same key);
+3. in a transaction: `succeeded` records the payment (PAID when it covers what is due,
+   `payment.succeeded`), `failed` records `payment.failed`; the invoice stays OPEN or
+   OVERDUE and dunning tries again.
+
+An attempt left `pending` by a crash between 1 and 3 is sent again with its own key by
+the next call for the same purpose: the provider answers the first result, so the
+customer is charged at most once and the ledger learns what happened.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from core.errors import Conflict, DomainError, ValidationFailed
+from invoicing import events, invoices
+from invoicing.models import PaymentAttemptRow, new_id
+from invoicing.payments import providers
+from invoicing.payments.base import ChargeRequest, Outcome
+from invoicing.payments.providers import GatewayFactory, build_gateway
+from rating.money import ZERO, format_money
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class AttemptResult:
+    attempt_id: str
+    status: str  # succeeded | failed
+    error: str | None
+
+
+@dataclass(frozen=True)
+class _Pending:
+    attempt_id: str
+    provider: str
+    config: dict[str, Any]
+    request: ChargeRequest
+
+
+def collect(
+    sessions: sessionmaker[Session],
+    tenant_id: str,
+    invoice_id: str,
+    purpose: str,
+    now: datetime,
+    gateways: GatewayFactory = build_gateway,
+) -> AttemptResult | None:
+    """Try to collect what `invoice_id` still owes; None when there is nothing to try
+    (no provider for the customer, nothing due, not OPEN/OVERDUE)."""
+    with sessions() as session, session.begin():
+        found = _begin(session, tenant_id, invoice_id, purpose, now)
+    if isinstance(found, AttemptResult) or found is None:
+        return found
+    gateway = None
+    try:
+        gateway = gateways(found.provider, found.config)
+        outcome = gateway.charge(found.request)
+    except DomainError as exc:  # unavailable after retries, or a config the adapter refused
+        outcome = Outcome(False, error=exc.message)
+    except Exception as exc:  # an adapter bug must not lose the attempt
+        log.exception("payment attempt %s failed unexpectedly", found.attempt_id)
+        outcome = Outcome(False, error=f"unexpected error: {exc!r}")
+    finally:
+        if gateway is not None:
+            gateway.close()
+    with sessions() as session, session.begin():
+        return _finish(session, tenant_id, found.attempt_id, outcome, now)
+
+
+def _begin(
+    session: Session, tenant_id: str, invoice_id: str, purpose: str, now: datetime
+) -> _Pending | AttemptResult | None:
+    invoice = invoices.get_invoice(session, tenant_id, invoice_id, lock=True)
+    key = f"{invoice.id}/{purpose}"
+    attempt = session.execute(
+        select(PaymentAttemptRow).where(
+            PaymentAttemptRow.tenant_id == tenant_id, PaymentAttemptRow.idempotency_key == key
+        )
+    ).scalar_one_or_none()
+    if attempt is not None and attempt.status != "pending":
+        return AttemptResult(attempt.id, attempt.status, attempt.error)
+    customer = invoice.customer
+    if attempt is None:
+        if invoice.status not in ("OPEN", "OVERDUE") or invoice.amount_due <= ZERO:
+            return None
+        if not customer.payment_provider:
+            return None
+        attempt = PaymentAttemptRow(
+            id=new_id("att"),
+            tenant_id=tenant_id,
+            invoice_id=invoice.id,
+            provider=customer.payment_provider,
+            amount=invoice.amount_due,
+            currency=invoice.currency,
+            idempotency_key=key,
+            status="pending",
+            created_at=now,
+        )
+        session.add(attempt)
+        session.flush()
+    connection = providers.find(session, tenant_id, attempt.provider)
+    problem = None
+    if connection is None:
+        problem = f"payment provider {attempt.provider!r} is not connected for this tenant"
+    elif not customer.payment_provider_customer_id:
+        problem = f"the customer has no {attempt.provider} customer id (paymentProviderCustomerId)"
+    if problem is not None or connection is None:
+        return _finish(session, tenant_id, attempt.id, Outcome(False, error=problem), now)
+    return _Pending(
+        attempt.id,
+        attempt.provider,
+        dict(connection.config),
+        ChargeRequest(
+            tenant_id=tenant_id,
+            invoice_id=invoice.id,
+            invoice_number=invoice.number,
+            customer_reference=str(customer.payment_provider_customer_id),
+            amount=Decimal(attempt.amount),
+            currency=attempt.currency,
+            idempotency_key=key,
+        ),
+    )
+
+
+def _finish(
+    session: Session, tenant_id: str, attempt_id: str, outcome: Outcome, now: datetime
+) -> AttemptResult:
+    attempt = session.execute(
+        select(PaymentAttemptRow).where(PaymentAttemptRow.id == attempt_id).with_for_update()
+    ).scalar_one()
+    if attempt.status != "pending":  # a concurrent pass finished it first
+        return AttemptResult(attempt.id, attempt.status, attempt.error)
+    attempt.provider_reference = outcome.reference
+    attempt.error = outcome.error
+    attempt.status = "succeeded" if outcome.succeeded else "failed"
+    if outcome.succeeded:
+        try:
+            invoices.record_payment(
+                session,
+                tenant_id,
+                attempt.invoice_id,
+                attempt.amount,
+                outcome.reference,
+                now,
+                provider=attempt.provider,
+            )
+        except (Conflict, ValidationFailed) as exc:
+            # The invoice changed while the provider answered (voided, paid by hand):
+            # the money moved all the same; the attempt says so, a person refunds it.
+            attempt.error = f"charged, but not applied to the invoice: {exc.message}"
+            log.warning("payment attempt %s: %s", attempt.id, attempt.error)
+    else:
+        events.record(
+            session,
+            tenant_id,
+            "payment.failed",
+            attempt.id,
+            {
+                "id": attempt.id,
+                "invoiceId": attempt.invoice_id,
+                "provider": attempt.provider,
+                "amount": format_money(attempt.amount, attempt.currency),
+                "currency": attempt.currency,
+                "error": attempt.error,
+                "createdAt": now.isoformat().replace("+00:00", "Z"),
+            },
+            now,
+        )
+    return AttemptResult(attempt.id, attempt.status, attempt.error)
+
+
+def attempts_of(session: Session, tenant_id: str, invoice_id: str) -> list[PaymentAttemptRow]:
+    return list(
+        session.execute(
+            select(PaymentAttemptRow)
+            .where(
+                PaymentAttemptRow.tenant_id == tenant_id,
+                PaymentAttemptRow.invoice_id == invoice_id,
+            )
+            .order_by(PaymentAttemptRow.created_at, PaymentAttemptRow.id)
+        ).scalars()
+    )

@@ -1,0 +1,125 @@
+"""A tenant's payment-provider connections (`POST /payment-providers`), and the
+gateway each one builds. Secrets are kept in the ledger and never shown back."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from core.errors import Conflict, InvalidInput, NotFound
+from invoicing.models import PaymentProviderRow, new_id
+from invoicing.payments.base import PROVIDERS, SUPPORTED, PaymentGateway
+from invoicing.payments.stripe import StripeGateway
+
+# Config keys whose values are secrets: stored, never answered.
+SECRET_KEYS = frozenset({"secretKey", "apiKey", "webhookSecret", "password", "token"})
+
+GatewayFactory = Callable[[str, Mapping[str, Any]], PaymentGateway]
+
+
+def build_gateway(provider: str, config: Mapping[str, Any]) -> PaymentGateway:
+    """The adapter of `provider` over its stored configuration."""
+    if provider == "stripe":
+        return StripeGateway.from_config(dict(config))
+    raise InvalidInput(f"payment provider {provider!r} has no adapter yet")
+
+
+def check_config(provider: str, config: Mapping[str, Any]) -> None:
+    if provider not in PROVIDERS:
+        raise InvalidInput(f"provider must be one of {', '.join(PROVIDERS)}")
+    if provider not in SUPPORTED:
+        raise InvalidInput(
+            f"payment provider {provider!r} is not supported yet (supported: "
+            f"{', '.join(SUPPORTED)})",
+            code="provider_not_supported",
+        )
+    if provider == "stripe":
+        key = config.get("secretKey")
+        if not isinstance(key, str) or not key.strip():
+            raise InvalidInput("config.secretKey (a Stripe secret key, sk_…) is required")
+        base = config.get("baseUrl")
+        if base is not None and (
+            not isinstance(base, str) or not base.startswith(("http://", "https://"))
+        ):
+            raise InvalidInput("config.baseUrl must be an http(s) URL")
+        unknown = set(config) - {"secretKey", "baseUrl", "apiVersion"}
+        if unknown:
+            raise InvalidInput(f"config has unknown keys: {', '.join(sorted(unknown))}")
+
+
+def connect(
+    session: Session, tenant_id: str, provider: str, config: Mapping[str, Any], now: datetime
+) -> PaymentProviderRow:
+    check_config(provider, config)
+    row = PaymentProviderRow(
+        id=new_id("pp"), tenant_id=tenant_id, provider=provider, config=dict(config), created_at=now
+    )
+    try:
+        with session.begin_nested():
+            session.add(row)
+            session.flush()
+    except IntegrityError:
+        raise Conflict(
+            f"payment provider {provider!r} is already connected; PATCH it to change the config",
+            code="duplicate",
+        ) from None
+    return row
+
+
+def update(
+    session: Session, tenant_id: str, provider_id: str, config: Mapping[str, Any]
+) -> PaymentProviderRow:
+    row = get(session, tenant_id, provider_id)
+    merged = {**row.config, **config}
+    check_config(row.provider, merged)
+    row.config = merged
+    return row
+
+
+def get(session: Session, tenant_id: str, provider_id: str) -> PaymentProviderRow:
+    row = session.execute(
+        select(PaymentProviderRow).where(
+            PaymentProviderRow.tenant_id == tenant_id, PaymentProviderRow.id == provider_id
+        )
+    ).scalar_one_or_none()
+    if row is None:
+        raise NotFound(f"payment provider {provider_id!r} not found")
+    return row
+
+
+def delete(session: Session, tenant_id: str, provider_id: str) -> None:
+    session.delete(get(session, tenant_id, provider_id))
+
+
+def list_all(session: Session, tenant_id: str) -> list[PaymentProviderRow]:
+    return list(
+        session.execute(
+            select(PaymentProviderRow)
+            .where(PaymentProviderRow.tenant_id == tenant_id)
+            .order_by(PaymentProviderRow.created_at.desc(), PaymentProviderRow.id.desc())
+        ).scalars()
+    )
+
+
+def find(session: Session, tenant_id: str, provider: str) -> PaymentProviderRow | None:
+    return session.execute(
+        select(PaymentProviderRow).where(
+            PaymentProviderRow.tenant_id == tenant_id, PaymentProviderRow.provider == provider
+        )
+    ).scalar_one_or_none()
+
+
+def public_config(config: Mapping[str, Any]) -> dict[str, Any]:
+    """The config as answered: secrets masked to their last four characters."""
+    shown: dict[str, Any] = {}
+    for key, value in config.items():
+        if key in SECRET_KEYS and isinstance(value, str):
+            shown[key] = f"…{value[-4:]}" if len(value) > 8 else "…"
+        else:
+            shown[key] = value
+    return shown
