@@ -17,7 +17,7 @@ import signal
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -25,7 +25,6 @@ from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
     Progress,
-    TaskID,
     TextColumn,
     TimeElapsedColumn,
 )
@@ -57,11 +56,15 @@ def _run_uvicorn(
     import uvicorn
 
     from api.app import create_app
+    from meterline import control
     from meterline.runtime import Runtime
 
     _logging(settings)
     application = create_app(lambda: Runtime.open(settings), with_worker=with_worker)
     main_host, main_port = ("127.0.0.1", _free_port()) if front else (host, port)
+    loopback = "127.0.0.1" if main_host in ("0.0.0.0", "::", "") else main_host  # noqa: S104
+    channel = control.new_channel(f"http://{loopback}:{main_port}")
+    application.include_router(control.router(channel))
     config = uvicorn.Config(
         application,
         host=main_host,
@@ -90,6 +93,12 @@ def _run_uvicorn(
             )
             # Outside producers may write to usage-events straight (API.md).
             console.print(f"Kafka at {bootstrap} (topic {settings.events_topic})")
+            control.publish(settings.data_dir, channel)
+        ticker = None
+        if server.started and with_worker and settings.scheduler_interval_seconds > 0:
+            ticker = asyncio.create_task(
+                _scheduler_loop(application.state.runtime, settings.scheduler_interval_seconds)
+            )
         try:
             if child is None:
                 await task
@@ -101,6 +110,9 @@ def _run_uvicorn(
                     server.should_exit = True
                     await task
         finally:
+            control.withdraw(settings.data_dir, channel)
+            if ticker is not None:
+                ticker.cancel()
             if child is not None and child.returncode is None:
                 child.terminate()
                 try:
@@ -115,6 +127,26 @@ def _run_uvicorn(
         console.print("stopped")
     if not server.started:
         raise typer.Exit(1)
+
+
+async def _scheduler_loop(runtime: Any, interval: float) -> None:
+    """`serve` runs every time-driven job each `interval` seconds, in the bill-run
+    executor (one job at a time, beside the bill runs the API starts)."""
+    from meterline import jobs
+
+    loop = asyncio.get_running_loop()
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            result = await loop.run_in_executor(
+                runtime.billing_executor, jobs.scheduler_pass, runtime, runtime.clock.now()
+            )
+            for line in result.lines:
+                logging.getLogger("meterline.scheduler").info(line)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            logging.getLogger("meterline.scheduler").exception("scheduler pass failed")
 
 
 def _free_port() -> int:
@@ -238,45 +270,57 @@ def _parse_instant(value: str | None) -> datetime | None:
 
 @app.command()
 def scheduler(
-    interval: Annotated[float, typer.Option(help="Seconds between two passes.")] = 300,
+    interval: Annotated[
+        float | None,
+        typer.Option(
+            help="Seconds between two passes (default: METERLINE_SCHEDULER_INTERVAL_SECONDS, 60)."
+        ),
+    ] = None,
     once: Annotated[bool, typer.Option(help="Run one pass and exit.")] = False,
     at: Annotated[
         str | None,
-        typer.Option(help="Replay one pass at this instant (ISO 8601, UTC); implies --once."),
+        typer.Option(help="Run one pass as of this instant (RFC 3339); implies --once."),
     ] = None,
 ) -> None:
-    """Period close on a timer: bill last month for every tenant (idempotent: a month
-    already billed creates nothing), then finalize drafts whose grace period is over."""
+    """Every time-driven job, for every tenant: period-close bill runs, finalize drafts
+    past their grace period (collecting them), OPEN → OVERDUE, due dunning steps,
+    OVERDUE → UNCOLLECTIBLE. Each job is idempotent: a second pass at the same --at
+    changes nothing. Beside a running `meterline serve` of the same data dir, the pass
+    runs in that server (it owns the engine) and prints the same."""
     import time
 
-    from core.clock import SYSTEM_CLOCK, Clock, FrozenClock
-    from invoicing.billing import BillRunner
-    from invoicing.billing.scheduler import close_period
+    from meterline import control, jobs
     from meterline.runtime import Runtime
 
     replay = _parse_instant(at)
     settings = Settings()
     _logging(settings)
-    runtime = Runtime.open(settings)
-    clock: Clock = SYSTEM_CLOCK if replay is None else FrozenClock(replay)
-    runner = BillRunner(runtime.sessions, runtime.usage, runtime.tax, clock)
+    pause = settings.scheduler_interval_seconds if interval is None else interval
+
+    def one_pass(runtime: Runtime | None) -> jobs.JobResult:
+        when = replay or datetime.now(UTC)
+        channel = control.find(settings.data_dir) if runtime is None else None
+        if channel is not None:
+            return control.hand_over(channel, "scheduler-pass", {"at": when.isoformat()})
+        assert runtime is not None
+        return jobs.scheduler_pass(runtime, when)
+
+    runtime = None
     try:
         while True:
-            for close in close_period(
-                runtime.sessions, runner, clock.now(), settings.invoice_due_days
-            ):
-                if close.bill_run_id:
-                    console.print(
-                        f"{close.tenant_id}: bill run {close.bill_run_id} {close.status}, "
-                        f"{close.invoices_created} invoices"
-                    )
-                if close.finalized:
-                    console.print(f"{close.tenant_id}: finalized {close.finalized} invoices")
+            if runtime is None and control.find(settings.data_dir) is None:
+                runtime = Runtime.open(settings)
+            result = one_pass(runtime)
+            for line in result.lines:
+                console.print(line)
             if once or replay is not None:
+                if not result.ok:
+                    raise typer.Exit(1)
                 return
-            time.sleep(interval)
+            time.sleep(max(pause, 1.0))
     finally:
-        runtime.close()
+        if runtime is not None:
+            runtime.close()
 
 
 @app.command()
@@ -334,45 +378,43 @@ def bill_run(
     period: Annotated[str, typer.Option(help="The month to bill, YYYY-MM.")],
     tenant: Annotated[str | None, typer.Option(help="Only this tenant id.")] = None,
 ) -> None:
-    """Rate and invoice every subscription of the period (all tenants unless --tenant)."""
-    from sqlalchemy import select
-
-    from invoicing.billing import BillRunner, create_bill_run
-    from invoicing.models import Tenant
+    """Rate and invoice every subscription of the period (all tenants unless --tenant).
+    Beside a running `meterline serve` of the same data dir, the server runs it."""
+    from meterline import control, jobs
     from meterline.runtime import Runtime
 
     settings = Settings()
     _logging(settings)
     start, end = _parse_period(period)
-    runtime = Runtime.open(settings)
-    try:
-        with runtime.session() as session:
-            tenant_ids = [tenant] if tenant else list(session.execute(select(Tenant.id)).scalars())
-        runner = BillRunner(runtime.sessions, runtime.usage, runtime.tax, runtime.clock)
-        for tenant_id in tenant_ids:
-            with runtime.session() as session:
-                run_id = create_bill_run(session, tenant_id, start, end).id
+    channel = control.find(settings.data_dir)
+    if channel is not None:  # a running serve owns the engine: it runs the bill run
+        result = control.hand_over(
+            channel,
+            "bill-run",
+            {"start": start.isoformat(), "end": end.isoformat(), "tenant": tenant},
+        )
+    else:
+        runtime = Runtime.open(settings)
+        try:
             with Progress(
-                TextColumn(f"bill run {tenant_id}"),
+                TextColumn("bill run {task.fields[tenant]}"),
                 BarColumn(),
                 MofNCompleteColumn(),
                 TimeElapsedColumn(),
                 console=console,
             ) as bar:
-                task = bar.add_task("bill", total=None)
+                task = bar.add_task("bill", total=None, tenant="")
 
-                def progress(done: int, total: int, _task: TaskID = task) -> None:
-                    bar.update(_task, completed=done, total=total)
+                def progress(tenant_id: str, done: int, total: int) -> None:
+                    bar.update(task, completed=done, total=total, tenant=tenant_id)
 
-                result = runner.run(run_id, progress)
-            console.print(
-                f"{run_id}: {result.status}, {result.invoices_created} invoices, "
-                f"{result.failed} failed"
-            )
-            if result.status != "completed":
-                raise typer.Exit(1)
-    finally:
-        runtime.close()
+                result = jobs.bill_month(runtime, start, end, tenant, progress)
+        finally:
+            runtime.close()
+    for line in result.lines:
+        console.print(line)
+    if not result.ok:
+        raise typer.Exit(1)
 
 
 @app.command()

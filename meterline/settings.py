@@ -65,6 +65,9 @@ class Settings(BaseSettings):
     # A body over this is a 413 (10,000 events of ~1 KB fit with room to spare).
     max_request_bytes: int = 10 * 2**20
     invoice_due_days: int = 30
+    # `meterline serve` (and `meterline scheduler`) run every time-driven job this
+    # often (API.md: each minute); 0 keeps serve from running them.
+    scheduler_interval_seconds: float = 60
     log_level: str = "WARNING"
 
     @cached_property
