@@ -3,9 +3,11 @@
     POST   /invoices/{id}/lines/{lineId}/adjustment  {quantity?, unitAmount?, preview?}
     DELETE /invoices/{id}/lines/{lineId}/adjustment
 
-The line's amount becomes quantity × unitAmount (what is not sent keeps the line's
-value), rounded once HALF_UP; its tax is recomputed at the line's tax rate on the
-amount after the discount allocated to it; the invoice totals are recomputed from the
+The line's amount becomes quantity × unitAmount, rounded once HALF_UP; a value the
+adjustment does not override (never sent) keeps the rating's value, and follows the
+rating when a refresh changes it (an adjusted unit price with refreshed usage, say);
+its tax is recomputed at the line's tax rate on the amount after the discount
+allocated to it; the invoice totals are recomputed from the
 lines (`invoices.recompute_totals`). The values the rating computed are stored with
 the adjustment, and a DELETE puts them back.
 
@@ -56,13 +58,15 @@ class AdjustmentSpec:
 
 @dataclass(frozen=True)
 class AdjustedLine:
-    """The values an adjustment gives a line."""
+    """The values an adjustment gives a line, and what it overrides (None: the rating's)."""
 
     line_id: str
     quantity: Decimal
     unit_amount: Decimal
     amount: Decimal
     tax_amount: Decimal
+    quantity_override: Decimal | None
+    unit_amount_override: Decimal | None
 
 
 @dataclass(frozen=True)
@@ -138,21 +142,55 @@ def _draft_line(invoice: InvoiceRow, line_id: str) -> InvoiceLineRow:
     return line
 
 
-def _adjusted(invoice: InvoiceRow, line: InvoiceLineRow, spec: AdjustmentSpec) -> AdjustedLine:
+def _adjusted(
+    invoice: InvoiceRow,
+    line: InvoiceLineRow,
+    existing: LineAdjustmentRow | None,
+    spec: AdjustmentSpec,
+) -> AdjustedLine:
+    """The line under the overrides of `existing` merged with those of `spec`, applied to
+    the values the rating computed."""
     if spec.quantity is None and spec.unit_amount is None:
         raise ValidationFailed("give quantity, unitAmount or both")
-    quantity = line.quantity if spec.quantity is None else _quantity(spec.quantity)
-    unit = (
-        line.unit_amount if spec.unit_amount is None else unit_price(spec.unit_amount, "unitAmount")
+    quantity_override = None if existing is None else existing.quantity
+    unit_override = None if existing is None else existing.unit_amount
+    if spec.quantity is not None:
+        quantity_override = _quantity(spec.quantity)
+    if spec.unit_amount is not None:
+        unit_override = unit_price(spec.unit_amount, "unitAmount")
+    computed_quantity = line.quantity if existing is None else existing.computed_quantity
+    computed_unit = line.unit_amount if existing is None else existing.computed_unit_amount
+    return _apply(
+        invoice.currency,
+        line,
+        quantity_override,
+        unit_override,
+        computed_quantity,
+        computed_unit,
+        strict=True,
     )
-    amount = line_amount(quantity, unit, invoice.currency)
-    if amount < line.discount_amount:
+
+
+def _apply(
+    currency: str,
+    line: InvoiceLineRow,
+    quantity_override: Decimal | None,
+    unit_override: Decimal | None,
+    computed_quantity: Decimal,
+    computed_unit: Decimal,
+    *,
+    strict: bool,
+) -> AdjustedLine:
+    quantity = computed_quantity if quantity_override is None else quantity_override
+    unit = computed_unit if unit_override is None else unit_override
+    amount = line_amount(quantity, unit, currency)
+    if strict and amount < line.discount_amount:
         raise ValidationFailed(
             f"the line carries a discount of {line.discount_amount:f}; an adjusted amount of "
             f"{amount:f} would be below it"
         )
-    tax = line_tax(amount, line.discount_amount, line.tax_rate, invoice.currency)
-    return AdjustedLine(line.id, quantity, unit, amount, tax)
+    tax = line_tax(amount, line.discount_amount, line.tax_rate, currency)
+    return AdjustedLine(line.id, quantity, unit, amount, tax, quantity_override, unit_override)
 
 
 def preview_adjustment(
@@ -161,7 +199,7 @@ def preview_adjustment(
     """The invoice as the adjustment would make it; nothing is written."""
     invoice = get_invoice(session, tenant_id, invoice_id)
     line = _draft_line(invoice, line_id)
-    changed = _adjusted(invoice, line, spec)
+    changed = _adjusted(invoice, line, _adjustment_of(session, line.id), spec)
     amounts = [
         _Amounts(ln.type, changed.amount, changed.tax_amount)
         if ln.id == line.id
@@ -212,8 +250,8 @@ def adjust_line(
     over the rating until the adjustment is deleted."""
     invoice = get_invoice(session, tenant_id, invoice_id, lock=True)
     line = _draft_line(invoice, line_id)
-    changed = _adjusted(invoice, line, spec)
     adjustment = _adjustment_of(session, line.id)
+    changed = _adjusted(invoice, line, adjustment, spec)
     if adjustment is None:
         adjustment = LineAdjustmentRow(
             id=new_id("adj"),
@@ -228,8 +266,8 @@ def adjust_line(
             created_at=now,
         )
         session.add(adjustment)
-    adjustment.quantity = changed.quantity
-    adjustment.unit_amount = changed.unit_amount
+    adjustment.quantity = changed.quantity_override
+    adjustment.unit_amount = changed.unit_amount_override
     adjustment.updated_at = now
     _set(line, changed.quantity, changed.unit_amount, changed.amount, changed.tax_amount)
     _settle_totals(session, tenant_id, invoice)
@@ -288,8 +326,16 @@ def reapply_adjustments(session: Session, tenant_id: str, invoice: InvoiceRow) -
         adjustment.computed_unit_amount = line.unit_amount
         adjustment.computed_amount = line.amount
         adjustment.computed_tax_amount = line.tax_amount
-        amount = line_amount(adjustment.quantity, adjustment.unit_amount, invoice.currency)
-        tax = line_tax(amount, line.discount_amount, line.tax_rate, invoice.currency)
-        _set(line, adjustment.quantity, adjustment.unit_amount, amount, tax)
+        # The new rating's discount stands; the tax is on what is left above it.
+        changed = _apply(
+            invoice.currency,
+            line,
+            adjustment.quantity,
+            adjustment.unit_amount,
+            line.quantity,
+            line.unit_amount,
+            strict=False,
+        )
+        _set(line, changed.quantity, changed.unit_amount, changed.amount, changed.tax_amount)
     _settle_totals(session, tenant_id, invoice)
     _reload_adjustments(session, invoice.lines)

@@ -508,8 +508,9 @@ class LineAdjustmentRow(Base):
     invoice_id: Mapped[str] = mapped_column(ForeignKey("invoices.id"), index=True)
     line_id: Mapped[str] = mapped_column(String(40))
     line_key: Mapped[str] = mapped_column(String(1000))
-    quantity: Mapped[Decimal] = mapped_column(Money())
-    unit_amount: Mapped[Decimal] = mapped_column(Money())
+    # What the adjustment overrides; None: that value follows the rating.
+    quantity: Mapped[Decimal | None] = mapped_column(Money(), nullable=True)
+    unit_amount: Mapped[Decimal | None] = mapped_column(Money(), nullable=True)
     computed_quantity: Mapped[Decimal] = mapped_column(Money())
     computed_unit_amount: Mapped[Decimal] = mapped_column(Money())
     computed_amount: Mapped[Decimal] = mapped_column(Money())
