@@ -64,9 +64,12 @@ def test_delete_removes_it(api: ApiClient) -> None:
 
 def test_a_duplicate_code_is_a_conflict(api: ApiClient) -> None:
     add_on(api)
-    error = api.error("POST", "/add-ons", 409, json={
-        "code": "setup", "name": "Again", "amount": "1", "currency": "USD"
-    })  # fmt: skip
+    error = api.error(
+        "POST",
+        "/add-ons",
+        409,
+        json={"code": "setup", "name": "Again", "amount": "1", "currency": "USD"},
+    )
     assert error["code"] == "duplicate"
     assert "setup" in error["message"]
 
