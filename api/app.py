@@ -11,7 +11,18 @@ from fastapi import FastAPI
 from api.errors import install_error_handlers
 from api.limits import DEFAULT_MAX_BYTES, BodyLimit, Scope
 from api.ports import ApiRuntime
-from api.routes import alerts, billing, catalog, credits, customers, events, health, payments
+from api.routes import (
+    addons,
+    alerts,
+    billing,
+    catalog,
+    credits,
+    customers,
+    events,
+    health,
+    one_off,
+    payments,
+)
 from api.schemas.common import ERROR_RESPONSES
 
 
@@ -50,6 +61,6 @@ def create_app(
 
     app.add_middleware(BodyLimit, limit=body_limit)
     app.include_router(health.router)
-    for module in (events, catalog, customers, credits, billing, payments, alerts):
+    for module in (events, catalog, customers, credits, billing, payments, alerts, addons, one_off):
         app.include_router(module.router, prefix="/api/v1", responses=ERROR_RESPONSES)
     return app

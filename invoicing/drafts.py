@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from core.clock import SYSTEM_CLOCK, Clock
 from core.errors import Conflict
+from invoicing.adjustments import reapply_adjustments
 from invoicing.billing.contexts import load_contexts
 from invoicing.billing.effects import Settled, apply_effects, revert_effects
 from invoicing.billing.late import LateUsage
@@ -68,4 +69,6 @@ def refresh_invoice(
     )
     replace_lines(session, invoice, result.invoice, cutoff)
     apply_effects(session, tenant_id, [Settled(invoice.id, subscription.id, result)], clock.now())
+    # Fee adjustments win over the new rating (invoicing/adjustments.py).
+    reapply_adjustments(session, tenant_id, invoice)
     return invoice

@@ -343,11 +343,17 @@ def override_tax(
 def finalize_all(
     session: Session, tenant_id: str, due_days: int, now: datetime
 ) -> list[InvoiceRow]:
-    """Finalize every DRAFT whose customer grace period (days after period end) is over."""
+    """Finalize every DRAFT whose customer grace period (days after period end) is over
+    (one-off invoices excepted: they are finalized explicitly)."""
     drafts = (
         session.execute(
             select(InvoiceRow)
-            .where(InvoiceRow.tenant_id == tenant_id, InvoiceRow.status == "DRAFT")
+            .where(
+                InvoiceRow.tenant_id == tenant_id,
+                InvoiceRow.status == "DRAFT",
+                # One-off invoices wait for their explicit finalize (docs/one-off-invoices.md).
+                InvoiceRow.type != "one_off",
+            )
             .order_by(InvoiceRow.period_end, InvoiceRow.created_at, InvoiceRow.id)
         )
         .unique()

@@ -223,6 +223,14 @@ class InvoiceLineRow(Base):
     # to `late_through` (the next late line of the same invoice starts after it).
     prior_invoice_id: Mapped[str | None] = mapped_column(String(40), nullable=True, index=True)
     late_through: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    # A fee adjustment of this DRAFT line, if any (invoicing/adjustments.py); read-only
+    # here and no column of this table, so the bill run's bulk writer is unaffected.
+    adjustment: Mapped[LineAdjustmentRow | None] = relationship(
+        primaryjoin="InvoiceLineRow.id == foreign(LineAdjustmentRow.line_id)",
+        viewonly=True,
+        uselist=False,
+        lazy="selectin",
+    )
 
 
 class InvoiceSequence(Base):
@@ -544,3 +552,48 @@ class DunningStepRow(Base):
     payment_attempted: Mapped[bool] = mapped_column(Boolean, default=False)
     # reminded (no provider) | payment_succeeded | payment_failed
     result: Mapped[str] = mapped_column(String(40))
+
+
+class AddOnRow(Base):
+    """A catalog product billed once (on one-off invoices): a name and a unit amount,
+    with its own taxes (`tax_codes`, codes of the tax table) when it names any."""
+
+    __tablename__ = "add_ons"
+    __table_args__ = (UniqueConstraint("tenant_id", "code"),)
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), index=True)
+    code: Mapped[str] = mapped_column(String(100))
+    name: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str | None] = mapped_column(Text, nullable=True)
+    amount: Mapped[Decimal] = mapped_column(Money())
+    currency: Mapped[str] = mapped_column(String(3))
+    tax_codes: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class LineAdjustmentRow(Base):
+    """A fee adjustment of a DRAFT invoice's line: the units and unit price that win
+    over the rating, and the computed values a DELETE restores.
+
+    `line_id` is no foreign key: a draft refresh replaces every line, and the adjustment
+    then moves to the new line of the same `line_key` (charge, metric, group, period)."""
+
+    __tablename__ = "invoice_line_adjustments"
+    __table_args__ = (UniqueConstraint("line_id"),)
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), index=True)
+    invoice_id: Mapped[str] = mapped_column(ForeignKey("invoices.id"), index=True)
+    line_id: Mapped[str] = mapped_column(String(40))
+    line_key: Mapped[str] = mapped_column(String(1000))
+    # What the adjustment overrides; None: that value follows the rating.
+    quantity: Mapped[Decimal | None] = mapped_column(Money(), nullable=True)
+    unit_amount: Mapped[Decimal | None] = mapped_column(Money(), nullable=True)
+    computed_quantity: Mapped[Decimal] = mapped_column(Money())
+    computed_unit_amount: Mapped[Decimal] = mapped_column(Money())
+    computed_amount: Mapped[Decimal] = mapped_column(Money())
+    computed_tax_amount: Mapped[Decimal] = mapped_column(Money())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())

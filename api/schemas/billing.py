@@ -85,6 +85,7 @@ class InvoiceLinePublic(Public):
     tax_amount: Decimal_
     period_start: Timestamp | None
     period_end: Timestamp | None
+    adjusted: bool = Field(default=False, description="A fee adjustment overrides the rating")
 
     @classmethod
     def from_row(cls, row: InvoiceLineRow, currency: str) -> InvoiceLinePublic:
@@ -103,6 +104,7 @@ class InvoiceLinePublic(Public):
             tax_amount=money(row.tax_amount, currency),
             period_start=row.period_start,
             period_end=row.period_end,
+            adjusted=row.adjustment is not None,
         )
 
 

@@ -153,7 +153,7 @@ def test_customer_wallet_and_invoice_bytes(api: tuple[TestClient, LedgerRuntime]
             f'"lines":[{{"id":"{line_id}","type":"CHARGE","description":"Base fee","metric":null,'
             '"group":{},"chargeId":null,"quantity":"1234.5","unitAmount":"0.0081037277",'
             '"amount":"10.01","discountAmount":"0.00","taxRate":"19","taxAmount":"0.00",'
-            '"periodStart":null,"periodEnd":null}]}'
+            '"periodStart":null,"periodEnd":null,"adjusted":false}]}'
         ).encode()
     )
 
