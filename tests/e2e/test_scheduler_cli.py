@@ -7,17 +7,17 @@ changes nothing."""
 from __future__ import annotations
 
 import json
-import os
 import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+
+from tests.helpers.serve import serve_env, wait_ready
 
 pytestmark = [pytest.mark.e2e, pytest.mark.kafka, pytest.mark.clickhouse]
 
@@ -42,16 +42,8 @@ def _cli(env: dict[str, str], *args: str, timeout: float = 300) -> str:
 
 def test_scheduler_and_bill_run_beside_serve_then_alone(tmp_path: Path) -> None:
     data = tmp_path / "data"
-    env = {
-        **os.environ,
-        "METERLINE_DATA_DIR": str(data),
-        "METERLINE_KAFKA_PORT": "0",
-        # this test drives every pass itself with --at
-        "METERLINE_SCHEDULER_INTERVAL_SECONDS": "0",
-        "COLUMNS": "200",
-    }
-    for key in ("METERLINE_KAFKA_BOOTSTRAP", "METERLINE_CLICKHOUSE_DSN", "METERLINE_DATABASE_URL"):
-        env.pop(key, None)
+    # this test drives every pass itself with --at
+    env = serve_env(data, METERLINE_SCHEDULER_INTERVAL_SECONDS="0", COLUMNS="200")
     creds = json.loads(_cli(env, "tenants", "create", "sched", "--json"))
     tenant = creds["tenantId"]
     port = _free_port()
@@ -70,16 +62,7 @@ def test_scheduler_and_bill_run_beside_serve_then_alone(tmp_path: Path) -> None:
         return response.json()
 
     try:
-        deadline = time.monotonic() + 180
-        while True:
-            assert serve.poll() is None, (tmp_path / "serve.log").read_text()
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, "meterline serve did not become ready"
-            time.sleep(0.3)
+        wait_ready(serve, port, tmp_path / "serve.log")
         control = data / "control.json"
         assert control.exists() and (control.stat().st_mode & 0o777) == 0o600
         ok("POST", "/customers", json={"externalId": "acme", "name": "Acme", "currency": "USD",

@@ -8,7 +8,6 @@ body limit at the front, and a clean stop of both processes."""
 from __future__ import annotations
 
 import json
-import os
 import signal
 import socket
 import subprocess
@@ -18,6 +17,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+
+from tests.helpers.serve import serve_env, wait_ready
 
 pytestmark = [pytest.mark.e2e, pytest.mark.kafka, pytest.mark.clickhouse]
 
@@ -30,20 +31,13 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _env(data_dir: Path) -> dict[str, str]:
-    env = {**os.environ, "METERLINE_DATA_DIR": str(data_dir), "METERLINE_KAFKA_PORT": "0"}
-    for key in ("METERLINE_KAFKA_BOOTSTRAP", "METERLINE_CLICKHOUSE_DSN", "METERLINE_DATABASE_URL"):
-        env.pop(key, None)
-    return env
-
-
 def _listening(port: int) -> bool:
     with socket.socket() as sock:
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
 def test_serve_answers_through_the_ingest_front(tmp_path: Path) -> None:
-    env = _env(tmp_path / "data")
+    env = serve_env(tmp_path / "data")
     created = subprocess.run(
         [sys.executable, "-m", "meterline.cli", "tenants", "create", "front", "--json"],
         env=env, cwd=ROOT, capture_output=True, check=True, timeout=120,
@@ -58,16 +52,7 @@ def test_serve_answers_through_the_ingest_front(tmp_path: Path) -> None:
     base = f"http://127.0.0.1:{port}"
     headers = {"Authorization": f"Bearer {creds['apiKey']}", "X-Tenant-Id": creds["tenantId"]}
     try:
-        deadline = time.monotonic() + 180
-        while True:
-            assert serve.poll() is None, (tmp_path / "serve.log").read_text()
-            try:
-                if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, "meterline serve did not become ready"
-            time.sleep(0.3)
+        wait_ready(serve, port, tmp_path / "serve.log")
         with httpx.Client(base_url=base, headers=headers, timeout=30) as client:
             events = [
                 {"id": "f1", "customerId": "acme", "metric": "calls",
