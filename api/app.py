@@ -16,6 +16,7 @@ from api.routes import (
     alerts,
     billing,
     catalog,
+    credit_notes,
     credits,
     customers,
     events,
@@ -61,6 +62,17 @@ def create_app(
 
     app.add_middleware(BodyLimit, limit=body_limit)
     app.include_router(health.router)
-    for module in (events, catalog, customers, credits, billing, payments, alerts, addons, one_off):
+    for module in (
+        events,
+        catalog,
+        customers,
+        credits,
+        billing,
+        payments,
+        credit_notes,
+        alerts,
+        addons,
+        one_off,
+    ):
         app.include_router(module.router, prefix="/api/v1", responses=ERROR_RESPONSES)
     return app

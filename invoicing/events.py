@@ -35,6 +35,10 @@ TYPES = (
     "invoice.overdue",
     "invoice.uncollectible",
     "invoice.dunning_step",
+    "credit_note.created",
+    "credit_note.issued",
+    "credit_note.applied",
+    "credit_note.voided",
     "payment.succeeded",
     "payment.failed",
 )

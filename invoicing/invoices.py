@@ -143,20 +143,27 @@ def finalize(
     invoice.finalized_at = now
     terms = invoice.customer.net_payment_term_days
     invoice.due_at = now + timedelta(days=due_days if terms is None else terms)
+    from invoicing.credit_notes import use_balance
+
+    # The customer's credit balance (from `credit` notes) pays first.
+    use_balance(session, tenant_id, invoice, now)
     data = events.invoice_data(invoice)
     events.record(session, tenant_id, "invoice.finalized", invoice.id, data, now)
-    _settle_if_covered(session, tenant_id, invoice, now)
+    settle_if_covered(session, tenant_id, invoice, now)
     return invoice
 
 
 def void(session: Session, tenant_id: str, invoice_id: str, now: datetime) -> InvoiceRow:
     """OPEN or OVERDUE → VOID: the invoice is cancelled before it was collected."""
+    from invoicing.credit_notes import give_back_balance
     from invoicing.wallets import refund_invoice
 
     invoice = get_invoice(session, tenant_id, invoice_id, lock=True)
     _transition(session, tenant_id, invoice, "VOID", now)
     # Prepaid credits the invoice consumed go back to their wallets.
     refund_invoice(session, tenant_id, invoice.id)
+    # So do the credit balances it used.
+    give_back_balance(session, tenant_id, invoice.id)
     return invoice
 
 
@@ -203,7 +210,7 @@ def record_payment(
     invoice.amount_paid = invoice.amount_paid + value
     recompute_totals(invoice)
     events.record(session, tenant_id, "payment.succeeded", payment.id, payment_data(payment), now)
-    _settle_if_covered(session, tenant_id, invoice, now)
+    settle_if_covered(session, tenant_id, invoice, now)
     return payment
 
 
@@ -264,9 +271,7 @@ def mark_uncollectible(
     _transition(session, tenant_id, invoice, "UNCOLLECTIBLE", now)
 
 
-def _settle_if_covered(
-    session: Session, tenant_id: str, invoice: InvoiceRow, now: datetime
-) -> None:
+def settle_if_covered(session: Session, tenant_id: str, invoice: InvoiceRow, now: datetime) -> None:
     if invoice.status in ("OPEN", "OVERDUE") and invoice.amount_due <= ZERO:
         _transition(session, tenant_id, invoice, "PAID", now)
 

@@ -597,3 +597,66 @@ class LineAdjustmentRow(Base):
     computed_tax_amount: Mapped[Decimal] = mapped_column(Money())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class CreditNoteRow(Base):
+    """Money an issued invoice gives back: an offset of what is due, a balance for the
+    customer's later invoices (`credit`), or a refund of what was paid.
+
+        DRAFT → ISSUED → APPLIED
+          ↘       ↘ VOID
+
+    Numbered at creation from the tenant's credit-note sequence (a void note keeps its
+    number, so the sequence has no gaps)."""
+
+    __tablename__ = "credit_notes"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "number"),
+        Index("ix_credit_notes_tenant_created", "tenant_id", "created_at"),
+        Index("ix_credit_notes_balance", "tenant_id", "customer_id", "currency", "status"),
+    )
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), index=True)
+    invoice_id: Mapped[str] = mapped_column(ForeignKey("invoices.id"), index=True)
+    customer_id: Mapped[str] = mapped_column(ForeignKey("customers.id"))
+    number: Mapped[str] = mapped_column(String(40))
+    status: Mapped[str] = mapped_column(String(20), default="DRAFT")
+    type: Mapped[str] = mapped_column(String(20))  # offset | credit | refund
+    amount: Mapped[Decimal] = mapped_column(Money())
+    currency: Mapped[str] = mapped_column(String(3))
+    reason: Mapped[str] = mapped_column(String(40))
+    description: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # A `credit` note's balance not yet used by later invoices.
+    balance: Mapped[Decimal] = mapped_column(Money(), default=ZERO)
+    # A `refund`: how it went out (None before it is applied).
+    refund_status: Mapped[str | None] = mapped_column(String(20), nullable=True)
+    refund_reference: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    issued_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    applied_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    voided_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+    customer: Mapped[CustomerRow] = relationship(lazy="joined")
+
+
+class CreditNoteSequence(Base):
+    """The next credit-note number of a tenant."""
+
+    __tablename__ = "credit_note_sequences"
+
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), primary_key=True)
+    next_value: Mapped[int] = mapped_column(Integer, default=1)
+
+
+class CreditUseRow(Base):
+    """A part of a `credit` note's balance that an invoice used (its CREDIT line)."""
+
+    __tablename__ = "credit_note_uses"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), index=True)
+    credit_note_id: Mapped[str] = mapped_column(ForeignKey("credit_notes.id"), index=True)
+    invoice_id: Mapped[str] = mapped_column(ForeignKey("invoices.id"), index=True)
+    amount: Mapped[Decimal] = mapped_column(Money())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())

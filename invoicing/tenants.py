@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from invoicing.models import ApiKey, InvoiceSequence, Tenant, new_id
+from invoicing.models import ApiKey, CreditNoteSequence, InvoiceSequence, Tenant, new_id
 
 
 @dataclass(frozen=True)
@@ -34,6 +34,7 @@ def create_tenant(session: Session, name: str) -> TenantCredentials:
         )
     )
     session.add(InvoiceSequence(tenant_id=tenant.id, next_value=1))
+    session.add(CreditNoteSequence(tenant_id=tenant.id, next_value=1))
     return TenantCredentials(tenant.id, api_key)
 
 

@@ -16,8 +16,9 @@ from api.schemas.billing import (
     TaxOverride,
 )
 from api.schemas.common import Page
+from api.schemas.credit_notes import VoidInvoice
 from api.schemas.payments import PaymentCreate, PaymentPublic
-from invoicing import drafts, invoices
+from invoicing import credit_notes, drafts, invoices
 from invoicing.billing import BillRunner, create_bill_run, get_bill_run
 from invoicing.payments.collection import collect
 
@@ -113,11 +114,29 @@ def tax_override(
     return InvoicePublic.from_row(row)
 
 
-@router.post("/invoices/{invoice_id}/void", summary="OPEN or OVERDUE → VOID")
+@router.post(
+    "/invoices/{invoice_id}/void",
+    summary="OPEN or OVERDUE → VOID, optionally crediting or refunding what was paid",
+)
 def void_invoice(
-    invoice_id: str, runtime: RuntimeDep, session: SessionDep, tenant: TenantDep
+    invoice_id: str, runtime: RuntimeDep, tenant: TenantDep, body: VoidInvoice | None = None
 ) -> InvoicePublic:
-    return InvoicePublic.from_row(invoices.void(session, tenant, invoice_id, runtime.clock.now()))
+    now = runtime.clock.now()
+    note = body.credit_note if body else None
+    with runtime.session() as session:
+        _, created = credit_notes.void_invoice(
+            session,
+            tenant,
+            invoice_id,
+            now,
+            note.type if note else None,
+            note.amount if note else None,
+        )
+    if created is not None:
+        # A refund goes out after the commit, as an applied refund note's does.
+        credit_notes.send_refund(runtime.sessions, tenant, created.id, now)
+    with runtime.session() as session:
+        return InvoicePublic.from_row(invoices.get_invoice(session, tenant, invoice_id))
 
 
 @router.post(
