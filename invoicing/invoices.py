@@ -13,7 +13,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from core.errors import Conflict, NotFound, ValidationFailed
@@ -371,3 +371,85 @@ def finalize_all(
             continue
         done.append(finalize(session, tenant_id, draft.id, due_days, now))
     return done
+
+
+def regenerate(session: Session, tenant_id: str, invoice_id: str, now: datetime) -> InvoiceRow:
+    """A new DRAFT from a VOID invoice: the same customer, subscription, period and
+    lines (without the credits it held), the next revision of its period; refresh and
+    adjust it, then finalize it under a new number. Once per voided invoice."""
+    from invoicing.models import InvoiceLineRow
+
+    source = get_invoice(session, tenant_id, invoice_id, lock=True)
+    if source.status != "VOID":
+        raise Conflict(
+            f"invoice {source.id} is {source.status}; only a VOID invoice can be regenerated",
+            code="illegal_transition",
+            details={"status": source.status},
+        )
+    taken = session.execute(
+        select(InvoiceRow.id).where(
+            InvoiceRow.tenant_id == tenant_id, InvoiceRow.regenerated_from == source.id
+        )
+    ).scalar_one_or_none()
+    if taken is not None:
+        raise Conflict(
+            f"invoice {source.id} was already regenerated as {taken}",
+            code="already_regenerated",
+            details={"invoiceId": taken},
+        )
+    revision = session.execute(
+        select(func.max(InvoiceRow.revision)).where(
+            InvoiceRow.tenant_id == tenant_id,
+            InvoiceRow.subscription_id == source.subscription_id,
+            InvoiceRow.period_start == source.period_start,
+            InvoiceRow.period_end == source.period_end,
+        )
+    ).scalar()
+    invoice = InvoiceRow(
+        id=new_id("inv"),
+        tenant_id=tenant_id,
+        customer_id=source.customer_id,
+        subscription_id=source.subscription_id,
+        bill_run_id=source.bill_run_id,
+        status="DRAFT",
+        currency=source.currency,
+        period_start=source.period_start,
+        period_end=source.period_end,
+        type=source.type,
+        revision=int(revision or 0) + 1,
+        regenerated_from=source.id,
+        credit_total=ZERO,
+        amount_paid=ZERO,
+        created_at=now,
+        updated_at=now,
+    )
+    kept = [ln for ln in source.lines if ln.type != "CREDIT"]
+    invoice.lines = [
+        InvoiceLineRow(
+            id=new_id("il"),
+            position=position,
+            type=ln.type,
+            description=ln.description,
+            metric=ln.metric,
+            group=dict(ln.group or {}),
+            charge_id=ln.charge_id,
+            quantity=ln.quantity,
+            unit_amount=ln.unit_amount,
+            amount=ln.amount,
+            discount_amount=ln.discount_amount,
+            tax_rate=ln.tax_rate,
+            tax_amount=ln.tax_amount,
+            period_start=ln.period_start,
+            period_end=ln.period_end,
+            prior_invoice_id=ln.prior_invoice_id,
+            late_through=ln.late_through,
+        )
+        for position, ln in enumerate(kept)
+    ]
+    recompute_totals(invoice)
+    session.add(invoice)
+    session.flush()
+    events.record(
+        session, tenant_id, "invoice.created", invoice.id, events.invoice_data(invoice), now
+    )
+    return invoice

@@ -152,8 +152,16 @@ class BillRunRow(Base):
 class InvoiceRow(Base):
     __tablename__ = "invoices"
     __table_args__ = (
-        # One invoice per subscription and period: what makes bill runs idempotent.
-        UniqueConstraint("tenant_id", "subscription_id", "period_start", "period_end"),
+        # One invoice per subscription and period: what makes bill runs idempotent. A
+        # voided invoice's regeneration is the next revision of the same period.
+        UniqueConstraint(
+            "tenant_id",
+            "subscription_id",
+            "period_start",
+            "period_end",
+            "revision",
+            name="uq_invoices_subscription_period_revision",
+        ),
         UniqueConstraint("tenant_id", "number"),
         Index("ix_invoices_tenant_created", "tenant_id", "created_at"),
         Index("ix_invoices_type_subscription", "type", "subscription_id", "period_start"),
@@ -193,6 +201,10 @@ class InvoiceRow(Base):
     overdue_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     uncollectible_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     voided_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    # 0, or the count of voided invoices of the same period this one was regenerated
+    # from (`regenerated_from` names the latest).
+    revision: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    regenerated_from: Mapped[str | None] = mapped_column(String(40), nullable=True)
 
     customer: Mapped[CustomerRow] = relationship(lazy="joined")
     lines: Mapped[list[InvoiceLineRow]] = relationship(

@@ -140,6 +140,18 @@ def void_invoice(
 
 
 @router.post(
+    "/invoices/{invoice_id}/regenerate",
+    status_code=201,
+    summary="A new DRAFT from a VOID invoice (same period and lines, next revision)",
+)
+def regenerate_invoice(
+    invoice_id: str, runtime: RuntimeDep, session: SessionDep, tenant: TenantDep
+) -> InvoicePublic:
+    row = invoices.regenerate(session, tenant, invoice_id, runtime.clock.now())
+    return InvoicePublic.from_row(row)
+
+
+@router.post(
     "/invoices/{invoice_id}/payments",
     status_code=201,
     summary="Record a payment (at most the amount due); 0 due makes the invoice PAID",

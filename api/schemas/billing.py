@@ -129,6 +129,9 @@ class InvoicePublic(Public):
     amount_paid: Decimal_
     amount_due: Decimal_
     created_at: Timestamp
+    regenerated_from: str | None = Field(
+        default=None, description="the VOID invoice this DRAFT was regenerated from"
+    )
     lines: list[InvoiceLinePublic]
 
     @classmethod
@@ -155,6 +158,7 @@ class InvoicePublic(Public):
             amount_paid=money(row.amount_paid, cur),
             amount_due=money(row.amount_due, cur),
             created_at=row.created_at,
+            regenerated_from=row.regenerated_from,
             lines=[InvoiceLinePublic.from_row(line, cur) for line in row.lines],
         )
 

@@ -346,3 +346,51 @@ def test_any_payments_and_notes_keep_amount_due_exact(
         assert Decimal(state["amountDue"]) == due >= 0
         assert Decimal(state["creditTotal"]) == offsets
         assert state["status"] == ("PAID" if due == 0 else "OPEN")
+
+
+def test_a_voided_invoice_regenerates_as_the_next_revision(api: ApiClient) -> None:
+    from invoicing.models import InvoiceRow
+    from tests.helpers import scenarios as sc
+
+    sc.metric(api, "calls", "count")
+    sc.plan(api, "basic", [sc.per_unit("calls", "0.10")])
+    sub = sc.customer(api, "acme", "basic")
+    draft_id = api.draft("acme", "100.00")
+    with api.runtime.sessions() as session, session.begin():
+        # As a bill run writes it: the subscription's invoice of its period.
+        row = session.get(InvoiceRow, draft_id)
+        assert row is not None
+        row.subscription_id = sub["id"]
+    first = api.ok("POST", f"/invoices/{draft_id}/finalize")
+    api.error("POST", f"/invoices/{draft_id}/regenerate", 409)  # OPEN
+    api.ok("POST", f"/invoices/{draft_id}/payments", json={"amount": "25.00"})
+    api.ok("POST", f"/invoices/{draft_id}/void", json={"creditNote": {"type": "credit"}})
+
+    response = api.post(f"/invoices/{draft_id}/regenerate")
+    assert response.status_code == 201, response.text
+    again = response.json()
+    assert (again["status"], again["number"], again["regeneratedFrom"]) == (
+        "DRAFT", None, draft_id,
+    )  # fmt: skip
+    assert (again["subscriptionId"], again["periodStart"], again["periodEnd"]) == (
+        sub["id"], first["periodStart"], first["periodEnd"],
+    )  # fmt: skip
+    assert [(ln["type"], ln["amount"]) for ln in again["lines"]] == [("CHARGE", "100.00")]
+    assert (again["total"], again["amountPaid"], again["amountDue"]) == (
+        "100.00", "0.00", "100.00",
+    )  # fmt: skip
+    refused = api.error("POST", f"/invoices/{draft_id}/regenerate", 409)
+    assert refused["code"] == "already_regenerated"
+
+    final = api.ok("POST", f"/invoices/{again['id']}/finalize")
+    # A new number; the 25.00 paid on the void invoice came back as balance.
+    assert (final["number"], final["creditTotal"], final["amountDue"]) == (
+        "INV-000002", "25.00", "75.00",
+    )  # fmt: skip
+    # The regenerated one can be voided and regenerated in turn: revision 2.
+    api.ok("POST", f"/invoices/{again['id']}/void")
+    third = api.ok("POST", f"/invoices/{again['id']}/regenerate")
+    assert third["regeneratedFrom"] == again["id"]
+    with api.runtime.sessions() as session:
+        revision = session.get(InvoiceRow, third["id"])
+        assert revision is not None and revision.revision == 2
