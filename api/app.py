@@ -20,6 +20,7 @@ from api.routes import (
     credits,
     customers,
     events,
+    exports,
     health,
     one_off,
     payments,
@@ -62,7 +63,9 @@ def create_app(
 
     app.add_middleware(BodyLimit, limit=body_limit)
     app.include_router(health.router)
+    # exports first: /invoices/export.csv must win over /invoices/{id}.
     for module in (
+        exports,
         events,
         catalog,
         customers,
