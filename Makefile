@@ -60,6 +60,10 @@ serve: install ## Embedded server: Kafka + API + stream worker on http://127.0.0
 .PHONY: bench
 bench: bench-ingest bench-billrun ## All benchmarks; results go to bench/RESULTS.md
 
+.PHONY: bench-csv
+bench-csv: install ## Invoice CSV export of 1,000,000 lines: server memory and time against a plain SELECT
+	$(BIN)/python -m bench.csv_export
+
 .PHONY: bench-ingest
 bench-ingest: install ## Ingest throughput over HTTP through Kafka into ClickHouse
 	$(BIN)/python -m bench.ingest
