@@ -15,9 +15,11 @@ from api.routes import (
     addons,
     alerts,
     billing,
+    billing_entity,
     catalog,
     credits,
     customers,
+    documents,
     events,
     health,
     one_off,
@@ -61,6 +63,18 @@ def create_app(
 
     app.add_middleware(BodyLimit, limit=body_limit)
     app.include_router(health.router)
-    for module in (events, catalog, customers, credits, billing, payments, alerts, addons, one_off):
+    for module in (
+        events,
+        catalog,
+        customers,
+        credits,
+        billing,
+        payments,
+        alerts,
+        addons,
+        one_off,
+        billing_entity,
+        documents,
+    ):
         app.include_router(module.router, prefix="/api/v1", responses=ERROR_RESPONSES)
     return app

@@ -21,15 +21,12 @@ from invoicing.documents.model import (
     PaymentInstructions,
     Period,
     Totals,
+    long_date,
 )
 from invoicing.documents.taxes import tax_breakdown
 from invoicing.invoices import get_invoice
 from invoicing.models import BillingEntityRow, CustomerRow, InvoiceLineRow, InvoiceRow, Tenant
 
-MONTHS = (
-    "January", "February", "March", "April", "May", "June",
-    "July", "August", "September", "October", "November", "December",
-)  # fmt: skip
 UNTAXED = frozenset({"DISCOUNT", "CREDIT", "TAX_ADJUSTMENT"})
 
 
@@ -142,11 +139,6 @@ def payment_terms(issue: date, due: date | None) -> str | None:
     days = (due - issue).days
     when = long_date(due)
     return f"Due on receipt ({when})" if days <= 0 else f"Net {days} days, due {when}"
-
-
-def long_date(value: date) -> str:
-    """1 December 2026: unambiguous in every locale."""
-    return f"{value.day} {MONTHS[value.month - 1]} {value.year}"
 
 
 def _notes(invoice: InvoiceRow) -> tuple[str, ...]:

@@ -18,6 +18,10 @@ DocumentKind = Literal["invoice", "credit_note"]
 # UNCL 5305 duty or tax category codes used here (EN 16931 BT-118/BT-151).
 TaxCategory = Literal["S", "Z", "E"]
 
+MONTHS = (
+    "January", "February", "March", "April", "May", "June",
+    "July", "August", "September", "October", "November", "December",
+)  # fmt: skip
 TITLES: dict[DocumentKind, str] = {"invoice": "Invoice", "credit_note": "Credit note"}
 
 
@@ -132,3 +136,8 @@ class Document:
     @property
     def title(self) -> str:
         return TITLES[self.kind]
+
+
+def long_date(value: date) -> str:
+    """1 December 2026: unambiguous in every locale."""
+    return f"{value.day} {MONTHS[value.month - 1]} {value.year}"

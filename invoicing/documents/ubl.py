@@ -17,7 +17,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from decimal import Decimal, localcontext
-from lxml import etree as ET
+
+from lxml import etree
 
 from invoicing.documents.model import Document, DocumentLine, Party, TaxSubtotal
 from rating.money import EXACT, ZERO, format_decimal, format_money
@@ -41,7 +42,7 @@ def render_ubl(document: Document) -> bytes:
     """The UBL 2.1 XML of a document, UTF-8 with a declaration; same document, same bytes."""
     credit_note = document.kind == "credit_note"
     root_ns = CREDIT_NOTE if credit_note else INVOICE
-    root = ET.Element(
+    root = etree.Element(
         f"{{{root_ns}}}{'CreditNote' if credit_note else 'Invoice'}",
         nsmap={None: root_ns, "cac": CAC, "cbc": CBC},
     )
@@ -80,17 +81,17 @@ def render_ubl(document: Document) -> bytes:
     billed = [line for line in document.lines if line.billed]
     for position, line in enumerate(billed, start=1):
         writer.line(root, position, line, credit_note=credit_note)
-    ET.indent(root)
-    xml: bytes = ET.tostring(root, encoding="UTF-8", xml_declaration=True)
+    etree.indent(root)
+    xml: bytes = etree.tostring(root, encoding="UTF-8", xml_declaration=True)
     return xml + b"\n"
 
 
-def _cbc(parent: ET._Element, name: str) -> ET._Element:
-    return ET.SubElement(parent, f"{{{CBC}}}{name}")
+def _cbc(parent: etree._Element, name: str) -> etree._Element:
+    return etree.SubElement(parent, f"{{{CBC}}}{name}")
 
 
-def _cac(parent: ET._Element, name: str) -> ET._Element:
-    return ET.SubElement(parent, f"{{{CAC}}}{name}")
+def _cac(parent: etree._Element, name: str) -> etree._Element:
+    return etree.SubElement(parent, f"{{{CAC}}}{name}")
 
 
 def _sum(values: Iterable[Decimal]) -> Decimal:
@@ -106,16 +107,16 @@ class _Writer:
         # A line's tax category is its rate's in the breakdown (E for an exempt buyer).
         self.categories = categories
 
-    def text(self, parent: ET._Element, name: str, value: str) -> ET._Element:
+    def text(self, parent: etree._Element, name: str, value: str) -> etree._Element:
         element = _cbc(parent, name)
         element.text = value
         return element
 
-    def amount(self, parent: ET._Element, name: str, value: Decimal) -> None:
+    def amount(self, parent: etree._Element, name: str, value: Decimal) -> None:
         element = self.text(parent, name, format_money(value, self.currency))
         element.set("currencyID", self.currency)
 
-    def party(self, parent: ET._Element, who: Party) -> None:
+    def party(self, parent: etree._Element, who: Party) -> None:
         party = _cac(parent, "Party")
         if who.customer_id:
             self.text(_cac(party, "PartyIdentification"), "ID", who.customer_id)
@@ -139,7 +140,7 @@ class _Writer:
         if who.email:
             self.text(_cac(party, "Contact"), "ElectronicMail", who.email)
 
-    def payment(self, root: ET._Element, document: Document) -> None:
+    def payment(self, root: etree._Element, document: Document) -> None:
         means = _cac(root, "PaymentMeans")
         iban = document.payment.iban
         self.text(means, "PaymentMeansCode", CREDIT_TRANSFER if iban else NOT_DEFINED)
@@ -151,7 +152,7 @@ class _Writer:
         if document.payment.terms:
             self.text(_cac(root, "PaymentTerms"), "Note", document.payment.terms)
 
-    def tax_category(self, parent: ET._Element, name: str, subtotal: TaxSubtotal) -> None:
+    def tax_category(self, parent: etree._Element, name: str, subtotal: TaxSubtotal) -> None:
         category = _cac(parent, name)
         self.text(category, "ID", subtotal.category)
         self.text(category, "Percent", format_decimal(subtotal.rate))
@@ -159,7 +160,7 @@ class _Writer:
             self.text(category, "TaxExemptionReason", subtotal.exemption_reason)
         self.text(_cac(category, "TaxScheme"), "ID", "VAT")
 
-    def allowance(self, root: ET._Element, subtotal: TaxSubtotal) -> None:
+    def allowance(self, root: etree._Element, subtotal: TaxSubtotal) -> None:
         element = _cac(root, "AllowanceCharge")
         self.text(element, "ChargeIndicator", "false")
         code, reason = DISCOUNT_REASON
@@ -168,7 +169,7 @@ class _Writer:
         self.amount(element, "Amount", subtotal.allowance)
         self.tax_category(element, "TaxCategory", subtotal)
 
-    def tax_total(self, root: ET._Element, taxes: tuple[TaxSubtotal, ...]) -> None:
+    def tax_total(self, root: etree._Element, taxes: tuple[TaxSubtotal, ...]) -> None:
         total = _cac(root, "TaxTotal")
         self.amount(total, "TaxAmount", _sum(t.tax_amount for t in taxes))
         for subtotal in taxes:
@@ -177,7 +178,7 @@ class _Writer:
             self.amount(element, "TaxAmount", subtotal.tax_amount)
             self.tax_category(element, "TaxCategory", subtotal)
 
-    def monetary_total(self, root: ET._Element, document: Document) -> None:
+    def monetary_total(self, root: etree._Element, document: Document) -> None:
         totals = document.totals
         with localcontext(EXACT):
             lines = _sum(line.amount for line in document.lines if line.billed)
@@ -194,7 +195,7 @@ class _Writer:
         self.amount(element, "PayableAmount", totals.amount_due)
 
     def line(
-        self, root: ET._Element, position: int, line: DocumentLine, *, credit_note: bool
+        self, root: etree._Element, position: int, line: DocumentLine, *, credit_note: bool
     ) -> None:
         element = _cac(root, "CreditNoteLine" if credit_note else "InvoiceLine")
         self.text(element, "ID", str(position))
