@@ -13,6 +13,8 @@ from datetime import date
 from decimal import Decimal
 from typing import Literal
 
+from rating.money import canonical, minor_units, round_money
+
 DocumentKind = Literal["invoice", "credit_note"]
 
 # UNCL 5305 duty or tax category codes used here (EN 16931 BT-118/BT-151).
@@ -141,3 +143,12 @@ class Document:
 def long_date(value: date) -> str:
     """1 December 2026: unambiguous in every locale."""
     return f"{value.day} {MONTHS[value.month - 1]} {value.year}"
+
+
+def unit_price(amount: Decimal, currency: str) -> Decimal:
+    """A unit price as shown: at least the currency's minor units (49.00), more where
+    the price has them (0.0015)."""
+    exact = canonical(amount)
+    exponent = exact.as_tuple().exponent
+    places = -exponent if isinstance(exponent, int) and exponent < 0 else 0
+    return exact if places > minor_units(currency) else round_money(amount, currency)

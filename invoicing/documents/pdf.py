@@ -40,8 +40,8 @@ from reportlab.platypus import (
     TableStyle,
 )
 
-from invoicing.documents.model import Document, DocumentLine, Party, long_date
-from rating.money import canonical, minor_units, round_money
+from invoicing.documents.model import Document, DocumentLine, Party, long_date, unit_price
+from rating.money import canonical, round_money
 
 FONT = "MeterlineSans"
 BOLD = "MeterlineSans-Bold"
@@ -111,14 +111,8 @@ def money(amount: Decimal, currency: str) -> str:
     return format(round_money(amount, currency), ",f")
 
 
-def unit_price(amount: Decimal, currency: str) -> str:
-    """A unit price: at least the currency's minor units, more when it has them (0.0015)."""
-    exact = canonical(amount)
-    exponent = exact.as_tuple().exponent
-    places = -exponent if isinstance(exponent, int) and exponent < 0 else 0
-    if places <= minor_units(currency):
-        return money(amount, currency)
-    return format(exact, ",f")
+def price(amount: Decimal, currency: str) -> str:
+    return format(unit_price(amount, currency), ",f")
 
 
 def quantity(value: Decimal) -> str:
@@ -320,7 +314,7 @@ def _lines_table(document: Document, styles: _Styles) -> Table:
             [
                 _description(line, styles),
                 _p(quantity(line.quantity), styles.cell_right),
-                _p(unit_price(line.unit_amount, currency), styles.cell_right),
+                _p(price(line.unit_amount, currency), styles.cell_right),
                 _p(percent(line.tax_rate), styles.cell_right),
                 _p(money(line.tax_amount, currency) if shown_tax else "", styles.cell_right),
                 _p(money(line.amount, currency), styles.cell_right),

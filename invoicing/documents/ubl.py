@@ -20,7 +20,7 @@ from decimal import Decimal, localcontext
 
 from lxml import etree
 
-from invoicing.documents.model import Document, DocumentLine, Party, TaxSubtotal
+from invoicing.documents.model import Document, DocumentLine, Party, TaxSubtotal, unit_price
 from rating.money import EXACT, ZERO, format_decimal, format_money
 
 CBC = "urn:oasis:names:specification:ubl:schema:xsd:CommonBasicComponents-2"
@@ -223,5 +223,5 @@ class _Writer:
         self.text(category, "Percent", format_decimal(rate))
         self.text(_cac(category, "TaxScheme"), "ID", "VAT")
         price_element = _cac(element, "Price")
-        unit = self.text(price_element, "PriceAmount", format_decimal(price))
+        unit = self.text(price_element, "PriceAmount", str(unit_price(price, self.currency)))
         unit.set("currencyID", self.currency)

@@ -83,9 +83,7 @@ def test_the_invoice_page(api: ApiClient) -> None:
         ],
     )  # fmt: skip
     assert "Payment terms: Net 30 days, due 1 December 2026." in cells
-    assert (
-        "Please transfer 50.92 EUR to IBAN CH9300762011623852957, quoting INV-000001." in cells
-    )
+    assert "Please transfer 50.92 EUR to IBAN CH9300762011623852957, quoting INV-000001." in cells
     # The footer (drawn first); one page: no page numbers.
     assert cells[:2] == ["Meterline AG · VAT CHE-123.456.789 MWST", "Invoice INV-000001"]
 
@@ -109,7 +107,10 @@ def test_eighty_lines_run_to_numbered_pages(api: ApiClient) -> None:
             "0.25",
             f"{i * 0.25:.2f}",
             description=f"Storage region {i:02d}"
-            + (" – a long description that has to wrap onto a second line of its cell" * (i % 9 == 0)),
+            + (
+                " – a long description that has to wrap onto a second line of its cell"
+                * (i % 9 == 0)
+            ),
             metric="storage_gb",
         )
         for i in range(1, 81)
