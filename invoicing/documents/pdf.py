@@ -115,6 +115,11 @@ def price(amount: Decimal, currency: str) -> str:
     return format(unit_price(amount, currency), ",f")
 
 
+def grouped(iban: str) -> str:
+    """An IBAN in its printed form: groups of four (CH93 0076 2011 …)."""
+    return " ".join(iban[i : i + 4] for i in range(0, len(iban), 4))
+
+
 def quantity(value: Decimal) -> str:
     return format(canonical(value), ",f")
 
@@ -419,7 +424,7 @@ def _payment(document: Document, styles: _Styles) -> list[Flowable]:
         block.append(
             _p(
                 f"Please transfer {money(document.totals.amount_due, document.currency)} "
-                f"{document.currency} to IBAN {payment.iban}, quoting {document.number}.",
+                f"{document.currency} to IBAN {grouped(payment.iban)}, quoting {document.number}.",
                 styles.body,
             )
         )

@@ -83,7 +83,8 @@ def test_the_invoice_page(api: ApiClient) -> None:
         ],
     )  # fmt: skip
     assert "Payment terms: Net 30 days, due 1 December 2026." in cells
-    assert "Please transfer 50.92 EUR to IBAN CH9300762011623852957, quoting INV-000001." in cells
+    transfer = "Please transfer 50.92 EUR to IBAN CH93 0076 2011 6238 5295 7, quoting INV-000001."
+    assert transfer in cells
     # The footer (drawn first); one page: no page numbers.
     assert cells[:2] == ["Meterline AG · VAT CHE-123.456.789 MWST", "Invoice INV-000001"]
 
