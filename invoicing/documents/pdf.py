@@ -13,20 +13,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
-from functools import cache
 from io import BytesIO
-from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import escape
 
-import font_source_sans_pro
-from reportlab.lib import colors
-from reportlab.lib.enums import TA_LEFT, TA_RIGHT
 from reportlab.lib.pagesizes import A4
 from reportlab.lib.styles import ParagraphStyle
 from reportlab.lib.units import mm
-from reportlab.pdfbase import pdfmetrics
-from reportlab.pdfbase.ttfonts import TTFont
 from reportlab.pdfgen.canvas import Canvas
 from reportlab.platypus import (
     BaseDocTemplate,
@@ -40,101 +33,35 @@ from reportlab.platypus import (
     TableStyle,
 )
 
-from invoicing.documents.model import Document, DocumentLine, Party, long_date, unit_price
-from rating.money import canonical, round_money
-
-FONT = "MeterlineSans"
-BOLD = "MeterlineSans-Bold"
-
-INK = colors.HexColor("#1f2933")
-MUTED = colors.HexColor("#616e7c")
-RULE = colors.HexColor("#cbd2d9")
-SHADE = colors.HexColor("#f0f4f8")
-ACCENT = colors.HexColor("#0b4f8a")
-
-PAGE_WIDTH, PAGE_HEIGHT = A4
-MARGIN = 18 * mm
-BODY_WIDTH = PAGE_WIDTH - 2 * MARGIN
-FOOTER_HEIGHT = 14 * mm
-
-
-@cache
-def _fonts() -> None:
-    """Register the embedded fonts once per process."""
-    files = Path(font_source_sans_pro.font_directory)
-    pdfmetrics.registerFont(TTFont(FONT, str(files / "SourceSansPro-Regular.ttf")))
-    pdfmetrics.registerFont(TTFont(BOLD, str(files / "SourceSansPro-Semibold.ttf")))
-    pdfmetrics.registerFontFamily(FONT, normal=FONT, bold=BOLD, italic=FONT, boldItalic=BOLD)
-
-
-def _style(name: str, size: float = 9, leading: float = 1.3, **kw: Any) -> ParagraphStyle:
-    kw.setdefault("fontName", FONT)
-    kw.setdefault("textColor", INK)
-    return ParagraphStyle(name, fontSize=size, leading=size * leading, **kw)
-
-
-@dataclass(frozen=True)
-class _Styles:
-    body: ParagraphStyle
-    small: ParagraphStyle
-    label: ParagraphStyle
-    seller: ParagraphStyle
-    title: ParagraphStyle
-    cell: ParagraphStyle
-    cell_right: ParagraphStyle
-    detail: ParagraphStyle
-    head: ParagraphStyle
-    head_right: ParagraphStyle
-    heading: ParagraphStyle
-
-
-@cache
-def _styles() -> _Styles:
-    _fonts()
-    return _Styles(
-        body=_style("body"),
-        small=_style("small", 7.5, textColor=MUTED),
-        label=_style("label", 7.5, textColor=MUTED, fontName=BOLD),
-        seller=_style("seller", 13, fontName=BOLD),
-        title=_style("title", 22, fontName=BOLD, alignment=TA_RIGHT, textColor=ACCENT),
-        cell=_style("cell", 8.5, 1.18),
-        cell_right=_style("cell_right", 8.5, 1.18, alignment=TA_RIGHT),
-        detail=_style("detail", 7, 1.15, textColor=MUTED),
-        head=_style("head", 7.5, fontName=BOLD, textColor=MUTED),
-        head_right=_style("head_right", 7.5, fontName=BOLD, textColor=MUTED, alignment=TA_RIGHT),
-        heading=_style("heading", 9, fontName=BOLD, alignment=TA_LEFT),
-    )
-
-
-def money(amount: Decimal, currency: str) -> str:
-    """An amount in the currency's minor units, thousands grouped: 1,234.50; JPY 1,235."""
-    return format(round_money(amount, currency), ",f")
-
-
-def price(amount: Decimal, currency: str) -> str:
-    return format(unit_price(amount, currency), ",f")
-
-
-def grouped(iban: str) -> str:
-    """An IBAN in its printed form: groups of four (CH93 0076 2011 …)."""
-    return " ".join(iban[i : i + 4] for i in range(0, len(iban), 4))
-
-
-def quantity(value: Decimal) -> str:
-    return format(canonical(value), ",f")
-
-
-def percent(rate: Decimal | None) -> str:
-    return "" if rate is None else f"{format(canonical(rate), 'f')}%"
+from invoicing.documents.model import Document, DocumentLine, Party, long_date
+from invoicing.documents.pdf_style import (
+    BODY_WIDTH,
+    FONT,
+    FOOTER_HEIGHT,
+    INK,
+    MARGIN,
+    MUTED,
+    PAGE_HEIGHT,
+    PAGE_WIDTH,
+    RULE,
+    SHADE,
+    Styles,
+    grouped,
+    money,
+    paragraph_styles,
+    percent,
+    price,
+    quantity,
+)
 
 
 def render_pdf(document: Document) -> bytes:
     """The PDF of a document; the same document gives the same bytes."""
-    styles = _styles()
-    first = _build(document, styles, pages=None)
+    look = paragraph_styles()
+    first = _build(document, look, pages=None)
     if first.pages == 1:
         return first.data
-    return _build(document, styles, pages=first.pages).data
+    return _build(document, look, pages=first.pages).data
 
 
 @dataclass(frozen=True)
@@ -143,7 +70,7 @@ class _Built:
     pages: int
 
 
-def _build(document: Document, styles: _Styles, *, pages: int | None) -> _Built:
+def _build(document: Document, styles: Styles, *, pages: int | None) -> _Built:
     out = BytesIO()
     issued = document.issue_date
     stamp = f"D:{issued:%Y%m%d}000000+00'00'"
@@ -223,7 +150,7 @@ def _party_lines(party: Party) -> list[str]:
 
 
 def _party(
-    party: Party, styles: _Styles, *, heading: str | None, name_style: ParagraphStyle
+    party: Party, styles: Styles, *, heading: str | None, name_style: ParagraphStyle
 ) -> list[Flowable]:
     block: list[Flowable] = []
     if heading:
@@ -237,7 +164,7 @@ def _party(
     return block
 
 
-def _story(document: Document, styles: _Styles) -> list[Flowable]:
+def _story(document: Document, styles: Styles) -> list[Flowable]:
     story: list[Flowable] = []
     header = Table(
         [[_party(document.seller, styles, heading=None, name_style=styles.seller),
@@ -295,7 +222,7 @@ def _plain_cells(padding: float = 0) -> TableStyle:
 LINE_COLUMNS = (0.40, 0.11, 0.13, 0.08, 0.12, 0.16)
 
 
-def _description(line: DocumentLine, styles: _Styles) -> list[Flowable]:
+def _description(line: DocumentLine, styles: Styles) -> list[Flowable]:
     cell: list[Flowable] = [_p(line.description, styles.cell)]
     detail = []
     if line.metric:
@@ -307,7 +234,7 @@ def _description(line: DocumentLine, styles: _Styles) -> list[Flowable]:
     return cell
 
 
-def _lines_table(document: Document, styles: _Styles) -> Table:
+def _lines_table(document: Document, styles: Styles) -> Table:
     currency = document.currency
     head = ["Description", "Qty", "Unit price", "Tax %", "Tax", f"Amount ({currency})"]
     rows: list[list[Any]] = [
@@ -342,7 +269,7 @@ def _lines_table(document: Document, styles: _Styles) -> Table:
     return table
 
 
-def _summary(document: Document, styles: _Styles) -> Table:
+def _summary(document: Document, styles: Styles) -> Table:
     """The tax summary (left) beside the totals (right)."""
     currency = document.currency
     tax_rows: list[list[Any]] = [
@@ -388,10 +315,11 @@ def _summary(document: Document, styles: _Styles) -> Table:
         [_p(label, styles.cell), _p(money(value, currency), styles.cell_right)]
         for label, value in rows
     ]
-    due_label = _style("due_label", 11, fontName=BOLD)
-    due_value = _style("due_value", 11, fontName=BOLD, alignment=TA_RIGHT)
     cells.append(
-        [_p(f"Amount due ({currency})", due_label), _p(money(t.amount_due, currency), due_value)]
+        [
+            _p(f"Amount due ({currency})", styles.due_label),
+            _p(money(t.amount_due, currency), styles.due_value),
+        ]
     )
     totals = Table(cells, colWidths=[42 * mm, 30 * mm])
     total_row = 3 if t.discount else 2
@@ -415,7 +343,7 @@ def _summary(document: Document, styles: _Styles) -> Table:
     return summary
 
 
-def _payment(document: Document, styles: _Styles) -> list[Flowable]:
+def _payment(document: Document, styles: Styles) -> list[Flowable]:
     block: list[Flowable] = []
     payment = document.payment
     if payment.terms:
