@@ -15,10 +15,12 @@ from api.routes import (
     addons,
     alerts,
     billing,
+    billing_entity,
     catalog,
     credit_notes,
     credits,
     customers,
+    documents,
     events,
     exports,
     health,
@@ -76,6 +78,8 @@ def create_app(
         alerts,
         addons,
         one_off,
+        billing_entity,
+        documents,
     ):
         app.include_router(module.router, prefix="/api/v1", responses=ERROR_RESPONSES)
     return app

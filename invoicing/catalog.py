@@ -27,6 +27,7 @@ from invoicing.models import (
 )
 from invoicing.pages import Page, keyset_page
 from invoicing.specs import (
+    ADDRESS_FIELDS,
     ChargeSpec,
     CustomerPatch,
     CustomerSpec,
@@ -413,6 +414,9 @@ def create_customer(session: Session, tenant_id: str, spec: CustomerSpec) -> Cus
         payment_provider=_payment_provider(spec.payment_provider),
         payment_provider_customer_id=spec.payment_provider_customer_id,
     )
+    if spec.address is not None:
+        for name in ADDRESS_FIELDS:
+            setattr(row, name, _blank_to_none(getattr(spec.address, name)))
     insert_unique(session, row, f"a customer with externalId {row.external_id!r} already exists")
     return row
 
@@ -478,7 +482,17 @@ def update_customer(
         row.payment_provider = _payment_provider(patch.payment_provider)
     if "payment_provider_customer_id" in patch.sent:
         row.payment_provider_customer_id = patch.payment_provider_customer_id
+    for name in ADDRESS_FIELDS:
+        if name in patch.sent:
+            setattr(row, name, _blank_to_none(getattr(patch.address, name)))
     return row
+
+
+def _blank_to_none(value: str | None) -> str | None:
+    """An address part as stored: trimmed, and none rather than blank."""
+    if value is None:
+        return None
+    return value.strip() or None
 
 
 def customer_domain(row: CustomerRow) -> Customer:

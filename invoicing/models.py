@@ -109,6 +109,12 @@ class CustomerRow(Base):
     payment_provider: Mapped[str | None] = mapped_column(String(20), nullable=True)
     payment_provider_customer_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    # The buyer's postal address and tax id, as the invoice documents show them.
+    address_line1: Mapped[str | None] = mapped_column(String(300), nullable=True)
+    address_line2: Mapped[str | None] = mapped_column(String(300), nullable=True)
+    city: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    postal_code: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    tax_id: Mapped[str | None] = mapped_column(String(100), nullable=True)
 
 
 class SubscriptionRow(Base):
@@ -672,3 +678,23 @@ class CreditUseRow(Base):
     invoice_id: Mapped[str] = mapped_column(ForeignKey("invoices.id"), index=True)
     amount: Mapped[Decimal] = mapped_column(Money())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class BillingEntityRow(Base):
+    """The seller of a tenant's invoices: legal name, address, tax id and bank account,
+    as the invoice documents (PDF, UBL) show them. One per tenant; none: the tenant's
+    name alone."""
+
+    __tablename__ = "billing_entities"
+
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), primary_key=True)
+    legal_name: Mapped[str] = mapped_column(String(300))
+    address_line1: Mapped[str] = mapped_column(String(300))
+    address_line2: Mapped[str | None] = mapped_column(String(300), nullable=True)
+    city: Mapped[str] = mapped_column(String(200))
+    postal_code: Mapped[str] = mapped_column(String(40))
+    country: Mapped[str] = mapped_column(String(2))
+    tax_id: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    email: Mapped[str | None] = mapped_column(String(300), nullable=True)
+    iban: Mapped[str | None] = mapped_column(String(34), nullable=True)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -115,6 +115,21 @@ class CustomerSpec:
     net_payment_term_days: int | None = None  # None: the process's default
     payment_provider: str | None = None  # None: payments recorded by hand
     payment_provider_customer_id: str | None = None
+    address: PostalAddressSpec | None = None
+
+
+@dataclass(frozen=True)
+class PostalAddressSpec:
+    """A customer's postal address and tax id (each part optional)."""
+
+    address_line1: str | None = None
+    address_line2: str | None = None
+    city: str | None = None
+    postal_code: str | None = None
+    tax_id: str | None = None
+
+
+ADDRESS_FIELDS = ("address_line1", "address_line2", "city", "postal_code", "tax_id")
 
 
 @dataclass(frozen=True)
@@ -130,7 +145,24 @@ class CustomerPatch:
     net_payment_term_days: int | None = None
     payment_provider: str | None = None
     payment_provider_customer_id: str | None = None
+    # Only the parts of the address in `sent` change (null clears one).
+    address: PostalAddressSpec = PostalAddressSpec()
     sent: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class BillingEntitySpec:
+    """The seller of a tenant's invoices (`PUT /billing-entity`), replaced whole."""
+
+    legal_name: str
+    address_line1: str
+    city: str
+    postal_code: str
+    country: str
+    address_line2: str | None = None
+    tax_id: str | None = None
+    email: str | None = None
+    iban: str | None = None
 
 
 @dataclass(frozen=True)

@@ -129,10 +129,10 @@ class InvoicePublic(Public):
     amount_paid: Decimal_
     amount_due: Decimal_
     created_at: Timestamp
-    regenerated_from: str | None = Field(
-        default=None, description="the VOID invoice this DRAFT was regenerated from"
-    )
     lines: list[InvoiceLinePublic]
+    regenerated_from: str | None = Field(
+        default=None, description="the VOID invoice this one was regenerated from"
+    )
 
     @classmethod
     def from_row(cls, row: InvoiceRow) -> InvoicePublic:

@@ -9,7 +9,7 @@ from pydantic import ConfigDict, Field
 from api.schemas.common import Body, Public
 from api.schemas.money import EndInstant, StartInstant, Timestamp
 from invoicing.models import CustomerRow, SubscriptionRow
-from invoicing.specs import CustomerPatch, CustomerSpec, SubscriptionSpec
+from invoicing.specs import CustomerPatch, CustomerSpec, PostalAddressSpec, SubscriptionSpec
 
 # -- customers -------------------------------------------------------------------------
 
@@ -29,6 +29,11 @@ class CustomerCreate(Body):
         default=None, description="stripe | adyen | gocardless | tap | moneyhash | …"
     )
     payment_provider_customer_id: str | None = Field(default=None, max_length=200)
+    address_line1: str | None = Field(default=None, max_length=300)
+    address_line2: str | None = Field(default=None, max_length=300)
+    city: str | None = Field(default=None, max_length=200)
+    postal_code: str | None = Field(default=None, max_length=40)
+    tax_id: str | None = Field(default=None, max_length=100, description="VAT or GST number")
 
     # API.md: a field the contract does not know is a 422, never silently dropped.
     model_config = ConfigDict(extra="forbid")
@@ -47,11 +52,13 @@ class CustomerCreate(Body):
             net_payment_term_days=self.net_payment_term_days,
             payment_provider=self.payment_provider,
             payment_provider_customer_id=self.payment_provider_customer_id,
+            address=_address(self),
         )
 
 
 class CustomerUpdate(Body):
-    """Only the fields sent change; null clears email, country or region."""
+    """Only the fields sent change; null clears email, country, region or a part of the
+    address."""
 
     name: str | None = Field(default=None, min_length=1, max_length=300)
     email: str | None = None
@@ -66,6 +73,11 @@ class CustomerUpdate(Body):
         default=None, description="stripe | adyen | gocardless | tap | moneyhash | …"
     )
     payment_provider_customer_id: str | None = Field(default=None, max_length=200)
+    address_line1: str | None = Field(default=None, max_length=300)
+    address_line2: str | None = Field(default=None, max_length=300)
+    city: str | None = Field(default=None, max_length=200)
+    postal_code: str | None = Field(default=None, max_length=40)
+    tax_id: str | None = Field(default=None, max_length=100, description="VAT or GST number")
 
     model_config = ConfigDict(extra="forbid")
 
@@ -82,8 +94,19 @@ class CustomerUpdate(Body):
             net_payment_term_days=self.net_payment_term_days,
             payment_provider=self.payment_provider,
             payment_provider_customer_id=self.payment_provider_customer_id,
+            address=_address(self),
             sent=frozenset(self.model_fields_set),
         )
+
+
+def _address(body: CustomerCreate | CustomerUpdate) -> PostalAddressSpec:
+    return PostalAddressSpec(
+        address_line1=body.address_line1,
+        address_line2=body.address_line2,
+        city=body.city,
+        postal_code=body.postal_code,
+        tax_id=body.tax_id,
+    )
 
 
 class CustomerPublic(Public):
@@ -101,6 +124,11 @@ class CustomerPublic(Public):
     payment_provider: str | None
     payment_provider_customer_id: str | None
     created_at: Timestamp
+    address_line1: str | None
+    address_line2: str | None
+    city: str | None
+    postal_code: str | None
+    tax_id: str | None
 
     @classmethod
     def from_row(cls, row: CustomerRow) -> CustomerPublic:
@@ -119,6 +147,11 @@ class CustomerPublic(Public):
             payment_provider=row.payment_provider,
             payment_provider_customer_id=row.payment_provider_customer_id,
             created_at=row.created_at,
+            address_line1=row.address_line1,
+            address_line2=row.address_line2,
+            city=row.city,
+            postal_code=row.postal_code,
+            tax_id=row.tax_id,
         )
 
 

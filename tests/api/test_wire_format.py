@@ -106,7 +106,8 @@ def test_customer_wallet_and_invoice_bytes(api: tuple[TestClient, LedgerRuntime]
             f'{{"id":"{customer["id"]}","externalId":"acme","name":"Acme","email":null,'
             '"currency":"USD","country":"DE","region":null,"taxExempt":false,"timezone":"UTC",'
             f'"invoiceGraceDays":0,"netPaymentTermDays":null,"paymentProvider":null,'
-            f'"paymentProviderCustomerId":null,"createdAt":"{customer["createdAt"]}"}}'
+            f'"paymentProviderCustomerId":null,"createdAt":"{customer["createdAt"]}",'
+            '"addressLine1":null,"addressLine2":null,"city":null,"postalCode":null,"taxId":null}'
         ).encode()
     )
 
@@ -153,7 +154,7 @@ def test_customer_wallet_and_invoice_bytes(api: tuple[TestClient, LedgerRuntime]
             f'"lines":[{{"id":"{line_id}","type":"CHARGE","description":"Base fee","metric":null,'
             '"group":{},"chargeId":null,"quantity":"1234.5","unitAmount":"0.0081037277",'
             '"amount":"10.01","discountAmount":"0.00","taxRate":"19","taxAmount":"0.00",'
-            '"periodStart":null,"periodEnd":null,"adjusted":false}]}'
+            '"periodStart":null,"periodEnd":null,"adjusted":false}],"regeneratedFrom":null}'
         ).encode()
     )
 
