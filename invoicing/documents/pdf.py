@@ -318,8 +318,7 @@ def _summary(document: Document, styles: Styles) -> Table:
     cells.append(
         [
             _p(
-                f"{'Amount credited' if document.kind == 'credit_note' else 'Amount due'} "
-                f"({currency})",
+                f"{'Credited' if document.kind == 'credit_note' else 'Amount due'} ({currency})",
                 styles.due_label,
             ),
             _p(money(t.amount_due, currency), styles.due_value),

@@ -73,5 +73,5 @@ def test_a_credit_note_over_two_rates(api: ApiClient, ubl: UblSchemas) -> None:
     joined = "\n".join(cells)
     assert "Credit note" in joined and "CN-000001" in joined
     assert str(invoice["number"]) in joined and "50.00" in joined
-    assert "Outage on 3 November" in joined and "Amount credited (" in joined
+    assert "Outage on 3 November" in joined and "Credited (" in joined
     assert api.get("/credit-notes/cn_nope/xml").status_code == 404

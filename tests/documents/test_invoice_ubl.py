@@ -283,4 +283,4 @@ def test_a_credit_note_pdf_is_titled_and_names_the_invoice() -> None:
     assert has_run(cells, ["Credit note", "BILL TO"]) or "Credit note" in cells
     assert has_run(cells, ["Credit note number", "CN-000001", "Issue date", "15 November 2026"])
     assert has_run(cells, ["Corrects invoice", "INV-000001"])
-    assert has_run(cells, ["Total", "5.29", "Amount credited (EUR)", "5.29"])
+    assert has_run(cells, ["Total", "5.29", "Credited (EUR)", "5.29"])
