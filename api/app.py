@@ -21,6 +21,7 @@ from api.routes import (
     credits,
     customers,
     documents,
+    email,
     events,
     exports,
     health,
@@ -80,6 +81,7 @@ def create_app(
         one_off,
         billing_entity,
         documents,
+        email,
     ):
         app.include_router(module.router, prefix="/api/v1", responses=ERROR_RESPONSES)
     return app

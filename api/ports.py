@@ -11,6 +11,7 @@ from aiokafka import AIOKafkaProducer
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.clock import Clock
+from invoicing.email.smtp import SmtpConfig
 from invoicing.tax.service import TaxService
 from streams.app import StreamStats
 from streams.usage_store import UsageStore
@@ -27,6 +28,8 @@ class ApiConfig(Protocol):
     def events_topic(self) -> str: ...
     @property
     def invoice_due_days(self) -> int: ...
+    @property
+    def smtp(self) -> SmtpConfig | None: ...
 
 
 class IngestRuntime(Protocol):

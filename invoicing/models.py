@@ -496,7 +496,10 @@ class DomainEventRow(Base):
     produced to Kafka afterwards (`published_at`), at least once, keyed by `id`."""
 
     __tablename__ = "domain_events"
-    __table_args__ = (Index("ix_domain_events_unpublished", "published_at", "created_at"),)
+    __table_args__ = (
+        Index("ix_domain_events_unpublished", "published_at", "created_at"),
+        Index("ix_domain_events_undispatched", "dispatched_at", "created_at"),
+    )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), index=True)
@@ -505,6 +508,8 @@ class DomainEventRow(Base):
     data: Mapped[dict[str, Any]] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     published_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    # When the deliverers fanned it out into their deliveries (invoicing/deliveries).
+    dispatched_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
 
 class PaymentProviderRow(Base):
@@ -698,3 +703,34 @@ class BillingEntityRow(Base):
     email: Mapped[str | None] = mapped_column(String(300), nullable=True)
     iban: Mapped[str | None] = mapped_column(String(34), nullable=True)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class EmailDeliveryRow(Base):
+    """One email to send: an invoice or a credit note (its PDF attached) or a payment
+    receipt, queued by its domain event (`event_id`, at most one email each) or by a
+    resend request. The state lives here, so a restart loses nothing."""
+
+    __tablename__ = "email_deliveries"
+    __table_args__ = (
+        UniqueConstraint("event_id"),
+        Index("ix_email_deliveries_due", "status", "next_attempt_at"),
+        Index("ix_email_deliveries_object", "tenant_id", "object_id"),
+    )
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(20))  # invoice | credit_note | receipt
+    object_id: Mapped[str] = mapped_column(String(40))
+    event_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    to: Mapped[list[Any]] = mapped_column("to_addresses", JSON, default=list)
+    cc: Mapped[list[Any]] = mapped_column("cc_addresses", JSON, default=list)
+    bcc: Mapped[list[Any]] = mapped_column("bcc_addresses", JSON, default=list)
+    status: Mapped[str] = mapped_column(String(10), default="pending")  # pending|sent|failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    last_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    message_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    subject: Mapped[str | None] = mapped_column(String(300), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)

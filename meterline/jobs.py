@@ -15,6 +15,7 @@ from core.clock import FrozenClock
 from invoicing.billing import BillRunner, create_bill_run
 from invoicing.billing.scheduler import TenantClose, close_period
 from invoicing.models import Tenant
+from meterline import deliverers
 from meterline.runtime import Runtime
 
 Progress = Callable[[str, int, int], None]  # (tenant id, done, total)
@@ -58,6 +59,7 @@ def scheduler_pass(runtime: Runtime, at: datetime) -> JobResult:
         result.lines.extend(describe(close))
         if close.status not in (None, "completed"):
             result.ok = False
+    result.lines.extend(deliverers.deliver(runtime, at).lines())
     if not result.lines:
         result.lines.append(f"pass at {at.isoformat()}: nothing to do")
     return result

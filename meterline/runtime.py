@@ -83,6 +83,7 @@ class Runtime:
     relay: EventRelay | None = None
     relay_task: asyncio.Task[None] | None = None
     relay_producer: AIOKafkaProducer | None = None  # when the process has no API producer
+    deliverer_task: asyncio.Task[None] | None = None
 
     @classmethod
     def open(cls, settings: Settings) -> Runtime:
@@ -151,7 +152,18 @@ class Runtime:
             await self.producer.start()
         if worker:
             await self.start_worker()
+            self.start_deliverers()
         await self.start_relay()
+
+    def start_deliverers(self) -> None:
+        """Email (and later webhooks, ERP sync) sent as soon as they are due."""
+        from meterline import deliverers
+
+        interval = self.settings.delivery_interval_seconds
+        if interval > 0:
+            self.deliverer_task = asyncio.create_task(
+                deliverers.run(self, interval), name="deliverers"
+            )
 
     async def start_relay(self) -> None:
         """Relay the domain-event outbox to billing-events from this process."""
@@ -205,6 +217,11 @@ class Runtime:
         return await asyncio.to_thread(check)
 
     async def stop(self) -> None:
+        if self.deliverer_task is not None:
+            self.deliverer_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.deliverer_task
+            self.deliverer_task = None
         if self.relay_task is not None:
             self.relay_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from invoicing.email.smtp import SmtpConfig
 from streams.config import StreamConfig
 
 
@@ -70,6 +71,21 @@ class Settings(BaseSettings):
     scheduler_interval_seconds: float = 60
     log_level: str = "WARNING"
 
+    # Email (docs/email.md): invoices, credit notes and receipts by SMTP; no host = none.
+    smtp_host: str | None = None
+    smtp_port: int = 587
+    smtp_username: str | None = None
+    smtp_password: str | None = Field(default=None, repr=False)
+    smtp_security: Literal["starttls", "ssl", "none"] = "starttls"
+    smtp_from: str = Field(default="billing@localhost", description="The From address.")
+    smtp_timeout_seconds: float = 30.0
+    # Send the invoice at finalize, the credit note at issue, a receipt per payment
+    # (to the customer's email); false leaves only the explicit send requests.
+    email_automatic: bool = True
+    # How often `serve` (or `worker`) looks for deliveries due; 0 leaves them to the
+    # scheduler passes.
+    delivery_interval_seconds: float = 1.0
+
     @cached_property
     def resolved_clickhouse_dsn(self) -> str:
         if self.clickhouse_dsn:
@@ -103,4 +119,19 @@ class Settings(BaseSettings):
             consumer_group=self.consumer_group,
             sink_batch_size=self.sink_batch_size,
             sink_batch_seconds=self.sink_batch_seconds,
+        )
+
+    @property
+    def smtp(self) -> SmtpConfig | None:
+        """The SMTP server email goes through, or None: email is off."""
+        if not self.smtp_host:
+            return None
+        return SmtpConfig(
+            host=self.smtp_host,
+            port=self.smtp_port,
+            sender=self.smtp_from,
+            username=self.smtp_username,
+            password=self.smtp_password,
+            security=self.smtp_security,
+            timeout=self.smtp_timeout_seconds,
         )

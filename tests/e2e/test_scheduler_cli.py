@@ -18,6 +18,7 @@ import httpx
 import pytest
 
 from tests.helpers.serve import serve_env, wait_ready
+from tests.helpers.smtp_server import SmtpServer
 
 pytestmark = [pytest.mark.e2e, pytest.mark.kafka, pytest.mark.clickhouse]
 
@@ -42,8 +43,17 @@ def _cli(env: dict[str, str], *args: str, timeout: float = 300) -> str:
 
 def test_scheduler_and_bill_run_beside_serve_then_alone(tmp_path: Path) -> None:
     data = tmp_path / "data"
-    # this test drives every pass itself with --at
-    env = serve_env(data, METERLINE_SCHEDULER_INTERVAL_SECONDS="0", COLUMNS="200")
+    mail = SmtpServer()
+    mail.start()
+    smtp = {f"METERLINE_{key.upper()}": str(value) for key, value in mail.settings().items()}
+    # this test drives every pass itself with --at (deliveries included)
+    env = serve_env(
+        data,
+        METERLINE_SCHEDULER_INTERVAL_SECONDS="0",
+        METERLINE_DELIVERY_INTERVAL_SECONDS="0",
+        COLUMNS="200",
+        **smtp,
+    )
     creds = json.loads(_cli(env, "tenants", "create", "sched", "--json"))
     tenant = creds["tenantId"]
     port = _free_port()
@@ -66,7 +76,8 @@ def test_scheduler_and_bill_run_beside_serve_then_alone(tmp_path: Path) -> None:
         control = data / "control.json"
         assert control.exists() and (control.stat().st_mode & 0o777) == 0o600
         ok("POST", "/customers", json={"externalId": "acme", "name": "Acme", "currency": "USD",
-                                       "netPaymentTermDays": 10})  # fmt: skip
+                                       "netPaymentTermDays": 10,
+                                       "email": "ap@acme.test"})  # fmt: skip
         ok("POST", "/metrics", json={"code": "calls", "name": "Calls", "aggregation": "count"})
         ok("POST", "/plans", json={"code": "base", "name": "Base", "currency": "USD",
                                    "interval": "monthly", "baseFee": "49.00",
@@ -83,7 +94,10 @@ def test_scheduler_and_bill_run_beside_serve_then_alone(tmp_path: Path) -> None:
         # period close a few minutes into November: October is billed already, the
         # draft's grace period (0 days) is over, so it is finalized as of --at
         out = _cli(env, "scheduler", "--once", "--at", "2026-11-01T00:05:00Z")
-        assert f"{tenant}: finalized 1 invoices" in out, out
+        assert f"{tenant}: finalized 1 invoices" in out and "email: 1 sent" in out, out
+        [email] = mail.received
+        assert email.rcpt_tos == ["ap@acme.test"]
+        assert email.message["Date"] == "Sun, 01 Nov 2026 00:05:00 +0000"  # as of --at
         invoice = ok("GET", f"/invoices/{draft['id']}")
         assert (invoice["status"], invoice["issuedAt"], invoice["dueAt"]) == (
             "OPEN", "2026-11-01T00:05:00Z", "2026-11-11T00:05:00Z",
@@ -98,6 +112,7 @@ def test_scheduler_and_bill_run_beside_serve_then_alone(tmp_path: Path) -> None:
         steps = ok("GET", f"/invoices/{draft['id']}/dunning")["data"]
         assert [(s["step"], s["at"], s["result"]) for s in steps] == [(1, at, "reminded")]
     finally:
+        mail.stop()
         client.close()
         serve.send_signal(signal.SIGINT)
         try:
