@@ -27,6 +27,7 @@ from api.routes import (
     health,
     one_off,
     payments,
+    webhooks,
 )
 from api.schemas.common import ERROR_RESPONSES
 
@@ -82,6 +83,7 @@ def create_app(
         billing_entity,
         documents,
         email,
+        webhooks,
     ):
         app.include_router(module.router, prefix="/api/v1", responses=ERROR_RESPONSES)
     return app

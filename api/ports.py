@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from core.clock import Clock
 from invoicing.email.smtp import SmtpConfig
+from invoicing.secrets import SecretBox
 from invoicing.tax.service import TaxService
 from streams.app import StreamStats
 from streams.usage_store import UsageStore
@@ -30,6 +31,10 @@ class ApiConfig(Protocol):
     def invoice_due_days(self) -> int: ...
     @property
     def smtp(self) -> SmtpConfig | None: ...
+    @property
+    def webhook_block_private(self) -> bool: ...
+    @property
+    def secrets(self) -> SecretBox: ...
 
 
 class IngestRuntime(Protocol):

@@ -41,6 +41,11 @@ TYPES = (
     "credit_note.voided",
     "payment.succeeded",
     "payment.failed",
+    "subscription.started",
+    "subscription.terminated",
+    "wallet.depleted",
+    "bill_run.completed",
+    "erp.sync_failed",
 )
 
 

@@ -14,6 +14,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from invoicing.email.smtp import SmtpConfig
+from invoicing.secrets import SecretBox
 from streams.config import StreamConfig
 
 
@@ -82,6 +83,11 @@ class Settings(BaseSettings):
     # Send the invoice at finalize, the credit note at issue, a receipt per payment
     # (to the customer's email); false leaves only the explicit send requests.
     email_automatic: bool = True
+    # Webhooks (docs/webhooks.md): refuse loopback and private destinations.
+    webhook_block_private: bool = False
+    # Encrypts secrets at rest; unset = a key file in the data dir (set it in server
+    # mode: every process must share it).
+    secret_key: str | None = Field(default=None, repr=False)
     # How often `serve` (or `worker`) looks for deliveries due; 0 leaves them to the
     # scheduler passes.
     delivery_interval_seconds: float = 1.0
@@ -135,3 +141,10 @@ class Settings(BaseSettings):
             security=self.smtp_security,
             timeout=self.smtp_timeout_seconds,
         )
+
+    @cached_property
+    def secrets(self) -> SecretBox:
+        """The key that seals the secrets the ledger keeps."""
+        if self.secret_key:
+            return SecretBox.from_passphrase(self.secret_key)
+        return SecretBox.from_key_file(self.data_dir / "secret.key")
