@@ -23,7 +23,7 @@ from rating.money import minor_units
 
 PROVIDERS = ("stripe", "adyen", "gocardless", "tap", "moneyhash", "flutterwave", "cashfree")
 # Providers with an adapter today; the others come with the integrations issue.
-SUPPORTED = ("stripe", "adyen")
+SUPPORTED = ("stripe", "adyen", "gocardless")
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ from invoicing.payments.base import (
     PaymentGateway,
     parse_config,
 )
+from invoicing.payments.gocardless import GoCardlessConfig, GoCardlessGateway
 from invoicing.payments.stripe import StripeConfig, StripeGateway
 
 # Config keys whose values are secrets: stored, never answered.
@@ -56,6 +57,7 @@ class Adapter(Generic[C]):
 ADAPTERS: dict[str, Adapter[Any]] = {
     "stripe": Adapter(StripeConfig, StripeGateway),
     "adyen": Adapter(AdyenConfig, AdyenGateway),
+    "gocardless": Adapter(GoCardlessConfig, GoCardlessGateway),
 }
 
 
