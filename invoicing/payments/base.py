@@ -23,7 +23,7 @@ from rating.money import minor_units
 
 PROVIDERS = ("stripe", "adyen", "gocardless", "tap", "moneyhash", "flutterwave", "cashfree")
 # Providers with an adapter today; the others come with the integrations issue.
-SUPPORTED = ("stripe", "adyen", "gocardless")
+SUPPORTED = ("stripe", "adyen", "gocardless", "flutterwave")
 
 
 @dataclass(frozen=True)
@@ -35,6 +35,7 @@ class ChargeRequest:
     amount: Decimal  # in the currency's major unit, exact
     currency: str
     idempotency_key: str
+    customer_email: str | None = None  # the few providers that want it (Flutterwave)
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,7 @@ from tenacity import (
 )
 
 from invoicing.payments.base import PaymentUnavailable
+from invoicing.tax.base import dumps_exact, loads_exact
 
 log = logging.getLogger(__name__)
 
@@ -107,16 +108,23 @@ class ProviderHttp:
         headers: Mapping[str, str] | None = None,
         params: Mapping[str, str] | None = None,
     ) -> Reply:
-        """The provider's final answer; `PaymentUnavailable` when none came in time."""
+        """The provider's final answer; `PaymentUnavailable` when none came in time.
+
+        A JSON body may hold Decimals: they are sent as exact number literals."""
+        all_headers = dict(headers or {})
+        content = None
+        if json is not None:
+            content = dumps_exact(json)
+            all_headers["Content-Type"] = "application/json"
 
         def attempt() -> Reply:
             try:
                 response = self.client.request(
                     method,
                     path,
-                    json=dict(json) if json is not None else None,
+                    content=content,
                     data=dict(form) if form is not None else None,
-                    headers=dict(headers or {}),
+                    headers=all_headers,
                     params=dict(params) if params is not None else None,
                 )
             except TRANSIENT_TRANSPORT as exc:
@@ -149,7 +157,7 @@ class ProviderHttp:
 
 def _json_object(response: httpx.Response) -> dict[str, Any]:
     try:
-        body = response.json()
+        body = loads_exact(response.content)  # money, if any, as exact Decimals
     except ValueError:
         return {}
     return body if isinstance(body, dict) else {}

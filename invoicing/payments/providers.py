@@ -22,6 +22,7 @@ from invoicing.payments.base import (
     PaymentGateway,
     parse_config,
 )
+from invoicing.payments.flutterwave import FlutterwaveConfig, FlutterwaveGateway
 from invoicing.payments.gocardless import GoCardlessConfig, GoCardlessGateway
 from invoicing.payments.stripe import StripeConfig, StripeGateway
 
@@ -58,6 +59,7 @@ ADAPTERS: dict[str, Adapter[Any]] = {
     "stripe": Adapter(StripeConfig, StripeGateway),
     "adyen": Adapter(AdyenConfig, AdyenGateway),
     "gocardless": Adapter(GoCardlessConfig, GoCardlessGateway),
+    "flutterwave": Adapter(FlutterwaveConfig, FlutterwaveGateway),
 }
 
 
