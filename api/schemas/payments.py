@@ -44,7 +44,9 @@ class PaymentProviderCreate(Body):
     provider: str = Field(description="stripe | adyen | gocardless | tap | moneyhash | …")
     config: dict[str, Any] = Field(
         default_factory=dict,
-        description='Stripe: {"secretKey": "sk_…", "baseUrl"?: "https://api.stripe.com"}',
+        description='Stripe: {"secretKey", "baseUrl"?}; Adyen: {"apiKey", "merchantAccount", '
+        '"hmacKey"?}; GoCardless: {"accessToken", "webhookSecret"?}; Flutterwave: '
+        '{"secretKey", "secretHash"?} (docs/payment-providers.md)',
     )
 
 

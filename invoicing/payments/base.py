@@ -10,15 +10,20 @@ under a new idempotency key).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Protocol
+from typing import Any, Protocol, TypeVar
 
-from core.errors import Transient
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic.alias_generators import to_camel
+
+from core.errors import InvalidInput, Transient
+from rating.money import minor_units
 
 PROVIDERS = ("stripe", "adyen", "gocardless", "tap", "moneyhash", "flutterwave", "cashfree")
 # Providers with an adapter today; the others come with the integrations issue.
-SUPPORTED = ("stripe",)
+SUPPORTED = ("stripe", "adyen", "gocardless", "flutterwave")
 
 
 @dataclass(frozen=True)
@@ -30,6 +35,7 @@ class ChargeRequest:
     amount: Decimal  # in the currency's major unit, exact
     currency: str
     idempotency_key: str
+    customer_email: str | None = None  # the few providers that want it (Flutterwave)
 
 
 @dataclass(frozen=True)
@@ -51,6 +57,42 @@ class PaymentUnavailable(Transient):
     """The provider could not be reached or kept failing: nothing is known to have moved."""
 
     code = "payment_provider_unavailable"
+
+
+class ProviderConfig(BaseModel):
+    """A tenant's connection to one provider, as stored (camelCase keys, no others)."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True
+    )
+
+    # Where the vendor's API is; tests point it at a local server standing in for it.
+    base_url: str | None = Field(default=None, pattern=r"^https?://")
+
+
+C = TypeVar("C", bound=ProviderConfig)
+
+
+def parse_config(model: type[C], config: Mapping[str, Any]) -> C:
+    """`config` checked against the provider's model; what is wrong, as InvalidInput."""
+    try:
+        return model.model_validate(dict(config))
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            where = ".".join(str(part) for part in ("config", *error["loc"]))
+            message = "unknown key" if error["type"] == "extra_forbidden" else error["msg"]
+            problems.append(f"{where}: {message}")
+        raise InvalidInput("; ".join(problems)) from None
+
+
+def to_minor(amount: Decimal, currency: str) -> int:
+    """`amount` in the currency's smallest unit: Decimal('12.34') USD -> 1234, JPY 500 ->
+    500. An amount finer than the minor unit is refused, never rounded here."""
+    scaled = amount.scaleb(minor_units(currency))
+    if scaled != scaled.to_integral_value():
+        raise InvalidInput(f"{amount} has more decimals than {currency} allows")
+    return int(scaled)
 
 
 class PaymentGateway(Protocol):

@@ -134,6 +134,7 @@ def _begin(
             amount=Decimal(attempt.amount),
             currency=attempt.currency,
             idempotency_key=key,
+            customer_email=customer.email,
         ),
     )
 

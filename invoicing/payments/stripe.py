@@ -17,41 +17,37 @@ with Stripe's message (a retry with the same request cannot succeed).
 
 from __future__ import annotations
 
-import logging
-from decimal import Decimal
 from typing import Any
 
 import httpx
-from tenacity import (
-    RetryCallState,
-    Retrying,
-    retry_if_exception,
-    stop_after_attempt,
-    wait_exponential,
-)
+from pydantic import Field, SecretStr
 
 from core.errors import InvalidInput
-from invoicing.payments.base import ChargeRequest, Outcome, PaymentUnavailable, RefundRequest
-from rating.money import minor_units
-
-log = logging.getLogger(__name__)
+from invoicing.payments import http
+from invoicing.payments.base import (
+    ChargeRequest,
+    Outcome,
+    PaymentUnavailable,
+    ProviderConfig,
+    RefundRequest,
+    to_minor,
+)
 
 NAME = "stripe"
 DEFAULT_BASE_URL = "https://api.stripe.com"
 
 
-class _Retryable(Exception):
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
+class StripeConfig(ProviderConfig):
+    secret_key: SecretStr = Field(description="a Stripe secret key, sk_…")
+    api_version: str | None = None
 
 
-def to_minor(amount: Decimal, currency: str) -> int:
-    """`amount` in the currency's smallest unit: Decimal('12.34') USD -> 1234."""
-    scaled = amount.scaleb(minor_units(currency))
-    if scaled != scaled.to_integral_value():
-        raise InvalidInput(f"{amount} has more decimals than {currency} allows")
-    return int(scaled)
+def _retryable(response: httpx.Response) -> bool:
+    # 409: a concurrent request with the same key is still in flight.
+    should_retry = str(response.headers.get("Stripe-Should-Retry", ""))
+    if response.status_code in (409, 429):
+        return should_retry != "false"
+    return response.status_code >= 500
 
 
 class StripeGateway:
@@ -59,38 +55,29 @@ class StripeGateway:
 
     def __init__(
         self,
-        secret_key: str,
+        config: StripeConfig,
         *,
-        base_url: str = DEFAULT_BASE_URL,
-        api_version: str | None = None,
         timeout: float = 20.0,
-        attempts: int = 3,
-        backoff: float = 0.5,
+        retry: http.RetryPolicy | None = None,
         client: httpx.Client | None = None,
     ) -> None:
-        if not secret_key:
+        secret = config.secret_key.get_secret_value()
+        if not secret.strip():
             raise InvalidInput("stripe needs config.secretKey")
-        headers = {"Authorization": f"Bearer {secret_key}", "Accept": "application/json"}
-        if api_version:
-            headers["Stripe-Version"] = api_version
-        self._client = client or httpx.Client(
-            base_url=base_url.rstrip("/"), headers=headers, timeout=timeout
-        )
-        if client is not None:
-            self._client.headers.update(headers)
-        self._attempts = attempts
-        self._backoff = backoff
-
-    @classmethod
-    def from_config(cls, config: dict[str, Any]) -> StripeGateway:
-        return cls(
-            str(config.get("secretKey") or ""),
-            base_url=str(config.get("baseUrl") or DEFAULT_BASE_URL),
-            api_version=config.get("apiVersion"),
+        headers = {"Authorization": f"Bearer {secret}"}
+        if config.api_version:
+            headers["Stripe-Version"] = config.api_version
+        self._http = http.ProviderHttp(
+            NAME,
+            http.client(
+                config.base_url or DEFAULT_BASE_URL, headers, timeout=timeout, given=client
+            ),
+            retry=retry,
+            retryable=_retryable,
         )
 
     def close(self) -> None:
-        self._client.close()
+        self._http.close()
 
     # -- the two operations -----------------------------------------------------------
 
@@ -151,46 +138,12 @@ class StripeGateway:
         return str(methods[0]["id"]) if methods else None
 
     def _get(self, path: str, params: dict[str, str] | None = None) -> tuple[int, dict[str, Any]]:
-        return self._send(lambda: self._client.get(path, params=params))
+        reply = self._http.get(path, params=params)
+        return reply.status, reply.body
 
     def _post(self, path: str, form: dict[str, str], key: str) -> tuple[int, dict[str, Any]]:
-        return self._send(
-            lambda: self._client.post(path, data=form, headers={"Idempotency-Key": key})
-        )
-
-    def _send(self, call: Any) -> tuple[int, dict[str, Any]]:
-        def attempt() -> tuple[int, dict[str, Any]]:
-            try:
-                response: httpx.Response = call()
-            except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError) as exc:
-                raise _Retryable(f"stripe unreachable: {exc!r}") from exc
-            should_retry = response.headers.get("Stripe-Should-Retry")
-            if (
-                response.status_code in (409, 429) and should_retry != "false"
-            ) or response.status_code >= 500:
-                # 409: a concurrent request with the same key is still in flight.
-                raise _Retryable(f"stripe answered {response.status_code}")
-            try:
-                body = response.json()
-            except ValueError:
-                body = {}
-            return response.status_code, body if isinstance(body, dict) else {}
-
-        retrying = Retrying(
-            stop=stop_after_attempt(self._attempts),
-            wait=wait_exponential(multiplier=self._backoff, min=self._backoff, max=8),
-            retry=retry_if_exception(lambda exc: isinstance(exc, _Retryable)),
-            before_sleep=_log_retry,
-            reraise=True,
-        )
-        try:
-            return retrying(attempt)
-        except _Retryable as exc:
-            raise PaymentUnavailable(f"{exc.message} (after {self._attempts} attempts)") from exc
-
-
-def _log_retry(state: RetryCallState) -> None:
-    log.warning("stripe: attempt %d failed, retrying", state.attempt_number)
+        reply = self._http.post(path, form=form, idempotency_key=key)
+        return reply.status, reply.body
 
 
 def _message(body: dict[str, Any], status: int) -> str:

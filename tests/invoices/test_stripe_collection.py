@@ -151,7 +151,7 @@ def test_provider_configuration_errors(api: ApiClient) -> None:
     api.error("POST", "/payment-providers", 422, json={"provider": "stripe", "config": {}})
     api.error("POST", "/payment-providers", 422, json={"provider": "paypal", "config": {}})
     unsupported = api.error(
-        "POST", "/payment-providers", 422, json={"provider": "adyen", "config": {}}
+        "POST", "/payment-providers", 422, json={"provider": "tap", "config": {}}
     )
     assert unsupported["code"] == "provider_not_supported"
     config = {"secretKey": "sk_test_x123456789", "baseUrl": "http://127.0.0.1:9"}

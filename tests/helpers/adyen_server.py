@@ -1,0 +1,201 @@
+"""A local HTTP server that answers as Adyen's Checkout API v71 documents, and checks
+what it gets.
+
+Every request must carry `X-API-Key` (401 otherwise), a JSON body, and an
+`Idempotency-Key` (our rule: 422 without); a repeated key is answered with the FIRST
+answer (a repeat with another body is refused). `POST /v71/payments` must be exactly
+a card-on-file charge of a stored card (the fields of `PAYMENT_FIELDS`, an integer
+`amount.value`, `ContAuth` / `UnscheduledCardOnFile`, the shopper's own token);
+a shopper set up with `declines=True` is `Refused`. Refunds must name a payment made
+here and not refund more than it. `server.script(...)` and `server.lose_answers(...)`
+make it fail before or after the effect; `notification(...)` builds a signed
+NotificationRequestItem as Adyen would send it.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import re
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from tests.helpers.loopback import IdempotencyKeys, LoopbackServer, Request, Response
+
+API_KEY = "AQEyhmfxLI3MaBFLw0m_meterline_test_key"
+MERCHANT = "MeterlineECOM"
+HMAC_KEY = "6C0E4B2F8D1A3C5E7F90A1B2C3D4E5F60718293A4B5C6D7E8F9001122334455A"
+TOKEN = "8415718415172204"
+PAYMENTS = "/v71/payments"
+PAYMENT_FIELDS = {
+    "merchantAccount", "amount", "reference", "shopperReference", "paymentMethod",
+    "shopperInteraction", "recurringProcessingModel", "metadata",
+}  # fmt: skip
+_REFUNDS = re.compile(r"/v71/payments/(?P<psp>[A-Z0-9]+)/refunds")
+
+
+@dataclass
+class Shopper:
+    token: str = TOKEN
+    declines: bool = False
+
+
+def _error(status: int, code: str, message: str, kind: str = "validation") -> Response:
+    return Response(
+        status, {"status": status, "errorCode": code, "message": message, "errorType": kind}
+    )
+
+
+def _is_minor_amount(amount: Any) -> bool:
+    return (
+        isinstance(amount, dict)
+        and set(amount) == {"value", "currency"}
+        and type(amount["value"]) is int  # minor units: never a decimal or a string
+        and amount["value"] > 0
+        and isinstance(amount["currency"], str)
+        and re.fullmatch("[A-Z]{3}", amount["currency"]) is not None
+    )
+
+
+class FakeAdyen:
+    def __init__(self) -> None:
+        self.server = LoopbackServer(self.app)
+        self.shoppers: dict[str, Shopper] = {}
+        self.payments: dict[str, dict[str, Any]] = {}
+        self.refunds: dict[str, dict[str, Any]] = {}
+        self._keys = IdempotencyKeys()
+        self._lock = threading.Lock()
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    def add_shopper(self, reference: str, *, token: str = TOKEN, declines: bool = False) -> None:
+        self.shoppers[reference] = Shopper(token, declines)
+
+    def posts(self, path: str = PAYMENTS) -> list[Request]:
+        return [r for r in self.server.requests if r.method == "POST" and r.path == path]
+
+    # -- the app ------------------------------------------------------------------------
+
+    def app(self, request: Request) -> Response:
+        if request.headers.get("x-api-key") != API_KEY:
+            return _error(401, "000", "HTTP Status Response - Unauthorized", "security")
+        if request.method != "POST":
+            return _error(405, "000", "HTTP Status Response - Method Not Allowed")
+        if not request.headers.get("content-type", "").startswith("application/json"):
+            return _error(415, "000", "HTTP Status Response - Unsupported Media Type")
+        key = request.headers.get("idempotency-key")
+        if not key:
+            return _error(422, "702", "an Idempotency-Key is required (Meterline's rule)")
+        try:
+            body = request.json()
+        except ValueError:
+            return _error(400, "702", "Structure of the request is not valid JSON")
+        mismatch = _error(422, "704", "request already processed with other parameters")
+        return self._keys.once(
+            key, (request.path, body), lambda: self._post(request, body), mismatch
+        )
+
+    def _post(self, request: Request, body: Any) -> Response:
+        with self._lock:
+            if request.path == PAYMENTS:
+                return self._payment(body)
+            if found := _REFUNDS.fullmatch(request.path):
+                return self._refund(found["psp"], body)
+            return _error(404, "000", f"HTTP Status Response - Not Found: {request.path}")
+
+    def _payment(self, body: dict[str, Any]) -> Response:
+        problems = [f"unexpected field {k}" for k in sorted(set(body) - PAYMENT_FIELDS)]
+        problems += [f"missing field {k}" for k in sorted(PAYMENT_FIELDS - set(body))]
+        if body.get("merchantAccount") != MERCHANT:
+            problems.append("merchantAccount is not this account")
+        if not _is_minor_amount(body.get("amount")):
+            problems.append("amount must be {value: integer minor units, currency}")
+        if body.get("shopperInteraction") != "ContAuth":
+            problems.append("shopperInteraction must be ContAuth")
+        if body.get("recurringProcessingModel") != "UnscheduledCardOnFile":
+            problems.append("recurringProcessingModel must be UnscheduledCardOnFile")
+        shopper = self.shoppers.get(str(body.get("shopperReference")))
+        method = body.get("paymentMethod") or {}
+        if shopper is None or method != {"type": "scheme", "storedPaymentMethodId": shopper.token}:
+            problems.append("paymentMethod is not a stored card of the shopper")
+        if problems:
+            return _error(422, "14_030", "; ".join(problems))
+        assert shopper is not None
+        psp = f"P{len(self.payments) + 1:015d}"
+        result: dict[str, Any] = {
+            "pspReference": psp,
+            "merchantReference": body["reference"],
+            "amount": body["amount"],
+        }
+        if shopper.declines:
+            result.update(
+                resultCode="Refused", refusalReason="Not enough balance", refusalReasonCode="12"
+            )
+        else:
+            result["resultCode"] = "Authorised"
+        self.payments[psp] = {**body, "resultCode": result["resultCode"], "refunded": 0}
+        return Response(200, result)
+
+    def _refund(self, psp: str, body: dict[str, Any]) -> Response:
+        payment = self.payments.get(psp)
+        if payment is None or payment["resultCode"] != "Authorised":
+            return _error(422, "167", "Original pspReference required for this operation")
+        if set(body) != {"merchantAccount", "amount", "reference"} or not _is_minor_amount(
+            body.get("amount")
+        ):
+            return _error(422, "14_030", "a refund is {merchantAccount, amount, reference}")
+        amount = body["amount"]
+        if amount["currency"] != payment["amount"]["currency"]:
+            return _error(422, "137", "Invalid amount specified: currency differs")
+        if payment["refunded"] + amount["value"] > payment["amount"]["value"]:
+            return _error(422, "137", "Invalid amount specified: more than was paid")
+        payment["refunded"] += amount["value"]
+        refund_psp = f"R{len(self.refunds) + 1:015d}"
+        refund = {
+            "merchantAccount": body["merchantAccount"],
+            "paymentPspReference": psp,
+            "pspReference": refund_psp,
+            "reference": body["reference"],
+            "status": "received",
+            "amount": amount,
+        }
+        self.refunds[refund_psp] = refund
+        return Response(201, refund)
+
+    # -- notifications ------------------------------------------------------------------
+
+    def notification(
+        self, psp: str, event_code: str = "AUTHORISATION", *, success: bool = True
+    ) -> dict[str, Any]:
+        """The NotificationRequestItem Adyen sends about payment `psp`, signed."""
+        payment = self.payments[psp]
+        item: dict[str, Any] = {
+            "eventCode": event_code,
+            "success": "true" if success else "false",
+            "pspReference": psp,
+            "merchantAccountCode": MERCHANT,
+            "merchantReference": payment["reference"],
+            "amount": payment["amount"],
+            "eventDate": "2026-11-03T10:00:00+01:00",
+            "paymentMethod": "visa",
+        }
+        signed = ":".join(
+            [psp, "", MERCHANT, payment["reference"], str(payment["amount"]["value"]),
+             payment["amount"]["currency"], event_code, item["success"]]
+        )  # fmt: skip
+        mac = hmac.new(bytes.fromhex(HMAC_KEY), signed.encode(), hashlib.sha256).digest()
+        item["additionalData"] = {"hmacSignature": base64.b64encode(mac).decode()}
+        return item
+
+
+@contextmanager
+def fake_adyen() -> Iterator[FakeAdyen]:
+    fake = FakeAdyen()
+    with fake.server.running():
+        yield fake
