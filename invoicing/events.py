@@ -68,7 +68,7 @@ class DomainEvent:
                 "id": self.id,
                 "type": self.type,
                 "tenantId": self.tenant_id,
-                "createdAt": _ts(self.created_at),
+                "createdAt": timestamp(self.created_at),
                 "data": self.data,
             }
         )
@@ -108,10 +108,10 @@ def invoice_data(invoice: InvoiceRow) -> dict[str, Any]:
         "customerId": invoice.customer.external_id,
         "subscriptionId": invoice.subscription_id,
         "currency": cur,
-        "periodStart": _ts(invoice.period_start),
-        "periodEnd": _ts(invoice.period_end),
-        "issuedAt": _ts(invoice.issued_at) if invoice.issued_at else None,
-        "dueAt": _ts(invoice.due_at) if invoice.due_at else None,
+        "periodStart": timestamp(invoice.period_start),
+        "periodEnd": timestamp(invoice.period_end),
+        "issuedAt": timestamp(invoice.issued_at) if invoice.issued_at else None,
+        "dueAt": timestamp(invoice.due_at) if invoice.due_at else None,
         "total": format_money(invoice.total, cur),
         "creditTotal": format_money(invoice.credit_total, cur),
         "amountPaid": format_money(invoice.amount_paid, cur),
@@ -146,5 +146,6 @@ def published(
         )
 
 
-def _ts(value: datetime) -> str:
+def timestamp(value: datetime) -> str:
+    """An instant as the API and every message write it: RFC 3339 in UTC, with `Z`."""
     return value.isoformat().replace("+00:00", "Z")

@@ -29,6 +29,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from core.errors import Conflict, NotFound
 from invoicing.deliveries.dispatch import Fanout
 from invoicing.deliveries.retry import Backoff, Jitter
+from invoicing.events import timestamp
 from invoicing.models import DomainEventRow, WebhookDeliveryRow, WebhookEndpointRow, new_id
 from invoicing.secrets import SecretBox
 from invoicing.webhooks.endpoints import private_host, wants
@@ -101,7 +102,7 @@ def fanout(render: Render) -> Fanout:
             {
                 "id": event.id,
                 "type": event.type,
-                "createdAt": event.created_at.isoformat().replace("+00:00", "Z"),
+                "createdAt": timestamp(event.created_at),
                 "data": render(session, event),
             }
         ).decode()
