@@ -1,0 +1,1 @@
+"""ERP sync: finalized invoices and credit notes pushed to the tenant's accounting system."""
