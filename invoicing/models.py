@@ -780,3 +780,97 @@ class WebhookDeliveryRow(Base):
     next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime())
     last_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class TenantSettingsRow(Base):
+    """A tenant's switches (`PUT /settings`); no row means every default."""
+
+    __tablename__ = "tenant_settings"
+
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), primary_key=True)
+    multi_erp: Mapped[bool] = mapped_column(Boolean, default=False)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class ErpConnectionRow(Base):
+    """A tenant's connection to an ERP. Secrets of `config` and every token are kept
+    sealed (`invoicing.secrets`); a disconnected connection keeps its row for the log."""
+
+    __tablename__ = "erp_connections"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), index=True)
+    provider: Mapped[str] = mapped_column(String(20))
+    # pending_authorization | active | disconnected
+    status: Mapped[str] = mapped_column(String(24))
+    config: Mapped[dict[str, Any]] = mapped_column(JSON)  # secret values sealed
+    credentials: Mapped[str | None] = mapped_column(Text, nullable=True)  # sealed JSON
+    # OAuth: SHA-256 of the `state` the callback must bring back, the sealed PKCE
+    # verifier and the sealed authorize URL (shown while pending).
+    oauth_state: Mapped[str | None] = mapped_column(String(64), nullable=True, unique=True)
+    code_verifier: Mapped[str | None] = mapped_column(Text, nullable=True)
+    authorize_url: Mapped[str | None] = mapped_column(Text, nullable=True)
+    account: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    test_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    test_status: Mapped[str | None] = mapped_column(String(10), nullable=True)
+    test_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    test_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    activated_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    disconnected_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class ErpSyncRow(Base):
+    """One document in one ERP: the ERP's id of its record, and the sync under way.
+
+    A change of the document (finalized, paid, voided …) starts a new sync: `attempts`
+    counts from 1 again and `generation` moves on, so an attempt that was already in
+    flight with the old state is followed by another."""
+
+    __tablename__ = "erp_syncs"
+    __table_args__ = (
+        UniqueConstraint("connection_id", "kind", "document_id"),
+        Index("ix_erp_syncs_due", "status", "next_attempt_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), index=True)
+    connection_id: Mapped[str] = mapped_column(ForeignKey("erp_connections.id"))
+    kind: Mapped[str] = mapped_column(String(12))  # invoice | credit_note
+    document_id: Mapped[str] = mapped_column(String(40))
+    invoice_id: Mapped[str] = mapped_column(String(40), index=True)  # a credit note's invoice
+    status: Mapped[str] = mapped_column(String(10))  # pending | succeeded | failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    generation: Mapped[int] = mapped_column(Integer, default=1)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    external_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    external_version: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    response_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    synced_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class ErpSyncLogRow(Base):
+    """Every attempt to put a document into an ERP, as it went."""
+
+    __tablename__ = "erp_sync_log"
+    __table_args__ = (Index("ix_erp_sync_log_tenant", "tenant_id", "created_at"),)
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())  # the attempt's time
+    sync_id: Mapped[str] = mapped_column(ForeignKey("erp_syncs.id"))
+    connection_id: Mapped[str] = mapped_column(ForeignKey("erp_connections.id"))
+    provider: Mapped[str] = mapped_column(String(20))
+    kind: Mapped[str] = mapped_column(String(12))
+    document_id: Mapped[str] = mapped_column(String(40))
+    invoice_id: Mapped[str] = mapped_column(String(40), index=True)
+    status: Mapped[str] = mapped_column(String(10))  # SUCCESS | FAILED
+    response_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    attempt: Mapped[int] = mapped_column(Integer)
+    external_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    manual: Mapped[bool] = mapped_column(Boolean, default=False)
