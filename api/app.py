@@ -22,6 +22,7 @@ from api.routes import (
     customers,
     documents,
     email,
+    erp,
     events,
     exports,
     health,
@@ -84,6 +85,7 @@ def create_app(
         documents,
         email,
         webhooks,
+        erp,
     ):
         app.include_router(module.router, prefix="/api/v1", responses=ERROR_RESPONSES)
     return app

@@ -840,7 +840,7 @@ class ErpSyncRow(Base):
     kind: Mapped[str] = mapped_column(String(12))  # invoice | credit_note
     document_id: Mapped[str] = mapped_column(String(40))
     invoice_id: Mapped[str] = mapped_column(String(40), index=True)  # a credit note's invoice
-    status: Mapped[str] = mapped_column(String(10))  # pending | succeeded | failed
+    status: Mapped[str] = mapped_column(String(10))  # pending | syncing | succeeded | failed
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     generation: Mapped[int] = mapped_column(Integer, default=1)
     next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -20,12 +20,13 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.orm import Session
 
-from api.schemas.billing import InvoicePublic
-from api.schemas.credit_notes import CreditNotePublic
+from api import render as rendering
 from api.schemas.payments import PaymentPublic
-from invoicing import credit_notes, invoices
+from invoicing import invoices
 from invoicing.deliveries.dispatch import Fanout, dispatch_all
 from invoicing.email import queue as email
+from invoicing.erp import sync as erp
+from invoicing.erp.base import Context
 from invoicing.models import DomainEventRow
 from invoicing.webhooks import deliveries as webhooks
 from meterline.settings import Settings
@@ -43,6 +44,7 @@ class DeliveryPass:
     dispatched: int = 0
     email: email.DeliveryReport = field(default_factory=email.DeliveryReport)
     webhooks: webhooks.WebhookReport = field(default_factory=webhooks.WebhookReport)
+    erp: erp.SyncReport = field(default_factory=erp.SyncReport)
 
     def lines(self) -> list[str]:
         """What a scheduler pass prints of it (nothing when nothing was attempted)."""
@@ -50,10 +52,11 @@ class DeliveryPass:
         for name, done, retrying, failed in (
             ("email", self.email.sent, self.email.retrying, self.email.failed),
             ("webhooks", self.webhooks.succeeded, self.webhooks.retrying, self.webhooks.failed),
+            ("erp", self.erp.synced, self.erp.retrying, self.erp.failed),
         ):
             if not done + retrying + failed:
                 continue
-            parts = [f"{done} sent"]
+            parts = [f"{done} {'synced' if name == 'erp' else 'sent'}"]
             if retrying:
                 parts.append(f"{retrying} to retry")
             if failed:
@@ -66,11 +69,9 @@ def render(session: Session, event: DomainEventRow) -> Mapping[str, Any]:
     """A webhook's `data`: the object as its GET returns it, else the event's fields."""
     family = event.type.partition(".")[0]
     if family == "invoice":
-        row = invoices.get_invoice(session, event.tenant_id, event.object_id)
-        return InvoicePublic.from_row(row).model_dump(mode="json", by_alias=True)
+        return rendering.invoice(session, event.tenant_id, event.object_id)
     if family == "credit_note":
-        note = credit_notes.get(session, event.tenant_id, event.object_id)
-        return CreditNotePublic.from_row(note).model_dump(mode="json", by_alias=True)
+        return rendering.credit_note(session, event.tenant_id, event.object_id)
     if event.type == "payment.succeeded":
         payment = invoices.get_payment(session, event.tenant_id, event.object_id)
         return PaymentPublic.from_row(payment).model_dump(mode="json", by_alias=True)
@@ -79,7 +80,7 @@ def render(session: Session, event: DomainEventRow) -> Mapping[str, Any]:
 
 def fanouts(settings: Settings) -> list[Fanout]:
     """Who hears of each domain event, as configured."""
-    out: list[Fanout] = [webhooks.fanout(render)]
+    out: list[Fanout] = [webhooks.fanout(render), erp.fanout]
     if settings.smtp is not None and settings.email_automatic:
         out.append(email.fanout)
     return out
@@ -98,6 +99,13 @@ def deliver(runtime: Runtime, now: datetime, *, webhooks_too: bool = True) -> De
             result.email.failed += batch.failed
             if batch.attempted == 0:
                 break
+    result.erp = erp.sync_due(
+        runtime.sessions,
+        settings.secrets,
+        rendering.document,
+        now,
+        Context(now=runtime.clock.now, redirect_uri=settings.erp_redirect_uri),
+    )
     if webhooks_too:
         result.webhooks = webhooks.deliver_due(
             runtime.sessions,

@@ -91,6 +91,13 @@ class Settings(BaseSettings):
     # How often `serve` (or `worker`) looks for deliveries due; 0 leaves them to the
     # scheduler passes.
     delivery_interval_seconds: float = 1.0
+    # Where users reach this server: OAuth callbacks (ERP sync) are built from it.
+    public_url: str = Field(default="http://127.0.0.1:8080", pattern=r"^https?://")
+
+    @property
+    def erp_redirect_uri(self) -> str:
+        """The OAuth callback ERPs send the user back to."""
+        return f"{self.public_url.rstrip('/')}/api/v1/erp/oauth/callback"
 
     @cached_property
     def resolved_clickhouse_dsn(self) -> str:

@@ -31,6 +31,7 @@ class Receiver:
     hits: list[Hit] = field(default_factory=list)
     answers: list[int] = field(default_factory=lambda: [200])
     gate: threading.Event | None = None  # set: hold each request until it is set
+    reply: bytes = b"ok"  # the body of every answer
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def answer(self) -> int:
@@ -55,9 +56,10 @@ def webhook_receiver(path: str = "/hooks") -> Iterator[Receiver]:
                 receiver.gate.wait(30)
             code = receiver.answer()
             self.send_response(code)
-            self.send_header("Content-Length", "2")
+            reply = receiver.reply
+            self.send_header("Content-Length", str(len(reply)))
             self.end_headers()
-            self.wfile.write(b"ok")
+            self.wfile.write(reply)
 
         def log_message(self, format: str, *args: Any) -> None:
             return None
