@@ -16,6 +16,7 @@ from core.errors import InvalidInput
 from invoicing.erp.base import Context, Credentials, Document, External, SyncError
 from invoicing.erp.connectors import adapter
 from invoicing.erp.quickbooks import MINOR_VERSION, QuickBooksConfig, QuickBooksConnector
+from invoicing.erp.quickbooks_mapping import query_literal
 from tests.helpers.loopback import Response
 from tests.helpers.quickbooks_server import (
     CLIENT_ID,
@@ -382,3 +383,29 @@ def test_adapter_registers_quickbooks_with_a_sealed_secret():
         found.connector(
             {"clientId": "x"}, Credentials(), Context(now=lambda: NOW, redirect_uri=REDIRECT_URI)
         )
+
+
+@pytest.mark.parametrize(
+    ("name", "literal"),
+    [("Acme", "'Acme'"), ("O'Brien", "'O\\'Brien'"), ("a\\'b", "'a\\\\\\'b'")],
+)
+def test_query_literals_escape_quotes_and_backslashes(name: str, literal: str):
+    assert query_literal(name) == literal
+
+
+def test_a_customer_with_a_backslash_and_quote_is_found_again(
+    qbo: FakeQuickBooks, clock: FrozenClock
+):
+    known = qbo.add("customer", {"DisplayName": "Back\\slash 'n' Co"})
+    customer = {**CUSTOMER, "name": "Back\\slash 'n' Co"}
+    pushed = connect(qbo, clock).push(Document("invoice", "inv_9", "t_1", INVOICE, customer), None)
+    assert qbo.records["invoice"][pushed.id]["CustomerRef"] == {"value": known["Id"]}
+    assert qbo.created["customer"] == 0
+
+
+def test_a_number_longer_than_quickbooks_allows_is_not_sent(
+    qbo: FakeQuickBooks, clock: FrozenClock
+):
+    with pytest.raises(SyncError, match="21"):
+        connect(qbo, clock).push(invoice_document(number="INV-" + "9" * 20), None)
+    assert qbo.writes("invoice") == []
