@@ -315,8 +315,8 @@ def test_401_is_refreshed_and_retried_once(qbo: FakeQuickBooks, clock: FrozenClo
     pushed = connector.push(invoice_document(), None)
     assert qbo.created["invoice"] == 1 and pushed.version == "0"
     assert connector.credentials.changed
-    statuses = [r.path for r in qbo.server.requests]
-    assert statuses.count("/oauth2/v1/tokens/bearer") == 1
+    paths = [r.path for r in qbo.server.requests]
+    assert paths.count("/oauth2/v1/tokens/bearer") == 1
     # Refreshed again later with the rotated token, not the first one.
     clock.advance(timedelta(hours=2))
     assert connector.test() == 200
