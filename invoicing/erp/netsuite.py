@@ -52,9 +52,10 @@ USER_AGENT = "Meterline-ERP-Sync/1"
 RECORDS = "/services/rest/record/v1"
 # NetSuite's external ids: letters, digits, '_' and '-' (ours are such ids).
 _EXTERNAL_ID = re.compile(r"^[A-Za-z0-9_-]{1,255}$")
-# Lines that are not revenue lines of the NetSuite invoice: prepaid credits (our
-# credit_total, not part of the invoice's total).
-_SKIPPED_LINES = frozenset({"CREDIT"})
+# Lines that are no item lines of the NetSuite invoice: prepaid credits (our
+# credit_total, outside the invoice's total) and tax-only adjustments (NetSuite's own
+# tax setup computes the tax of the item lines).
+_SKIPPED_LINES = frozenset({"CREDIT", "TAX_ADJUSTMENT"})
 
 
 class NetSuiteConfig(ConnectorConfig):
@@ -239,12 +240,12 @@ class NetSuiteConnector:
 def invoice_body(
     invoice: Mapping[str, Any], customer_id: str, currency_id: str, config: NetSuiteConfig
 ) -> dict[str, Any]:
-    """Our invoice as a NetSuite invoice: one item line per invoice line (prepaid credit
-    lines aside), amounts before tax; NetSuite's tax setup computes the tax."""
+    """Our invoice as a NetSuite invoice: one item line per invoice line (prepaid credits
+    and tax-only lines aside), amounts before tax; NetSuite's tax setup adds the tax."""
     lines = [
         _item_line(config.item_id, line)
         for line in invoice.get("lines") or []
-        if line.get("type") not in _SKIPPED_LINES and to_decimal(line["amount"]) != 0
+        if line.get("type") not in _SKIPPED_LINES
     ]
     body: dict[str, Any] = {
         "entity": {"id": customer_id},

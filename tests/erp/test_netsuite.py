@@ -99,11 +99,11 @@ INVOICE: dict[str, Any] = {
     "dueAt": "2026-12-01T00:05:00Z",
     "subtotal": "202.34",
     "discountTotal": "10.00",
-    "taxTotal": "0.00",
+    "taxTotal": "1.10",
     "creditTotal": "5.00",
-    "total": "192.34",
+    "total": "193.44",
     "amountPaid": "0.00",
-    "amountDue": "187.34",
+    "amountDue": "188.44",
     "createdAt": "2026-11-01T00:04:59Z",
     "regeneratedFrom": None,
     "lines": [
@@ -111,7 +111,8 @@ INVOICE: dict[str, Any] = {
         _line("il_2", "SUBSCRIPTION", "Pro plan", "1", "49.99", "49.99"),
         _line("il_3", "DISCOUNT", "Coupon WELCOME10", "1", "-10.00", "-10.00"),
         _line("il_4", "CREDIT", "Prepaid credit", "1", "-5.00", "-5.00"),
-        _line("il_5", "TAX_ADJUSTMENT", "Tax adjustment", "1", "0", "0.00"),
+        _line("il_5", "TAX_ADJUSTMENT", "Tax adjustment", "1", "0", "0.00", tax="1.10"),
+        _line("il_6", "USAGE", "Storage GB (included)", "20", "0", "0.00"),
     ],
 }
 
@@ -293,9 +294,18 @@ def test_the_first_sync_upserts_the_customer_then_the_invoice(netsuite: FakeNetS
                     "amount": Decimal("-10.00"),
                     "description": "Coupon WELCOME10",
                 },
+                {
+                    "item": {"id": ITEM_ID},
+                    "quantity": 20,
+                    "rate": 0,
+                    "amount": Decimal("0.00"),
+                    "description": "Storage GB (included)",
+                },
             ]
         },
-        "total": Decimal("192.34"),  # our total before tax, to the cent
+        # Our total before tax (193.44 - 1.10), to the cent; the CREDIT line is the
+        # prepaid credit and the TAX_ADJUSTMENT is tax, which NetSuite computes.
+        "total": Decimal("192.34"),
     }
     methods = [(r.method, r.path) for r in netsuite.server.requests]
     assert methods == [
