@@ -10,6 +10,7 @@ from typing import Any, Generic
 from core.errors import InvalidInput
 from invoicing.erp.base import PROVIDERS, C, Connector, Context, Credentials, parse_config
 from invoicing.erp.custom_webhook import CustomWebhookConfig, CustomWebhookConnector
+from invoicing.erp.netsuite import NetSuiteConfig, NetSuiteConnector
 from invoicing.erp.quickbooks import QuickBooksConfig, QuickBooksConnector
 
 
@@ -37,6 +38,11 @@ ADAPTERS: dict[str, Adapter[Any]] = {
         lambda config, credentials, context: QuickBooksConnector(config, credentials, context),
         frozenset({"clientSecret"}),
         oauth=True,
+    ),
+    "netsuite": Adapter(
+        NetSuiteConfig,
+        lambda config, _credentials, context: NetSuiteConnector(config, context),
+        frozenset({"consumerSecret", "tokenSecret"}),
     ),
 }
 
