@@ -10,6 +10,7 @@ from typing import Any, Generic
 from core.errors import InvalidInput
 from invoicing.erp.base import PROVIDERS, C, Connector, Context, Credentials, parse_config
 from invoicing.erp.custom_webhook import CustomWebhookConfig, CustomWebhookConnector
+from invoicing.erp.xero import XeroConfig, XeroConnector
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,12 @@ ADAPTERS: dict[str, Adapter[Any]] = {
         CustomWebhookConfig,
         lambda config, _credentials, _context: CustomWebhookConnector(config),
         frozenset({"secret"}),
+    ),
+    "xero": Adapter(
+        XeroConfig,
+        lambda config, credentials, context: XeroConnector(config, credentials, context),
+        frozenset({"clientSecret"}),
+        oauth=True,
     ),
 }
 

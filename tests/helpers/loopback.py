@@ -79,6 +79,9 @@ class LoopbackServer:
             def do_POST(self) -> None:
                 self._handle()
 
+            def do_PUT(self) -> None:
+                self._handle()
+
             def _handle(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 url = urlsplit(self.path)
