@@ -136,6 +136,9 @@ class FakeXero:
         self.grants: dict[str, Grant] = {}
         self.refreshes: dict[str, Refresh] = {}
         self.keys = IdempotencyKeys()
+        self.applied: list[tuple[str, str]] = []  # the writes that took effect (method, path)
+        self.refuse_tokens = False  # every access token refused (revoked behind our back)
+        self._lost: dict[tuple[str, str], Response] = {}
         self._serial = itertools.count(1)
         self._lock = threading.RLock()
 
@@ -155,6 +158,11 @@ class FakeXero:
         return [r for r in self.server.requests
                 if r.method in ("PUT", "POST") and r.path.startswith(path_prefix)]  # fmt: skip
 
+    def lose_answer_to(self, method: str, path: str, answer: Response) -> None:
+        """Handle the next `method path` request, then send `answer` instead of Xero's."""
+        with self._lock:
+            self._lost[(method, path)] = answer
+
     def _issue(self, tenants: list[str]) -> tuple[str, str]:
         serial = next(self._serial)
         access, refresh = f"xat-{serial:04d}-{uuid.uuid4().hex}", f"xrt-{serial:04d}"
@@ -164,6 +172,11 @@ class FakeXero:
 
     def app(self, request: Request) -> Response:
         with self._lock:
+            answer = self._route(request)
+            return self._lost.pop((request.method, request.path), answer)
+
+    def _route(self, request: Request) -> Response:
+        with self._lock:
             if request.path == AUTHORIZE and request.method == "GET":
                 return self._authorize(request)
             if request.path == TOKEN and request.method == "POST":
@@ -171,7 +184,11 @@ class FakeXero:
             grant = self.grants.get(
                 request.headers.get("authorization", "").removeprefix("Bearer ")
             )
-            if grant is None or not request.headers.get("authorization", "").startswith("Bearer "):
+            if (
+                grant is None
+                or self.refuse_tokens
+                or not request.headers.get("authorization", "").startswith("Bearer ")
+            ):
                 return _problem(401, "Unauthorized", "AuthenticationUnsuccessful")
             if grant.expires_at <= self.now():
                 expired = _problem(401, "Unauthorized", "TokenExpired: token expired")
@@ -319,6 +336,7 @@ class FakeXero:
             return invalid(record, *problems)
         stored = {**record, id_field: record_id, **_totals(record)}
         org.records[collection][record_id] = stored
+        self.applied.append((method, request.path))
         return _ok(collection, [stored])
 
     def _new_contact(self, record: dict[str, Any], org: Org) -> Response:
@@ -331,6 +349,7 @@ class FakeXero:
                                    "contacts.")  # fmt: skip
         stored = {**record, "ContactID": str(uuid.uuid4()), "ContactStatus": "ACTIVE"}
         org.contacts[stored["ContactID"]] = stored
+        self.applied.append(("PUT", API + "/Contacts"))
         return _ok("Contacts", [stored])
 
     def _check(self, record: dict[str, Any], type_: str, number_field: str, record_id: str,
