@@ -1,8 +1,8 @@
 """The Xero connector: OAuth 2.0 with PKCE (S256), then the Accounting API.
 
-Authorization: the user is sent to `authorizeUrl` with an S256 code challenge; the
-callback's code and our verifier are traded at `tokenUrl` (with HTTP Basic client
-authentication when the app has a secret, a PKCE-only app has none); `GET
+Authorization (`xero_auth`): the user is sent to `authorizeUrl` with an S256 code
+challenge; the callback's code and our verifier are traded at `tokenUrl` (with HTTP
+Basic client authentication when the app has a secret, a PKCE-only app has none); `GET
 {baseUrl}/connections` then names the organisations the user connected, and the
 configured `tenantId` (else the first ORGANISATION) is the connection's account.
 Access tokens live 30 minutes; refresh tokens rotate on every refresh, so the new
@@ -27,13 +27,9 @@ created when there is none.
 
 from __future__ import annotations
 
-import base64
 import hashlib
-import secrets
 from collections.abc import Mapping
-from datetime import timedelta
 from typing import Any
-from urllib.parse import urlencode
 
 import httpx
 from pydantic import Field
@@ -49,16 +45,19 @@ from invoicing.erp.base import (
     Pushed,
     SyncError,
 )
-from invoicing.tax.base import dumps_exact, loads_exact
+from invoicing.erp.xero_auth import TokenEndpoint, answer, authorization, describe
+from invoicing.tax.base import dumps_exact
 
 NAME = "xero"
 TIMEOUT_SECONDS = 10.0
 USER_AGENT = "Meterline-ERP-Sync/1"
 API = "/api.xro/2.0"
+BASE_URL = "https://api.xero.com"
+TOKEN_URL = "https://identity.xero.com/connect/token"  # noqa: S105 (an endpoint, not a secret)
+AUTHORIZE_URL = "https://login.xero.com/identity/connect/authorize"
 # Xero's granular scopes: apps created since 2 March 2026 cannot ask for the broad
 # accounting.transactions (older apps may, until September 2027, through `scope`).
 SCOPE = "offline_access accounting.invoices accounting.contacts accounting.settings.read"
-VERIFIER_BYTES = 48  # 64 characters of [A-Za-z0-9_-], inside PKCE's 43..128
 KIND = {  # our kind -> Xero's collection and the id field of its records
     "invoice": ("Invoices", "InvoiceID"),
     "credit_note": ("CreditNotes", "CreditNoteID"),
@@ -67,23 +66,13 @@ KIND = {  # our kind -> Xero's collection and the id field of its records
 
 class XeroConfig(OAuthConfig):
     client_secret: str | None = Field(default=None, min_length=1)
-    base_url: str | None = Field(default="https://api.xero.com", pattern=r"^https?://")
-    token_url: str | None = Field(
-        default="https://identity.xero.com/connect/token", pattern=r"^https?://"
-    )
-    authorize_url: str | None = Field(
-        default="https://login.xero.com/identity/connect/authorize", pattern=r"^https?://"
-    )
+    base_url: str | None = Field(default=BASE_URL, pattern=r"^https?://")
+    token_url: str | None = Field(default=TOKEN_URL, pattern=r"^https?://")
+    authorize_url: str | None = Field(default=AUTHORIZE_URL, pattern=r"^https?://")
     account_code: str = Field(default="200", min_length=1, max_length=10)
     tenant_id: str | None = Field(default=None, min_length=1)
     tax_type: str | None = Field(default=None, min_length=1)
     scope: str = Field(default=SCOPE, min_length=1)
-
-
-def challenge(verifier: str) -> str:
-    """PKCE's S256 code challenge: BASE64URL(SHA256(verifier)) without padding."""
-    digest = hashlib.sha256(verifier.encode("ascii")).digest()
-    return base64.urlsafe_b64encode(digest).decode("ascii").rstrip("=")
 
 
 def idempotency_key(document_id: str, method: str, path: str, body: bytes) -> str:
@@ -108,13 +97,20 @@ class XeroConnector:
         self._timeout = timeout
         self.credentials = credentials
         self.context = context
-        self._base = (config.base_url or "").rstrip("/")
+        self._base = (config.base_url or BASE_URL).rstrip("/")
         self._contacts: dict[str, str] = {}  # our customer id -> ContactID, this instance
         self._client = httpx.Client(
             timeout=httpx.Timeout(timeout),
             follow_redirects=False,
             transport=transport,
             headers={"User-Agent": USER_AGENT},
+        )
+        self._tokens = TokenEndpoint(
+            self._client,
+            config.token_url or TOKEN_URL,
+            config.client_id,
+            config.client_secret,
+            context.now,
         )
 
     # -- OAuth ---------------------------------------------------------------------
@@ -124,82 +120,21 @@ class XeroConnector:
         return self.config.redirect_uri or self.context.redirect_uri
 
     def authorize(self, state: str) -> Authorization:
-        verifier = secrets.token_urlsafe(VERIFIER_BYTES)
-        query = urlencode(
-            {
-                "response_type": "code",
-                "client_id": self.config.client_id,
-                "redirect_uri": self._redirect_uri,
-                "scope": self.config.scope,
-                "state": state,
-                "code_challenge": challenge(verifier),
-                "code_challenge_method": "S256",
-            }
+        return authorization(
+            self.config.authorize_url or AUTHORIZE_URL,
+            self.config.client_id,
+            self._redirect_uri,
+            self.config.scope,
+            state,
         )
-        return Authorization(f"{self.config.authorize_url}?{query}", verifier)
 
     def complete(
         self, code: str, code_verifier: str | None, params: Mapping[str, str]
     ) -> Credentials:
-        form = {"grant_type": "authorization_code", "code": code}
-        form["redirect_uri"] = self._redirect_uri
-        if code_verifier is not None:
-            form["code_verifier"] = code_verifier
-        elif self.config.client_secret is None:
-            raise SyncError("no PKCE code verifier for an app without a client secret")
-        self._token(form)
+        self._tokens.exchange(self.credentials, code, code_verifier, self._redirect_uri)
         connections = self._send("GET", f"{self._base}/connections", tenant=False)
-        self.credentials.account = _tenant(connections.json(), self.config.tenant_id)
+        self.credentials.account = _tenant(answer(connections), self.config.tenant_id)
         return self.credentials
-
-    def _refresh(self) -> None:
-        if not self.credentials.refresh_token:
-            raise SyncError("the Xero access token expired and there is no refresh token")
-        self._token(
-            {"grant_type": "refresh_token", "refresh_token": self.credentials.refresh_token}
-        )
-
-    def _token(self, form: dict[str, str]) -> None:
-        """Tokens from Xero's token endpoint into `credentials` (a new refresh token each
-        time: Xero rotates them and the old one stops working)."""
-        form["client_id"] = self.config.client_id
-        auth = None
-        if self.config.client_secret is not None:
-            auth = httpx.BasicAuth(self.config.client_id, self.config.client_secret)
-        assert self.config.token_url is not None
-        try:
-            response = self._client.post(
-                self.config.token_url,
-                data=form,
-                auth=auth or httpx.USE_CLIENT_DEFAULT,
-                headers={"Accept": "application/json"},
-            )
-        except httpx.TimeoutException:
-            raise SyncError(
-                f"Xero's token endpoint did not answer in {self._timeout:g} s"
-            ) from None
-        except httpx.HTTPError as error:
-            raise SyncError(f"Xero's token endpoint: {type(error).__name__}: {error}") from None
-        if not response.is_success:
-            raise SyncError(
-                f"Xero refused the token request: {_describe(response)}", response.status_code
-            )
-        data = _json(response)
-        access = data.get("access_token") if isinstance(data, dict) else None
-        if not isinstance(access, str) or not access:
-            raise SyncError("Xero's token answer has no access_token", response.status_code)
-        self.credentials.access_token = access
-        refresh = data.get("refresh_token")
-        if isinstance(refresh, str) and refresh:
-            self.credentials.refresh_token = refresh
-        expires_in = data.get("expires_in")
-        seconds = (
-            int(expires_in)
-            if isinstance(expires_in, int | str) and str(expires_in).isdigit()
-            else 1800
-        )
-        self.credentials.expires_at = self.context.now() + timedelta(seconds=seconds)
-        self.credentials.changed = True
 
     # -- the API -------------------------------------------------------------------
 
@@ -219,13 +154,13 @@ class XeroConnector:
             raise SyncError("the Xero connection is not authorized")
         expires = self.credentials.expires_at
         if expires is not None and expires <= self.context.now():
-            self._refresh()
+            self._tokens.refresh(self.credentials)
         response = self._once(method, url, params, body, key, tenant)
         if response.status_code == 401 and self.credentials.refresh_token:
-            self._refresh()
+            self._tokens.refresh(self.credentials)
             response = self._once(method, url, params, body, key, tenant)
         if not response.is_success:
-            raise SyncError(_describe(response), response.status_code)
+            raise SyncError(describe(response), response.status_code)
         return response
 
     def _once(
@@ -272,7 +207,7 @@ class XeroConnector:
             if document_id is not None:
                 key = idempotency_key(document_id, method, path, body)
         response = self._send(method, f"{self._base}{API}{path}", params=params, body=body, key=key)
-        return _json(response), response.status_code
+        return answer(response), response.status_code
 
     # -- the connector -------------------------------------------------------------
 
@@ -363,14 +298,6 @@ def _tenant(connections: Any, wanted: str | None) -> str:
     raise SyncError("the user connected no Xero organisation")
 
 
-def _json(response: httpx.Response) -> Any:
-    try:
-        return loads_exact(response.content)
-    except ValueError:
-        raise SyncError(f"Xero answered something that is not JSON (HTTP {response.status_code})",
-                        response.status_code) from None  # fmt: skip
-
-
 def _first_id(data: Any, collection: str, id_field: str) -> str | None:
     records = data.get(collection) if isinstance(data, dict) else None
     if isinstance(records, list) and records and isinstance(records[0], dict):
@@ -378,32 +305,3 @@ def _first_id(data: Any, collection: str, id_field: str) -> str | None:
         if isinstance(found, str) and found:
             return found
     return None
-
-
-def _describe(response: httpx.Response) -> str:
-    """Xero's reason for a refusal: its validation messages, its rate limit, else its text."""
-    status = response.status_code
-    if status == 429:
-        problem = response.headers.get("X-Rate-Limit-Problem", "rate")
-        wait = response.headers.get("Retry-After")
-        return f"HTTP 429: Xero's {problem} limit was reached" + (
-            f"; retry after {wait} s" if wait else ""
-        )
-    try:
-        data = loads_exact(response.content)
-    except ValueError:
-        data = None
-    if isinstance(data, dict):
-        messages = [
-            str(error.get("Message"))
-            for element in data.get("Elements") or ()
-            if isinstance(element, dict)
-            for error in element.get("ValidationErrors") or ()
-            if isinstance(error, dict) and error.get("Message")
-        ]
-        reason = "; ".join(messages) or data.get("Message") or data.get("Detail") \
-            or data.get("error_description") or data.get("error") or data.get("Title")  # fmt: skip
-        if reason:
-            return f"HTTP {status}: {reason}"
-    text = response.text.strip().replace("\n", " ")
-    return f"HTTP {status}" + (f": {text[:300]}" if text else "")

@@ -16,7 +16,8 @@ import pytest
 from core.errors import InvalidInput
 from invoicing.erp.base import Context, Credentials, Document, External, SyncError
 from invoicing.erp.connectors import adapter
-from invoicing.erp.xero import SCOPE, XeroConfig, XeroConnector, challenge
+from invoicing.erp.xero import SCOPE, XeroConfig, XeroConnector
+from invoicing.erp.xero_auth import challenge
 from tests.helpers.loopback import Response
 from tests.helpers.xero_server import (
     API,
@@ -281,6 +282,12 @@ def test_a_wrong_verifier_is_refused_and_the_code_is_spent(xero: FakeXero, clock
     with pytest.raises(SyncError, match="invalid_grant"):  # a code works once
         connector.complete(code, authorization.code_verifier, {})
     assert connector.credentials.access_token is None
+
+
+def test_a_pkce_app_needs_the_verifier(xero: FakeXero, clock: Clock) -> None:
+    with pytest.raises(SyncError, match="no PKCE code verifier"):
+        _connector(xero, clock, Credentials()).complete("code-x", None, {})
+    assert not xero.server.requests
 
 
 # -- invoices ---------------------------------------------------------------------------
