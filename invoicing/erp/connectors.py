@@ -12,6 +12,7 @@ from invoicing.erp.base import PROVIDERS, C, Connector, Context, Credentials, pa
 from invoicing.erp.custom_webhook import CustomWebhookConfig, CustomWebhookConnector
 from invoicing.erp.netsuite import NetSuiteConfig, NetSuiteConnector
 from invoicing.erp.quickbooks import QuickBooksConfig, QuickBooksConnector
+from invoicing.erp.xero import XeroConfig, XeroConnector
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,12 @@ ADAPTERS: dict[str, Adapter[Any]] = {
         NetSuiteConfig,
         lambda config, _credentials, context: NetSuiteConnector(config, context),
         frozenset({"consumerSecret", "tokenSecret"}),
+    ),
+    "xero": Adapter(
+        XeroConfig,
+        lambda config, credentials, context: XeroConnector(config, credentials, context),
+        frozenset({"clientSecret"}),
+        oauth=True,
     ),
 }
 
