@@ -1,8 +1,9 @@
-"""The vendor connectors through our API, end to end, on SQLite and PostgreSQL: an
-OAuth connection (QuickBooks) from `POST /erp/connections` through the consent redirect
-and `GET /erp/oauth/callback` to synced invoices, with its tokens sealed in the ledger
-and refreshed when they expire; a token-based one (NetSuite) tested on connect; each
-re-sync updating the same ERP record."""
+"""The vendor connectors through our API, end to end, on SQLite and PostgreSQL: OAuth
+connections (QuickBooks; Xero with PKCE, its consent page played by the fake) from
+`POST /erp/connections` through the consent redirect and `GET /erp/oauth/callback` to
+synced invoices, with their tokens sealed in the ledger and refreshed when they expire;
+a token-based one (NetSuite) tested on connect; each re-sync updating the same ERP
+record."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
@@ -20,9 +22,11 @@ from invoicing.models import ErpConnectionRow, ErpSyncRow
 from meterline import deliverers
 from tests.helpers import netsuite_server as ns
 from tests.helpers import quickbooks_server as qb
+from tests.helpers import xero_server as xs
 from tests.helpers.ledger_api import ApiClient, ledger_api
 from tests.helpers.netsuite_server import FakeNetSuite, fake_netsuite
 from tests.helpers.quickbooks_server import FakeQuickBooks, fake_quickbooks
+from tests.helpers.xero_server import FakeXero, fake_xero
 
 pytestmark = pytest.mark.ledger
 
@@ -214,3 +218,42 @@ def test_netsuite_with_a_wrong_secret_connects_but_its_test_says_why(
     test = connection["lastTest"]
     assert (test["status"], test["responseCode"]) == ("FAILED", 401)
     assert "INVALID_LOGIN" in test["error"] or "Invalid login" in test["error"]
+
+
+@pytest.fixture
+def xero(api: ApiClient) -> Iterator[FakeXero]:
+    with fake_xero(api.clock.now, secret=xs.CLIENT_SECRET) as fake:
+        yield fake
+
+
+def test_xero_with_pkce_from_consent_to_an_updated_invoice(api: ApiClient, xero: FakeXero) -> None:
+    config = {"clientId": xs.CLIENT_ID, "clientSecret": xs.CLIENT_SECRET, "baseUrl": xero.url,
+              "tokenUrl": xero.url + xs.TOKEN, "authorizeUrl": xero.url + xs.AUTHORIZE,
+              "tenantId": xs.OTHER_TENANT}  # fmt: skip
+    pending = api.ok("POST", "/erp/connections", json={"provider": "xero", "config": config})
+    query = parse_qs(urlsplit(pending["authorizeUrl"]).query)
+    assert query["code_challenge_method"] == ["S256"] and len(query["code_challenge"][0]) == 43
+    # the user consents at Xero, which redirects the browser to our callback
+    consent = httpx.get(pending["authorizeUrl"], follow_redirects=False)
+    assert consent.status_code == 302, consent.text
+    back = urlsplit(consent.headers["Location"])
+    assert back.path == "/api/v1/erp/oauth/callback"
+    response = _browser(api).get("/erp/oauth/callback?" + back.query)
+    assert response.status_code == 200, response.text
+    active = response.json()
+    assert active["status"] == "active" and active["account"] == xs.OTHER_TENANT
+    assert active["lastTest"]["status"] == "SUCCESS"
+
+    api.customer("acme")
+    invoice = api.open_invoice("acme", "120.50")
+    assert _sync(api).synced == 1
+    api.ok("POST", f"/invoices/{invoice['id']}/payments", json={"amount": "120.50"})
+    assert _sync(api).synced == 1
+    org = xero.org(xs.OTHER_TENANT)
+    assert xero.org(xs.TENANT).records["Invoices"] == {}  # the chosen organisation only
+    (record,) = org.records["Invoices"].values()
+    assert record["InvoiceNumber"] == invoice["number"]
+    methods = [w.method for w in xero.writes(xs.API + "/Invoices")]
+    assert methods == ["PUT", "POST"]  # created, then updated by its InvoiceID
+    keys = {w.headers["idempotency-key"] for w in xero.writes(xs.API + "/Invoices")}
+    assert len(keys) == 2  # one per content: a retry of the same content reuses its key
