@@ -44,7 +44,7 @@ def moneyhash() -> Iterator[FakeMoneyhash]:
 
 
 def _gateway(moneyhash: FakeMoneyhash, timeout: float = 5.0, **config: str) -> MoneyhashGateway:
-    settings = MoneyhashConfig(api_key=API_KEY, base_url=moneyhash.url, **config)  # type: ignore[arg-type]
+    settings = MoneyhashConfig(api_key=API_KEY, base_url=moneyhash.url, **config)
     return MoneyhashGateway(settings, retry=FAST, timeout=timeout)
 
 
@@ -163,7 +163,7 @@ def _header(v3: str, stamp: str = STAMP) -> dict[str, str]:
     return {"MoneyHash-Signature": f"t={stamp},v1=00,v2=00,v3={v3}"}
 
 
-CONFIG = MoneyhashConfig(api_key=API_KEY, signature_key=SIGNATURE_KEY)  # type: ignore[arg-type]
+CONFIG = MoneyhashConfig(api_key=API_KEY, signature_key=SIGNATURE_KEY)
 
 
 def test_a_signed_event_is_accepted() -> None:
@@ -197,7 +197,7 @@ def test_a_forged_stale_or_altered_event_is_rejected(
 
 def test_without_a_signature_key_nothing_is_trusted() -> None:
     with pytest.raises(WebhookRejected, match="signatureKey"):
-        verify_webhook(MoneyhashConfig(api_key=API_KEY), _header(_v3(EVENT, STAMP)), EVENT, NOW)  # type: ignore[arg-type]
+        verify_webhook(MoneyhashConfig(api_key=API_KEY), _header(_v3(EVENT, STAMP)), EVENT, NOW)
 
 
 @pytest.mark.ledger
