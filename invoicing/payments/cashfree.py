@@ -13,7 +13,7 @@ Cashfree's webhook signature.
     x-idempotency-key (a UUID) on every POST
 
 Why subscriptions and not orders: a Cashfree order is paid by the customer at a
-checkout (or with a saved card and its CVV); the documented way for a merchant to
+checkout, with the customer present; the documented way for a merchant to
 collect without the customer is to raise a CHARGE on a subscription whose mandate
 (card, UPI Autopay or eNACH) the customer authorized once, under an ON_DEMAND plan. The
 customer's `paymentProviderCustomerId` is that `subscription_id`. A charge names no

@@ -2,7 +2,7 @@
 token, refunds, and the check of MoneyHash's `MoneyHash-Signature` webhook header.
 
     POST {base}/api/v1.1/payments/intent/               a purchase intent, MIT
-    POST {base}/api/v1.1/payments/intent/{id}/refund/   {amount}
+    POST {base}/api/v1.1/payments/intent/{id}/refund/   {amount}  (path unconfirmed)
     X-Api-Key: <account API key>;  X-Idempotency-Key: <UUID> on every POST
 
 A charge creates an intent with `amount` (MAJOR unit, exact JSON number),
