@@ -10,6 +10,8 @@ under a new idempotency key).
 
 from __future__ import annotations
 
+import hashlib
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
@@ -23,7 +25,7 @@ from rating.money import minor_units
 
 PROVIDERS = ("stripe", "adyen", "gocardless", "tap", "moneyhash", "flutterwave", "cashfree")
 # Providers with an adapter today; the others come with the integrations issue.
-SUPPORTED = ("stripe", "adyen", "gocardless", "flutterwave")
+SUPPORTED = ("stripe", "adyen", "gocardless", "tap", "moneyhash", "flutterwave", "cashfree")
 
 
 @dataclass(frozen=True)
@@ -51,6 +53,21 @@ class Outcome:
     succeeded: bool
     reference: str | None = None  # the provider's id of the charge or refund
     error: str | None = None  # why it was declined, for people
+
+
+@dataclass(frozen=True)
+class WebhookResult:
+    """What a verified provider notification says about one charge or refund."""
+
+    reference: str  # the provider's id of the charge or refund, as `Outcome.reference`
+    succeeded: bool  # the money moved (False: failed, or not final yet)
+    event_id: str  # stable across the provider's redeliveries: the key to deduplicate on
+
+
+class WebhookRejected(InvalidInput):
+    """A notification whose signature, timestamp or shape is not the provider's."""
+
+    code = "webhook_rejected"
 
 
 class PaymentUnavailable(Transient):
@@ -93,6 +110,21 @@ def to_minor(amount: Decimal, currency: str) -> int:
     if scaled != scaled.to_integral_value():
         raise InvalidInput(f"{amount} has more decimals than {currency} allows")
     return int(scaled)
+
+
+def key_uuid(key: str) -> str:
+    """A UUID standing for an idempotency key, for providers that take only UUIDs: the
+    same key always gives the same UUID (version-4 form, bits from SHA-256 of the key),
+    so a retry or a second pass carries the same one."""
+    digest = bytearray(hashlib.sha256(key.encode()).digest()[:16])
+    digest[6] = (digest[6] & 0x0F) | 0x40  # version 4
+    digest[8] = (digest[8] & 0x3F) | 0x80  # RFC 4122 variant
+    return str(uuid.UUID(bytes=bytes(digest)))
+
+
+def lower_keys(headers: Mapping[str, str]) -> dict[str, str]:
+    """HTTP headers by lower-cased name (names are case-insensitive on the wire)."""
+    return {name.lower(): value for name, value in headers.items()}
 
 
 class PaymentGateway(Protocol):

@@ -22,9 +22,12 @@ from invoicing.payments.base import (
     PaymentGateway,
     parse_config,
 )
+from invoicing.payments.cashfree import CashfreeConfig, CashfreeGateway
 from invoicing.payments.flutterwave import FlutterwaveConfig, FlutterwaveGateway
 from invoicing.payments.gocardless import GoCardlessConfig, GoCardlessGateway
+from invoicing.payments.moneyhash import MoneyhashConfig, MoneyhashGateway
 from invoicing.payments.stripe import StripeConfig, StripeGateway
+from invoicing.payments.tap import TapConfig, TapGateway
 
 # Config keys whose values are secrets: stored, never answered.
 SECRET_KEYS = frozenset(
@@ -35,6 +38,7 @@ SECRET_KEYS = frozenset(
         "webhookSecret",
         "hmacKey",
         "secretHash",
+        "signatureKey",
         "clientSecret",
         "password",
         "token",
@@ -59,7 +63,10 @@ ADAPTERS: dict[str, Adapter[Any]] = {
     "stripe": Adapter(StripeConfig, StripeGateway),
     "adyen": Adapter(AdyenConfig, AdyenGateway),
     "gocardless": Adapter(GoCardlessConfig, GoCardlessGateway),
+    "tap": Adapter(TapConfig, TapGateway),
+    "moneyhash": Adapter(MoneyhashConfig, MoneyhashGateway),
     "flutterwave": Adapter(FlutterwaveConfig, FlutterwaveGateway),
+    "cashfree": Adapter(CashfreeConfig, CashfreeGateway),
 }
 
 

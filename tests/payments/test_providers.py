@@ -19,7 +19,11 @@ def test_a_base_url_must_be_http(provider: str) -> None:
         check_config(provider, {"baseUrl": "ftp://example.com"})
 
 
-def test_an_unsupported_provider_says_so() -> None:
-    with pytest.raises(InvalidInput) as raised:
-        check_config("tap", {})
-    assert raised.value.code == "provider_not_supported"
+def test_an_unknown_provider_says_which_exist() -> None:
+    with pytest.raises(InvalidInput, match="provider must be one of stripe, adyen"):
+        check_config("paypal", {})
+
+
+def test_every_provider_has_an_adapter_now() -> None:
+    # The integrations issue asked for all seven; none is left "not supported".
+    assert set(SUPPORTED) == set(PROVIDERS)
