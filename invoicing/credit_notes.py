@@ -47,7 +47,7 @@ from invoicing.models import (
 from invoicing.pages import Page, keyset_page
 from invoicing.payments import providers
 from invoicing.payments.base import Outcome, RefundRequest
-from invoicing.payments.providers import GatewayFactory, build_gateway
+from invoicing.payments.providers import GatewayFactory
 from rating.money import ZERO, format_money, round_money, to_decimal
 
 log = logging.getLogger(__name__)
@@ -347,7 +347,7 @@ def send_refund(
     tenant_id: str,
     note_id: str,
     now: datetime,
-    gateways: GatewayFactory = build_gateway,
+    gateways: GatewayFactory,
 ) -> str | None:
     """Send an applied refund note's money back through the provider that collected
     the payment (idempotency key `<note id>/refund`, so a repeat refunds once); the

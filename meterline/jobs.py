@@ -15,6 +15,7 @@ from core.clock import FrozenClock
 from invoicing.billing import BillRunner, create_bill_run
 from invoicing.billing.scheduler import TenantClose, close_period
 from invoicing.models import Tenant
+from invoicing.payments import providers
 from meterline import deliverers
 from meterline.runtime import Runtime
 
@@ -53,7 +54,8 @@ def describe(close: TenantClose) -> list[str]:
 def scheduler_pass(runtime: Runtime, at: datetime) -> JobResult:
     """Every time-driven job as of `at` (bill runs see `at` as their now)."""
     runner = BillRunner(runtime.sessions, runtime.usage, runtime.tax, FrozenClock(at))
-    closes = close_period(runtime.sessions, runner, at, runtime.settings.invoice_due_days)
+    gateways = providers.gateways(runtime.settings.secrets)
+    closes = close_period(runtime.sessions, runner, at, runtime.settings.invoice_due_days, gateways)
     result = JobResult()
     for close in closes:
         result.lines.extend(describe(close))

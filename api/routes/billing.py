@@ -20,9 +20,15 @@ from api.schemas.credit_notes import VoidInvoice
 from api.schemas.payments import PaymentCreate, PaymentPublic
 from invoicing import credit_notes, drafts, invoices
 from invoicing.billing import BillRunner, create_bill_run, get_bill_run
+from invoicing.payments import providers
 from invoicing.payments.collection import collect
+from invoicing.payments.providers import GatewayFactory
 
 router = APIRouter(tags=["billing"])
+
+
+def _gateways(runtime: RuntimeDep) -> GatewayFactory:
+    return providers.gateways(runtime.settings.secrets)
 
 
 @router.post("/bill-runs", status_code=202, summary="Start a bill run for a period")
@@ -72,7 +78,7 @@ def finalize_all(runtime: RuntimeDep, tenant: TenantDep) -> FinalizeAllResult:
             )
         ]
     for invoice_id in ids:  # collected after the commit, as a single finalize is
-        collect(runtime.sessions, tenant, invoice_id, "finalize", now)
+        collect(runtime.sessions, tenant, invoice_id, "finalize", now, _gateways(runtime))
     return FinalizeAllResult(finalized=len(ids), invoice_ids=ids)
 
 
@@ -90,7 +96,7 @@ def finalize_invoice(invoice_id: str, runtime: RuntimeDep, tenant: TenantDep) ->
     with runtime.session() as session:
         invoices.finalize(session, tenant, invoice_id, runtime.settings.invoice_due_days, now)
     # After the commit: no ledger lock is held while the provider answers.
-    collect(runtime.sessions, tenant, invoice_id, "finalize", now)
+    collect(runtime.sessions, tenant, invoice_id, "finalize", now, _gateways(runtime))
     with runtime.session() as session:
         return InvoicePublic.from_row(invoices.get_invoice(session, tenant, invoice_id))
 
@@ -134,7 +140,7 @@ def void_invoice(
         )
     if created is not None:
         # A refund goes out after the commit, as an applied refund note's does.
-        credit_notes.send_refund(runtime.sessions, tenant, created.id, now)
+        credit_notes.send_refund(runtime.sessions, tenant, created.id, now, _gateways(runtime))
     with runtime.session() as session:
         return InvoicePublic.from_row(invoices.get_invoice(session, tenant, invoice_id))
 

@@ -8,6 +8,7 @@ from api.deps import RuntimeDep, SessionDep, TenantDep
 from api.schemas.common import Page
 from api.schemas.credit_notes import CreditNoteCreate, CreditNotePublic, EstimatePublic
 from invoicing import credit_notes
+from invoicing.payments import providers
 
 router = APIRouter(tags=["credit notes"])
 
@@ -71,7 +72,9 @@ def apply(note_id: str, runtime: RuntimeDep, tenant: TenantDep) -> CreditNotePub
     with runtime.session() as session:
         credit_notes.apply(session, tenant, note_id, now)
     # After the commit: no ledger lock is held while the provider answers.
-    credit_notes.send_refund(runtime.sessions, tenant, note_id, now)
+    credit_notes.send_refund(
+        runtime.sessions, tenant, note_id, now, providers.gateways(runtime.settings.secrets)
+    )
     with runtime.session() as session:
         return CreditNotePublic.from_row(credit_notes.get(session, tenant, note_id))
 

@@ -55,7 +55,9 @@ def get_payment(payment_id: str, session: SessionDep, tenant: TenantDep) -> Paym
 def connect_provider(
     body: PaymentProviderCreate, runtime: RuntimeDep, session: SessionDep, tenant: TenantDep
 ) -> PaymentProviderPublic:
-    row = providers.connect(session, tenant, body.provider, body.config, runtime.clock.now())
+    row = providers.connect(
+        session, tenant, body.provider, body.config, runtime.clock.now(), runtime.settings.secrets
+    )
     return PaymentProviderPublic.from_row(row)
 
 
@@ -73,10 +75,15 @@ def get_provider(provider_id: str, session: SessionDep, tenant: TenantDep) -> Pa
 
 @router.patch("/payment-providers/{provider_id}", summary="Change a provider's config")
 def update_provider(
-    provider_id: str, body: PaymentProviderUpdate, session: SessionDep, tenant: TenantDep
+    provider_id: str,
+    body: PaymentProviderUpdate,
+    runtime: RuntimeDep,
+    session: SessionDep,
+    tenant: TenantDep,
 ) -> PaymentProviderPublic:
+    box = runtime.settings.secrets
     return PaymentProviderPublic.from_row(
-        providers.update(session, tenant, provider_id, body.config)
+        providers.update(session, tenant, provider_id, body.config, box)
     )
 
 

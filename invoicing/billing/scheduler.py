@@ -22,7 +22,7 @@ from invoicing.billing.runner import BillRunner
 from invoicing.billing.runs import create_bill_run
 from invoicing.models import BillRunRow, Tenant
 from invoicing.payments.collection import AttemptResult, collect
-from invoicing.payments.providers import GatewayFactory, build_gateway
+from invoicing.payments.providers import GatewayFactory
 from rating.model import Interval, Period
 from rating.periods import period_containing, previous_period
 
@@ -53,7 +53,7 @@ def close_period(
     runner: BillRunner,
     now: datetime,
     due_days: int,
-    gateways: GatewayFactory = build_gateway,
+    gateways: GatewayFactory,
 ) -> list[TenantClose]:
     """One scheduler pass at `now`: for every tenant, bill last month, then the
     invoice jobs of `lifecycle_pass`."""
@@ -87,7 +87,7 @@ def lifecycle_pass(
     tenant_id: str,
     now: datetime,
     due_days: int,
-    gateways: GatewayFactory = build_gateway,
+    gateways: GatewayFactory,
     bill_run_id: str | None = None,
     status: str | None = None,
     created: int = 0,

@@ -32,7 +32,7 @@ from invoicing import events, invoices
 from invoicing.models import PaymentAttemptRow, new_id
 from invoicing.payments import providers
 from invoicing.payments.base import ChargeRequest, Outcome
-from invoicing.payments.providers import GatewayFactory, build_gateway
+from invoicing.payments.providers import GatewayFactory
 from rating.money import ZERO, format_money
 
 log = logging.getLogger(__name__)
@@ -59,7 +59,7 @@ def collect(
     invoice_id: str,
     purpose: str,
     now: datetime,
-    gateways: GatewayFactory = build_gateway,
+    gateways: GatewayFactory,
 ) -> AttemptResult | None:
     """Try to collect what `invoice_id` still owes; None when there is nothing to try
     (no provider for the customer, nothing due, not OPEN/OVERDUE)."""

@@ -1,5 +1,7 @@
 """A tenant's payment-provider connections (`POST /payment-providers`), and the
-gateway each one builds. Secrets are kept in the ledger and never shown back."""
+gateway each one builds. Secrets are kept in the ledger sealed (Fernet, the key of
+`invoicing.secrets`) as `{"sealed": <token>, "shown": "…last4"}`, and never shown
+back; `gateways(box)` opens them for the one gateway being built."""
 
 from __future__ import annotations
 
@@ -28,6 +30,7 @@ from invoicing.payments.gocardless import GoCardlessConfig, GoCardlessGateway
 from invoicing.payments.moneyhash import MoneyhashConfig, MoneyhashGateway
 from invoicing.payments.stripe import StripeConfig, StripeGateway
 from invoicing.payments.tap import TapConfig, TapGateway
+from invoicing.secrets import SecretBox
 
 # Config keys whose values are secrets: stored, never answered.
 SECRET_KEYS = frozenset(
@@ -78,6 +81,41 @@ def build_gateway(provider: str, config: Mapping[str, Any]) -> PaymentGateway:
     return adapter.gateway(config)
 
 
+def gateways(box: SecretBox) -> GatewayFactory:
+    """The factory the runtime hands to what charges and refunds: stored configs opened."""
+
+    def build(provider: str, config: Mapping[str, Any]) -> PaymentGateway:
+        return build_gateway(provider, opened(config, box))
+
+    return build
+
+
+def seal(config: Mapping[str, Any], box: SecretBox) -> dict[str, Any]:
+    """The config as stored: each secret value sealed, with its masked form beside it."""
+    return {
+        key: {"sealed": box.seal(value), "shown": _mask(value)}
+        if key in SECRET_KEYS and isinstance(value, str)
+        else value
+        for key, value in config.items()
+    }
+
+
+def opened(config: Mapping[str, Any], box: SecretBox) -> dict[str, Any]:
+    """The stored config with its secrets in the clear (a value stored before sealing
+    existed is taken as it is)."""
+    return {
+        key: box.open(value["sealed"]) if _sealed(value) else value for key, value in config.items()
+    }
+
+
+def _sealed(value: Any) -> bool:
+    return isinstance(value, dict) and isinstance(value.get("sealed"), str)
+
+
+def _mask(value: str) -> str:
+    return f"…{value[-4:]}" if len(value) > 8 else "…"
+
+
 def check_config(provider: str, config: Mapping[str, Any]) -> None:
     if provider not in PROVIDERS:
         raise InvalidInput(f"provider must be one of {', '.join(PROVIDERS)}")
@@ -92,11 +130,20 @@ def check_config(provider: str, config: Mapping[str, Any]) -> None:
 
 
 def connect(
-    session: Session, tenant_id: str, provider: str, config: Mapping[str, Any], now: datetime
+    session: Session,
+    tenant_id: str,
+    provider: str,
+    config: Mapping[str, Any],
+    now: datetime,
+    box: SecretBox,
 ) -> PaymentProviderRow:
     check_config(provider, config)
     row = PaymentProviderRow(
-        id=new_id("pp"), tenant_id=tenant_id, provider=provider, config=dict(config), created_at=now
+        id=new_id("pp"),
+        tenant_id=tenant_id,
+        provider=provider,
+        config=seal(config, box),
+        created_at=now,
     )
     try:
         with session.begin_nested():
@@ -111,12 +158,16 @@ def connect(
 
 
 def update(
-    session: Session, tenant_id: str, provider_id: str, config: Mapping[str, Any]
+    session: Session,
+    tenant_id: str,
+    provider_id: str,
+    config: Mapping[str, Any],
+    box: SecretBox,
 ) -> PaymentProviderRow:
     row = get(session, tenant_id, provider_id)
-    merged = {**row.config, **config}
+    merged = {**opened(row.config, box), **config}
     check_config(row.provider, merged)
-    row.config = merged
+    row.config = seal(merged, box)
     return row
 
 
@@ -157,8 +208,10 @@ def public_config(config: Mapping[str, Any]) -> dict[str, Any]:
     """The config as answered: secrets masked to their last four characters."""
     shown: dict[str, Any] = {}
     for key, value in config.items():
-        if key in SECRET_KEYS and isinstance(value, str):
-            shown[key] = f"…{value[-4:]}" if len(value) > 8 else "…"
+        if _sealed(value):
+            shown[key] = value.get("shown", "…")
+        elif key in SECRET_KEYS and isinstance(value, str):
+            shown[key] = _mask(value)
         else:
             shown[key] = value
     return shown

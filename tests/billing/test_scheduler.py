@@ -14,6 +14,8 @@ from core.clock import FrozenClock
 from invoicing.billing import BillRunner
 from invoicing.billing.scheduler import close_period, month_before
 from invoicing.models import BillRunRow, InvoiceRow
+from invoicing.payments import providers
+from invoicing.secrets import SecretBox
 from rating.model import Period
 from tests.billing.fakes import InMemoryUsage
 from tests.billing.test_runner import OCT_CLOSE, calls, d, sessions, subscribe, tenant
@@ -21,6 +23,7 @@ from tests.billing.test_runner import OCT_CLOSE, calls, d, sessions, subscribe, 
 __all__ = ["sessions", "tenant"]  # fixtures
 
 ROOT = Path(__file__).resolve().parents[2]
+GATEWAYS = providers.gateways(SecretBox.from_passphrase("scheduler tests"))
 
 
 def test_last_month_of_any_moment():
@@ -36,9 +39,9 @@ def test_a_pass_bills_last_month_once_and_finalizes_what_is_due(sessions, tenant
     clock = FrozenClock(OCT_CLOSE)
     runner = BillRunner(sessions, usage, clock=clock)
 
-    [first] = close_period(sessions, runner, clock.now(), due_days=30)
+    [first] = close_period(sessions, runner, clock.now(), 30, GATEWAYS)
     assert (first.status, first.invoices_created, first.finalized) == ("completed", 1, 1)
-    [again] = close_period(sessions, runner, clock.now(), due_days=30)
+    [again] = close_period(sessions, runner, clock.now(), 30, GATEWAYS)
     assert (again.bill_run_id, again.invoices_created, again.finalized) == (None, 0, 0)
     with sessions() as session:
         [invoice] = session.execute(select(InvoiceRow)).unique().scalars()

@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 
 from invoicing.billing.scheduler import TenantClose, lifecycle_pass
 from invoicing.models import DomainEventRow, DunningStepRow
+from invoicing.payments import providers
 from tests.helpers.ledger_api import DEFAULT_NOW, ApiClient
 
 pytestmark = pytest.mark.ledger
@@ -20,7 +21,13 @@ DUE = DEFAULT_NOW + timedelta(days=30)  # default terms: 30 days
 
 def run_at(api: ApiClient, at: datetime) -> TenantClose:
     api.clock.set(at)
-    return lifecycle_pass(api.runtime.sessions, api.tenant_id, at, 30)
+    return lifecycle_pass(
+        api.runtime.sessions,
+        api.tenant_id,
+        at,
+        30,
+        providers.gateways(api.runtime.settings.secrets),
+    )
 
 
 def _status(api: ApiClient, invoice_id: str) -> str:

@@ -16,6 +16,7 @@ from sqlalchemy import select
 from invoicing.billing import BillRunner
 from invoicing.billing.scheduler import close_period
 from invoicing.models import DomainEventRow
+from invoicing.payments import providers
 from invoicing.tax.service import TaxService
 from tests.billing.fakes import InMemoryUsage
 from tests.helpers.ledger_api import ApiClient
@@ -154,7 +155,9 @@ def test_scheduler_and_finalize_all_leave_one_off_drafts_alone(api: ApiClient) -
     assert api.ok("POST", "/invoices/finalize-all")["finalized"] == 0
     later = datetime(2026, 12, 15, tzinfo=UTC)
     runner = BillRunner(api.runtime.sessions, InMemoryUsage(), TaxService(), api.clock)
-    close_period(api.runtime.sessions, runner, later, due_days=30)
+    close_period(
+        api.runtime.sessions, runner, later, 30, providers.gateways(api.runtime.settings.secrets)
+    )
     assert api.ok("GET", f"/invoices/{invoice['id']}")["status"] == "DRAFT"
 
 

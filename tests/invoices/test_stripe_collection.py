@@ -12,7 +12,9 @@ import pytest
 from sqlalchemy import select
 
 from invoicing.billing.scheduler import lifecycle_pass
-from invoicing.models import DomainEventRow, PaymentAttemptRow
+from invoicing.models import DomainEventRow, PaymentAttemptRow, PaymentProviderRow
+from invoicing.payments import providers
+from invoicing.payments.providers import GatewayFactory
 from tests.helpers.ledger_api import DEFAULT_NOW, ApiClient
 from tests.helpers.stripe_server import SECRET, FakeStripe, fake_stripe
 
@@ -75,7 +77,7 @@ def test_finalize_charges_the_saved_card_once(api: ApiClient, stripe: FakeStripe
         "pi_0001",
     )
     # the scheduler's pass at the same moment finds nothing left to collect
-    lifecycle_pass(api.runtime.sessions, api.tenant_id, DEFAULT_NOW, 30)
+    lifecycle_pass(api.runtime.sessions, api.tenant_id, DEFAULT_NOW, 30, _gateways(api))
     assert len(stripe.posts("/v1/payment_intents")) == 1
     assert "payment.succeeded" in _event_types(api) and "invoice.paid" in _event_types(api)
 
@@ -92,11 +94,11 @@ def test_a_decline_stays_open_and_dunning_retries(api: ApiClient, stripe: FakeSt
         )
     assert _event_types(api).count("payment.failed") == 1
     due = DEFAULT_NOW + timedelta(days=30)
-    lifecycle_pass(api.runtime.sessions, api.tenant_id, due + timedelta(days=1), 30)
+    lifecycle_pass(api.runtime.sessions, api.tenant_id, due + timedelta(days=1), 30, _gateways(api))
     [step] = api.ok("GET", f"/invoices/{invoice['id']}/dunning")["data"]
     assert (step["step"], step["paymentAttempted"], step["result"]) == (1, True, "payment_failed")
     stripe.customers["cus_acme"]["declines"] = False  # the customer updated the card
-    lifecycle_pass(api.runtime.sessions, api.tenant_id, due + timedelta(days=3), 30)
+    lifecycle_pass(api.runtime.sessions, api.tenant_id, due + timedelta(days=3), 30, _gateways(api))
     steps = api.ok("GET", f"/invoices/{invoice['id']}/dunning")["data"]
     assert [(s["step"], s["result"]) for s in steps] == [
         (1, "payment_failed"),
@@ -105,7 +107,9 @@ def test_a_decline_stays_open_and_dunning_retries(api: ApiClient, stripe: FakeSt
     assert api.ok("GET", f"/invoices/{invoice['id']}")["status"] == "PAID"
     keys = [p.headers["idempotency-key"] for p in stripe.posts("/v1/payment_intents")]
     assert keys == [f"{invoice['id']}/{k}" for k in ("finalize", "dunning-1", "dunning-2")]
-    lifecycle_pass(api.runtime.sessions, api.tenant_id, due + timedelta(days=30), 30)
+    lifecycle_pass(
+        api.runtime.sessions, api.tenant_id, due + timedelta(days=30), 30, _gateways(api)
+    )
     assert api.ok("GET", f"/invoices/{invoice['id']}")["status"] == "PAID"
 
 
@@ -128,7 +132,9 @@ def test_a_long_outage_fails_the_attempt_and_dunning_goes_on(
     stripe.fail_next(3)  # every attempt of the adapter fails
     invoice = api.open_invoice("acme", "10.00")
     assert invoice["status"] == "OPEN" and stripe.intents == {}
-    lifecycle_pass(api.runtime.sessions, api.tenant_id, DEFAULT_NOW + timedelta(days=31), 30)
+    lifecycle_pass(
+        api.runtime.sessions, api.tenant_id, DEFAULT_NOW + timedelta(days=31), 30, _gateways(api)
+    )
     assert api.ok("GET", f"/invoices/{invoice['id']}")["status"] == "PAID"
 
 
@@ -172,3 +178,26 @@ def test_provider_configuration_errors(api: ApiClient) -> None:
         422,
         json={"externalId": "x", "name": "X", "currency": "USD", "paymentProvider": "paypal"},
     )
+
+
+def _gateways(api: ApiClient) -> GatewayFactory:
+    return providers.gateways(api.runtime.settings.secrets)
+
+
+def test_the_secret_key_is_sealed_at_rest_and_still_charges(
+    api: ApiClient, stripe: FakeStripe
+) -> None:
+    with api.runtime.sessions() as session:
+        (row,) = session.execute(select(PaymentProviderRow)).scalars()
+        stored = dict(row.config)
+    assert SECRET not in str(stored) and stored["secretKey"]["shown"] == "…4242"
+    assert api.runtime.settings.secrets.open(stored["secretKey"]["sealed"]) == SECRET
+    # a PATCH of another key keeps the secret (sealed again) and charges still go through
+    changed = api.ok(
+        "PATCH", f"/payment-providers/{row.id}", json={"config": {"baseUrl": stripe.url}}
+    )
+    assert changed["config"]["secretKey"] == "…4242"
+    _customer(api, stripe, "acme")
+    invoice = api.open_invoice("acme", "12.00")
+    assert invoice["status"] == "PAID"
+    assert stripe.posts("/v1/payment_intents")[0].headers["authorization"] == f"Bearer {SECRET}"
