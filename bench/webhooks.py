@@ -464,8 +464,11 @@ def soak(
     deliverer = Deliverer(worker_env(url, bootstrap, work_dir / "worker", tag), work_dir)
     deliverer.start()
     try:
+        deadline = time.monotonic() + complete_within
         while sum(r.delivered() for r in receivers) < kill_after:
             deliverer.check()
+            if time.monotonic() > deadline:
+                raise BenchFailed(f"fewer than {kill_after} deliveries in {complete_within} s")
             time.sleep(0.02)
         deliverer.kill()
         killed_at = time.perf_counter()
