@@ -59,11 +59,15 @@ serve: install ## Embedded server: Kafka + API + stream worker on http://127.0.0
 	$(BIN)/meterline serve
 
 .PHONY: bench
-bench: bench-ingest bench-billrun ## All benchmarks; results go to bench/RESULTS.md
+bench: bench-ingest bench-billrun bench-webhooks ## All benchmarks; results go to bench/RESULTS.md
 
 .PHONY: bench-csv
 bench-csv: install ## Invoice CSV export of 1,000,000 lines: server memory and time against a plain SELECT
 	$(BIN)/python -m bench.csv_export
+
+.PHONY: bench-webhooks
+bench-webhooks: install ## Webhook soak: 10,000 events to 3 endpoints (one flaky), kill -9 of the worker midway
+	$(BIN)/python -m bench.webhooks
 
 .PHONY: bench-ingest
 bench-ingest: install ## Ingest throughput over HTTP through Kafka into ClickHouse

@@ -29,7 +29,7 @@ _INTRO = (
     "Written by the benchmarks themselves (`make bench`, or `make bench-ingest` and\n"
     "`make bench-billrun`): each run replaces its own section below, in place."
 )
-_ORDER = ("machine", "ingest", "billrun", "billrun-1m", "csv-export")
+_ORDER = ("machine", "ingest", "billrun", "billrun-1m", "csv-export", "webhooks")
 
 
 def peak_rss_mib() -> float:
