@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from core.clock import FrozenClock
 from invoicing.db import make_engine, make_sessionmaker
+from invoicing.secrets import SecretBox
 from invoicing.tax.service import TaxService
 from invoicing.tenants import create_tenant
 
@@ -30,6 +31,8 @@ class ApiSettings:
     max_events_per_request: int = 10_000
     events_topic: str = "usage-events"
     invoice_due_days: int = 30
+    # Seals payment-provider and ERP secrets at rest (a fixed test key).
+    secrets: SecretBox = field(default_factory=lambda: SecretBox.from_passphrase("api tests"))
 
 
 @dataclass
