@@ -1,11 +1,16 @@
 """Tap Payments adapter (API v2): merchant-initiated charges of a saved card, refunds,
-and the check of Tap's `hashstring` webhook header.
+Tap's hosted payment page, and the check of Tap's `hashstring` webhook header.
 
     POST {base}/v2/tokens     {saved_card: {card_id, customer_id}}   -> a one-use token
     POST {base}/v2/charges    amount, currency, customer_initiated: false,
                               threeDSecure: false, save_card: false,
                               payment_agreement {id}, customer {id}, source {id: token},
                               reference {transaction, order, idempotent}, metadata
+    POST {base}/v2/charges    the hosted page: customer_initiated: true, source
+                              {id: "src_all"}, customer {first_name, last_name, email}
+                              (or {id}), redirect {url}, post {url}?, transaction
+                              {expiry {period, type: MINUTE}}, the same reference and
+                              metadata -> status INITIATED and `transaction.url`
     POST {base}/v2/refunds    charge_id, amount, currency, reason,
                               reference {merchant, idempotent}, metadata
     Authorization: Bearer <secret key>
@@ -19,12 +24,19 @@ payment_agreement_…).
 Tap has no idempotency header: `reference.idempotent` is its idempotency key, and a
 request repeating one within 24 hours is answered with the first response, creating
 nothing. It carries our idempotency key, so a retry after a timeout or a 5xx (and a
-second pass after a crash, under a new token) never charges twice.
+second pass after a crash, under a new token) never charges twice; a hosted page asked
+for twice under one key is the same page. `reference.transaction` carries our key too:
+Tap echoes it in every post about the charge, which is how a payment made on a hosted
+page finds its invoice (`WebhookResult.ours`).
 
 Amounts are in the MAJOR unit, as exact JSON numbers at the currency's precision
 (10.500 KWD, 12.34 SAR). `status: CAPTURED` is paid; every other status (DECLINED,
 FAILED, RESTRICTED, VOID, TIMEDOUT, UNKNOWN, INITIATED, ABANDONED …) is not, with
 Tap's `response.message`.
+
+A hosted page lives what Tap allows a charge to wait for its payer: 5 to 60 minutes
+(`transaction.expiry`, 30 by default); we ask for as much of that as the request's
+`expires_at` leaves, and answer the end Tap computed from its `transaction.created`.
 """
 
 from __future__ import annotations
@@ -32,17 +44,21 @@ from __future__ import annotations
 import hashlib
 import hmac
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 import httpx
 from pydantic import Field, SecretStr
 
+from core.clock import SYSTEM_CLOCK, Clock
+from core.errors import InvalidInput, UpstreamFailed
 from invoicing.payments import http
 from invoicing.payments.base import (
     ChargeRequest,
+    LinkRequest,
     Outcome,
+    PaymentLink,
     ProviderConfig,
     RefundRequest,
     WebhookRejected,
@@ -57,11 +73,34 @@ NAME = "tap"
 DEFAULT_BASE_URL = "https://api.tap.company"
 PAID = "CAPTURED"
 REFUNDED = frozenset({"PENDING", "REFUNDED"})  # PENDING: accepted, the bank pays it later
+HOSTED_SOURCE = "src_all"  # every payment method the merchant has, on Tap's page
+# How long Tap lets a charge wait for its payer (`transaction.expiry`, in minutes).
+EXPIRY_MINUTES = (5, 60)
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+# What a posted charge's `status` says (Tap's list in its Charges reference). A charge
+# INITIATED or IN_PROGRESS waits for its payer (a Fawry charge waits days at the
+# shop); Tap documents every other status but CAPTURED as a failed payment, UNKNOWN
+# included. Any status not listed here is recorded and changes nothing.
+CHARGE_FAILED = frozenset(
+    {"ABANDONED", "CANCELLED", "FAILED", "DECLINED", "RESTRICTED", "VOID", "TIMEDOUT", "UNKNOWN"}
+)
+REFUND_FAILED = frozenset({"FAILED", "DECLINED", "CANCELLED"})  # PENDING: still on the way
+# Per posted object: the status that moved the money, and the final failures.
+STATUSES: dict[str, tuple[str, frozenset[str]]] = {
+    "charge": (PAID, CHARGE_FAILED),
+    "refund": ("REFUNDED", REFUND_FAILED),
+}
 
 
 class TapConfig(ProviderConfig):
     secret_key: SecretStr = Field(
         description="a Tap secret API key (sk_live_… / sk_test_…); it also signs webhooks"
+    )
+    webhook_url: str | None = Field(
+        default=None,
+        pattern=r"^https?://",
+        description="where Tap posts a hosted page's result (sent as the charge's post.url)",
     )
 
 
@@ -75,7 +114,10 @@ class TapGateway:
         timeout: float = 30.0,
         retry: http.RetryPolicy | None = None,
         client: httpx.Client | None = None,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
+        self._config = config
+        self._clock = clock
         headers = {"Authorization": f"Bearer {config.secret_key.get_secret_value()}"}
         self._http = http.ProviderHttp(
             NAME,
@@ -155,6 +197,63 @@ class TapGateway:
             return Outcome(True, reference=reference)
         return Outcome(False, reference=reference, error=_declined(reply.body, status))
 
+    def payment_link(self, request: LinkRequest) -> PaymentLink:
+        """Tap's hosted page: a customer-initiated charge on `src_all`, INITIATED, whose
+        `transaction.url` the payer opens; its `chg_…` id is the link's reference (and
+        what a refund of the payment names)."""
+        redirect = request.success_url or request.cancel_url
+        if not redirect:
+            raise InvalidInput(
+                "Tap's hosted page needs successUrl (or cancelUrl): Tap sends the payer "
+                "back there, paid or not"
+            )
+        now = self._clock.now()
+        if request.expires_at <= now:
+            raise InvalidInput(
+                f"the link would expire at {request.expires_at.isoformat()}, already past"
+            )
+        shortest, longest = EXPIRY_MINUTES
+        left = int((request.expires_at - now).total_seconds() // 60)
+        minutes = max(shortest, min(longest, left))
+        body: dict[str, Any] = {
+            "amount": _major(request.amount, request.currency),
+            "currency": request.currency.upper(),
+            "customer_initiated": True,
+            "threeDSecure": True,
+            "save_card": False,
+            "description": f"Invoice {request.invoice_number or request.invoice_id}",
+            "reference": {
+                "transaction": request.idempotency_key,
+                "order": request.invoice_number or request.invoice_id,
+                "idempotent": request.idempotency_key,
+            },
+            "metadata": {
+                "meterline_invoice_id": request.invoice_id,
+                "meterline_tenant_id": request.tenant_id,
+            },
+            "customer": _customer(request),
+            "source": {"id": HOSTED_SOURCE},
+            "redirect": {"url": redirect},
+            "transaction": {"expiry": {"period": minutes, "type": "MINUTE"}},
+        }
+        if self._config.webhook_url:
+            body["post"] = {"url": self._config.webhook_url}
+        reply = self._http.post("/v2/charges", json=body, idempotency_key=None)
+        if not reply.ok:
+            raise UpstreamFailed(f"tap: hosted charge refused: {_error(reply)}")
+        charge_id = _str(reply.body.get("id"))
+        transaction = _obj(reply.body.get("transaction"))
+        url = _str(transaction.get("url"))
+        if not charge_id or not url:
+            status = reply.body.get("status")
+            raise UpstreamFailed(f"tap: no payment page: {_declined(reply.body, status)}")
+        ends = _expiry(transaction)
+        return PaymentLink(
+            url=url,
+            reference=charge_id,
+            expires_at=min(ends, request.expires_at) if ends else request.expires_at,
+        )
+
 
 # -- webhooks -------------------------------------------------------------------------------
 
@@ -190,10 +289,11 @@ def webhook_hashstring(event: Mapping[str, Any], secret_key: str) -> str:
 
 def verify_webhook(
     config: TapConfig, headers: Mapping[str, str], body: bytes, now: datetime
-) -> WebhookResult:
-    """The charge or refund a Tap post is about, once its `hashstring` header checks
-    out; `WebhookRejected` otherwise. Tap signs no delivery time, so `now` bounds
-    nothing here (redeliveries carry the same id and status: deduplicate on event_id)."""
+) -> list[WebhookResult]:
+    """What a Tap post says about a charge or a refund, once its `hashstring` header
+    checks out; `WebhookRejected` otherwise. Tap posts one object per request; an
+    authorize (we never make one) gives no result. Tap signs no delivery time, so `now`
+    bounds nothing here (a redelivery carries the same id and status: the event id)."""
     del now  # same signature as every provider; Tap gives no timestamp to check
     received = lower_keys(headers).get("hashstring")
     if not received:
@@ -207,9 +307,26 @@ def verify_webhook(
     expected = webhook_hashstring(event, config.secret_key.get_secret_value())
     if not hmac.compare_digest(expected, received.strip().lower()):
         raise WebhookRejected("the Tap hashstring does not match")
-    status = str(event.get("status") or "")
-    succeeded = status == PAID if event.get("object") != "refund" else status == "REFUNDED"
-    return WebhookResult(str(event["id"]), succeeded, f"{event['id']}:{status}")
+    kind = event.get("object") or "charge"
+    if kind not in STATUSES:
+        return []
+    done, failed = STATUSES[kind]
+    reference, status = str(event["id"]), str(event.get("status") or "")
+    # Our key as the request carried it: a charge's reference.transaction, a refund's
+    # reference.merchant.
+    ours = _obj(event.get("reference")).get("transaction" if kind == "charge" else "merchant")
+    return [
+        WebhookResult(
+            reference,
+            succeeded=status == done,
+            event_id=f"{reference}:{status}",
+            kind="charge" if kind == "charge" else "refund",
+            # A status on the way (INITIATED, PENDING …) or one Tap adds later: recorded,
+            # and the next post tells how it ended.
+            final=status == done or status in failed,
+            ours=str(ours) if ours else None,
+        )
+    ]
 
 
 # -- the wire -------------------------------------------------------------------------------
@@ -218,6 +335,40 @@ def verify_webhook(
 def _major(amount: Decimal, currency: str) -> Decimal:
     to_minor(amount, currency)  # refuses an amount finer than the minor unit
     return amount.quantize(quantum(currency.upper()))
+
+
+def _customer(request: LinkRequest) -> dict[str, Any]:
+    """Who pays on the hosted page: the Tap customer when known (`cus_…`, the first part
+    of the customer's id), otherwise a new one, for which Tap wants a first name and an
+    email (or a phone, which we do not have)."""
+    known = (request.customer_reference or "").split("/")[0]
+    names = (request.customer_name or "").split(maxsplit=1)
+    if known.startswith("cus_"):
+        return {"id": known}
+    if not names or not request.customer_email:
+        raise InvalidInput(
+            "Tap's hosted page needs the customer's name and email (Tap creates its "
+            "customer from them): set the customer's name and email"
+        )
+    customer: dict[str, Any] = {"first_name": names[0], "email": request.customer_email}
+    if len(names) > 1:
+        customer["last_name"] = names[1]
+    return customer
+
+
+def _expiry(transaction: Mapping[str, Any]) -> datetime | None:
+    """When Tap stops taking the payment: `transaction.created` (epoch milliseconds) plus
+    `transaction.expiry` ({period, type: MINUTE}); None when Tap did not say."""
+    created, expiry = transaction.get("created"), _obj(transaction.get("expiry"))
+    period, unit = expiry.get("period"), str(expiry.get("type") or "").upper()
+    units = {"MINUTE": timedelta(minutes=1), "HOUR": timedelta(hours=1)}
+    if not str(created or "").isdigit() or not isinstance(period, int) or unit not in units:
+        return None
+    return EPOCH + timedelta(milliseconds=int(str(created))) + period * units[unit]
+
+
+def _obj(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
 
 
 def _text(value: Any) -> str:

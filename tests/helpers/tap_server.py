@@ -14,15 +14,29 @@ not more than is left of it, also under `reference.idempotent`.
 `server.script(...)` / `server.lose_answers(...)` fail before / after the effect of
 the next requests, whatever their path; `fail_next(path, …)` / `lose_next(path, …)` do
 so for one path only (a charge is preceded by its token request).
+
+The hosted page is a customer-initiated `POST /v2/charges` on `source.id: src_all`: it
+must be exactly that shape (threeDSecure true, a customer with an id or a first name and
+an email or phone, redirect.url, transaction.expiry of 5 to 60 MINUTE, the reference
+with `idempotent`), and is answered INITIATED with `transaction.url` on this server
+and `transaction.created` from `fake.now`. A test plays the payer with `pay(charge_id)`
+/ `pay(charge_id, "DECLINED")`, and `settle_refund(refund_id)`; each gives the post Tap
+would make (`notification(obj)`): the object's JSON as body and a `hashstring` header,
+hex HMAC-SHA256 under the secret key of Tap's documented `x_id…x_created…` string,
+written out here apart from the adapter's code.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import json
 import threading
 from collections import defaultdict, deque
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -39,6 +53,12 @@ CHARGE_FIELDS = {
     "amount", "currency", "customer_initiated", "threeDSecure", "save_card",
     "payment_agreement", "customer", "source", "description", "reference", "metadata",
 }  # fmt: skip
+HOSTED_FIELDS = {
+    "amount", "currency", "customer_initiated", "threeDSecure", "save_card", "description",
+    "reference", "metadata", "customer", "source", "redirect", "transaction",
+}  # fmt: skip
+HOSTED_SOURCES = {"src_all", "src_card"}
+PAGE = "/gosell/v2/payment/tap_process.aspx"
 REFUND_FIELDS = {"charge_id", "amount", "currency", "reason", "reference", "metadata"}
 DECIMALS = {"KWD": 3, "BHD": 3, "OMR": 3, "JPY": 0}
 
@@ -68,6 +88,7 @@ class FakeTap:
         self.tokens: dict[str, dict[str, Any]] = {}
         self.charges: dict[str, dict[str, Any]] = {}
         self.refunds: list[dict[str, Any]] = []
+        self.now = datetime(2026, 11, 3, 9, 0, tzinfo=UTC)  # what `created` stamps say
         self._idempotent: dict[str, tuple[Any, Response]] = {}
         self._before: defaultdict[str, deque[Response]] = defaultdict(deque)
         self._after: defaultdict[str, deque[Response]] = defaultdict(deque)
@@ -92,6 +113,41 @@ class FakeTap:
 
     def posts(self, path: str = CHARGES) -> list[Request]:
         return [r for r in self.server.requests if r.method == "POST" and r.path == path]
+
+    def pay(self, charge_id: str, status: str = "CAPTURED") -> tuple[bytes, dict[str, str]]:
+        """The payer finishes on the hosted page (CAPTURED, or DECLINED, CANCELLED …):
+        the charge as Tap then holds it, and the post Tap makes about it."""
+        with self._lock:
+            charge = self.charges[charge_id]
+            number = list(self.charges).index(charge_id) + 1
+            charge["status"] = status
+            charge["reference"] = {
+                **charge["reference"],
+                "gateway": "123456789",
+                "payment": f"42222302030514764{number:02d}",
+            }
+            charge["response"] = (
+                {"code": "000", "message": "Captured"}
+                if status == "CAPTURED"
+                else {"code": "051", "message": status.capitalize()}
+            )
+            return self.notification(charge)
+
+    def settle_refund(
+        self, refund_id: str, status: str = "REFUNDED"
+    ) -> tuple[bytes, dict[str, str]]:
+        """The bank pays the refund out (REFUNDED) or refuses it (FAILED): Tap's post."""
+        with self._lock:
+            refund = next(r for r in self.refunds if r["id"] == refund_id)
+            refund["status"] = status
+            return self.notification(refund)
+
+    def notification(self, obj: dict[str, Any]) -> tuple[bytes, dict[str, str]]:
+        """Tap's post of a charge or refund: the object as JSON (amounts as doubles, as
+        Tap's Java writes them) and its `hashstring` header."""
+        shown = {k: v for k, v in obj.items() if k != "refunded"}
+        body = json.dumps(shown, default=float).encode()
+        return body, {"Content-Type": "application/json", "hashstring": hashstring(shown)}
 
     def app(self, request: Request) -> Response:
         if request.headers.get("authorization") != f"Bearer {SECRET_KEY}":
@@ -141,6 +197,8 @@ class FakeTap:
         return Response(200, token)
 
     def _charge(self, body: dict[str, Any]) -> Response:
+        if (body.get("source") or {}).get("id") in HOSTED_SOURCES:
+            return self._hosted(body)
         if set(body) != CHARGE_FIELDS:
             return _errors(400, "1101", f"fields must be exactly {sorted(CHARGE_FIELDS)}")
         if body["customer_initiated"] is not False or body["threeDSecure"] is not False:
@@ -188,6 +246,72 @@ class FakeTap:
         self.charges[charge["id"]] = charge
         return Response(200, {k: v for k, v in charge.items() if k != "refunded"})
 
+    def _hosted(self, body: dict[str, Any]) -> Response:
+        """A charge on Tap's hosted page, INITIATED until the payer acts (`pay`)."""
+        if set(body) - {"post"} != HOSTED_FIELDS:
+            return _errors(400, "1101", f"fields must be {sorted(HOSTED_FIELDS)} (+ post)")
+        if (body["customer_initiated"], body["threeDSecure"], body["save_card"]) != (
+            True,
+            True,
+            False,
+        ):
+            return _errors(400, "1117", "a hosted charge is customer initiated, with 3-D Secure")
+        if not _exact_amount(body["amount"], body["currency"]):
+            return _errors(
+                400, "1102", "amount must be a positive number at the currency's decimals"
+            )
+        customer = body["customer"] if isinstance(body["customer"], dict) else {}
+        if not customer.get("id") and not (
+            customer.get("first_name") and (customer.get("email") or customer.get("phone"))
+        ):
+            return _errors(400, "1105", "customer first_name and email or phone are required")
+        redirect = body["redirect"] if isinstance(body["redirect"], dict) else {}
+        if not str(redirect.get("url", "")).startswith(("http://", "https://")):
+            return _errors(400, "1106", "redirect.url is required for a hosted charge")
+        if "post" in body and not str((body["post"] or {}).get("url", "")).startswith("http"):
+            return _errors(400, "1107", "post.url must be a URL")
+        expiry = (body["transaction"] or {}).get("expiry") or {}
+        period = expiry.get("period")
+        if (
+            set(body["transaction"]) != {"expiry"}
+            or expiry.get("type") != "MINUTE"
+            or isinstance(period, bool)
+            or not isinstance(period, int)
+            or not 5 <= period <= 60
+        ):
+            return _errors(400, "1108", "transaction.expiry is {period: 5..60, type: MINUTE}")
+        number = len(self.charges) + 1
+        charge_id = f"chg_TS0{number}A1120261103Hp7q0311{number:03d}"
+        charge = {
+            "id": charge_id,
+            "object": "charge",
+            "customer_initiated": True,
+            "status": "INITIATED",
+            "amount": body["amount"],
+            "currency": body["currency"],
+            "threeDSecure": True,
+            "description": body["description"],
+            "metadata": body["metadata"],
+            "transaction": {
+                "timezone": "UTC+03:00",
+                "created": str(int(self.now.timestamp() * 1000)),
+                "expiry": {"period": period, "type": "MINUTE"},
+                "asynchronous": False,
+                "amount": body["amount"],
+                "currency": body["currency"],
+                "url": f"{self.url}{PAGE}?chg={charge_id}",
+            },
+            "reference": {k: v for k, v in body["reference"].items() if k != "idempotent"},
+            "response": {"code": "100", "message": "Initiated"},
+            "customer": customer,
+            "source": {"object": "source", "id": body["source"]["id"]},
+            "redirect": {"status": "PENDING", "url": redirect["url"]},
+            "post": {"status": "PENDING", "url": (body.get("post") or {}).get("url")},
+            "refunded": Decimal(0),
+        }
+        self.charges[charge_id] = charge
+        return Response(200, {k: v for k, v in charge.items() if k != "refunded"})
+
     def _refund(self, body: dict[str, Any]) -> Response:
         if set(body) != REFUND_FIELDS:
             return _errors(400, "1101", f"fields must be exactly {sorted(REFUND_FIELDS)}")
@@ -204,10 +328,26 @@ class FakeTap:
         refund = {"id": f"re_TS0{len(self.refunds) + 1}A5720231211", "object": "refund",
                   "charge_id": charge["id"], "amount": body["amount"],
                   "currency": body["currency"], "status": "PENDING",
+                  "created": str(int(self.now.timestamp() * 1000)),
                   "reference": body["reference"],
                   "response": {"code": "100", "message": "Refund in process"}}  # fmt: skip
         self.refunds.append(refund)
         return Response(200, refund)
+
+
+def hashstring(obj: dict[str, Any], key: str = SECRET_KEY) -> str:
+    """Tap's documented hashstring of a posted charge or refund."""
+    decimals = DECIMALS.get(str(obj["currency"]), 2)
+    amount = f"{Decimal(str(obj['amount'])):.{decimals}f}"
+    reference = obj.get("reference") or {}
+    created = (obj.get("transaction") or {}).get("created") or obj.get("created") or ""
+    text = (
+        f"x_id{obj['id']}x_amount{amount}x_currency{obj['currency']}"
+        f"x_gateway_reference{reference.get('gateway') or ''}"
+        f"x_payment_reference{reference.get('payment') or ''}"
+        f"x_status{obj['status']}x_created{created}"
+    )
+    return hmac.new(key.encode(), text.encode(), hashlib.sha256).hexdigest()
 
 
 @contextmanager

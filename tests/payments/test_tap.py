@@ -7,12 +7,15 @@ import hashlib
 import hmac
 import json
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
 
-from invoicing.payments.base import PaymentUnavailable, WebhookRejected
+from core.clock import FrozenClock
+from core.errors import InvalidInput, UpstreamFailed
+from invoicing.payments.base import LinkRequest, PaymentUnavailable, WebhookRejected
 from invoicing.payments.tap import TapConfig, TapGateway, verify_webhook
 from tests.helpers.ledger_api import ApiClient
 from tests.helpers.loopback import Response
@@ -21,11 +24,13 @@ from tests.helpers.tap_server import (
     CARD,
     CHARGES,
     CUSTOMER,
+    PAGE,
     REFUNDS,
     SECRET_KEY,
     TOKENS,
     FakeTap,
     fake_tap,
+    hashstring,
 )
 from tests.payments import FAST, charge_request, connect, refund_request
 
@@ -43,9 +48,12 @@ def tap() -> Iterator[FakeTap]:
         yield server
 
 
-def _gateway(tap: FakeTap, timeout: float = 5.0) -> TapGateway:
+def _gateway(tap: FakeTap, timeout: float = 5.0, **config: str) -> TapGateway:
     return TapGateway(
-        TapConfig(secret_key=SECRET_KEY, base_url=tap.url), retry=FAST, timeout=timeout
+        TapConfig(secret_key=SECRET_KEY, base_url=tap.url, **config),
+        retry=FAST,
+        timeout=timeout,
+        clock=FrozenClock(tap.now),
     )
 
 
@@ -177,10 +185,18 @@ EXPECTED = _hashstring(
 )
 
 
+CONFIG = TapConfig(secret_key=SECRET_KEY)
+
+
 def test_a_posted_charge_with_its_hashstring_is_accepted() -> None:
     body = json.dumps(EVENT).encode()
-    result = verify_webhook(TapConfig(secret_key=SECRET_KEY), {"Hashstring": EXPECTED}, body, NOW)
-    assert (result.reference, result.succeeded) == ("chg_TS05A4120230736x9K22710693", True)
+    [result] = verify_webhook(CONFIG, {"Hashstring": EXPECTED}, body, NOW)
+    assert (result.reference, result.succeeded, result.final) == (
+        "chg_TS05A4120230736x9K22710693",
+        True,
+        True,
+    )
+    assert (result.kind, result.ours) == ("charge", "inv_1/finalize")
     assert result.event_id == "chg_TS05A4120230736x9K22710693:CAPTURED"
 
 
@@ -192,23 +208,245 @@ def test_a_three_decimal_amount_is_hashed_with_three_decimals() -> None:
         "x_statusDECLINEDx_created1698392202943"
     )
     body = json.dumps(event).encode()
-    result = verify_webhook(TapConfig(secret_key=SECRET_KEY), {"hashstring": expected}, body, NOW)
-    assert not result.succeeded
+    [result] = verify_webhook(CONFIG, {"hashstring": expected}, body, NOW)
+    assert (result.succeeded, result.final) == (False, True)
+
+
+def _posted(event: dict[str, object]) -> list[tuple[str, bool, bool, str, str | None]]:
+    body = json.dumps(event).encode()
+    results = verify_webhook(CONFIG, {"hashstring": hashstring(event)}, body, NOW)
+    return [(r.reference, r.succeeded, r.final, r.kind, r.ours) for r in results]
+
+
+CHG = "chg_TS05A4120230736x9K22710693"
+
+
+@pytest.mark.parametrize(
+    "status, succeeded, final",
+    [
+        ("CAPTURED", True, True),
+        ("INITIATED", False, False),
+        ("IN_PROGRESS", False, False),
+        ("ABANDONED", False, True),
+        ("CANCELLED", False, True),
+        ("FAILED", False, True),
+        ("DECLINED", False, True),
+        ("RESTRICTED", False, True),
+        ("VOID", False, True),
+        ("TIMEDOUT", False, True),
+        ("UNKNOWN", False, True),  # Tap lists it with the failed payments
+        ("SOMETHING_NEW", False, False),  # a status Tap adds later changes nothing
+    ],
+)
+def test_each_charge_status_maps(status: str, succeeded: bool, final: bool) -> None:
+    got = _posted({**EVENT, "status": status})
+    assert got == [(CHG, succeeded, final, "charge", "inv_1/finalize")]
+
+
+REFUND_EVENT = {
+    "id": "re_TS01A5720231211",
+    "object": "refund",
+    "charge_id": CHG,
+    "amount": 20.0,
+    "currency": "SAR",
+    "created": "1698399000000",
+    "status": "REFUNDED",
+    "reference": {"merchant": "cn_1/refund"},
+}
+
+
+@pytest.mark.parametrize(
+    "status, succeeded, final",
+    [
+        ("REFUNDED", True, True),
+        ("PENDING", False, False),
+        ("IN_PROGRESS", False, False),
+        ("FAILED", False, True),
+        ("DECLINED", False, True),
+        ("CANCELLED", False, True),
+    ],
+)
+def test_each_refund_status_maps(status: str, succeeded: bool, final: bool) -> None:
+    got = _posted({**REFUND_EVENT, "status": status})
+    assert got == [("re_TS01A5720231211", succeeded, final, "refund", "cn_1/refund")]
+
+
+def test_an_authorize_is_verified_but_gives_nothing() -> None:
+    event = {**EVENT, "id": "auth_TS04A1720230745Rt2a2710607", "object": "authorize"}
+    assert _posted({**event, "status": "AUTHORIZED"}) == []
+
+
+def test_a_charge_without_our_reference_has_no_ours() -> None:
+    event = {**EVENT, "reference": {"gateway": "g", "payment": "p"}}
+    assert _posted(event) == [(CHG, True, True, "charge", None)]
 
 
 @pytest.mark.parametrize(
     "headers, body",
     [
-        ({}, json.dumps(EVENT).encode()),
-        ({"hashstring": EXPECTED}, json.dumps({**EVENT, "amount": 100.0}).encode()),
+        ({}, json.dumps(EVENT).encode()),  # no hashstring
+        ({"hashstring": EXPECTED}, json.dumps({**EVENT, "amount": 100.0}).encode()),  # tampered
         ({"hashstring": EXPECTED}, json.dumps({**EVENT, "status": "FAILED"}).encode()),
         ({"hashstring": _hashstring("x_id", "another key")}, json.dumps(EVENT).encode()),
+        ({"hashstring": hashstring(EVENT, "sk_test_another")}, json.dumps(EVENT).encode()),
         ({"hashstring": EXPECTED}, b"not json"),
+        ({"hashstring": EXPECTED}, b"[1, 2]"),
     ],
 )
 def test_a_forged_or_altered_post_is_rejected(headers: dict[str, str], body: bytes) -> None:
     with pytest.raises(WebhookRejected):
-        verify_webhook(TapConfig(secret_key=SECRET_KEY), headers, body, NOW)
+        verify_webhook(CONFIG, headers, body, NOW)
+
+
+# -- the hosted page ------------------------------------------------------------------------
+
+LINK = LinkRequest(
+    tenant_id="ten_1",
+    invoice_id="inv_1",
+    invoice_number="ML-2026-0001",
+    amount=Decimal("123.45"),
+    currency="SAR",
+    idempotency_key="inv_1/link-1",
+    expires_at=datetime(2026, 11, 4, 9, 0, tzinfo=UTC),
+    customer_email="billing@acme.example",
+    customer_name="Acme Trading Co",
+    success_url="https://billing.example/paid",
+    cancel_url="https://billing.example/cancelled",
+)
+
+
+def test_a_hosted_page_is_a_src_all_charge(tap: FakeTap) -> None:
+    gateway = _gateway(tap, webhook_url="https://billing.example/api/v1/hooks/tap")
+    link = gateway.payment_link(LINK)
+    [post] = tap.posts(CHARGES)
+    assert post.headers["authorization"] == f"Bearer {SECRET_KEY}"
+    assert b'"amount":123.45' in post.body
+    assert post.json() == {
+        "amount": Decimal("123.45"),
+        "currency": "SAR",
+        "customer_initiated": True,
+        "threeDSecure": True,
+        "save_card": False,
+        "description": "Invoice ML-2026-0001",
+        "reference": {
+            "transaction": "inv_1/link-1",
+            "order": "ML-2026-0001",
+            "idempotent": "inv_1/link-1",
+        },
+        "metadata": {"meterline_invoice_id": "inv_1", "meterline_tenant_id": "ten_1"},
+        "customer": {
+            "first_name": "Acme",
+            "last_name": "Trading Co",
+            "email": "billing@acme.example",
+        },
+        "source": {"id": "src_all"},
+        "redirect": {"url": "https://billing.example/paid"},
+        "post": {"url": "https://billing.example/api/v1/hooks/tap"},
+        "transaction": {"expiry": {"period": 60, "type": "MINUTE"}},
+    }
+    [charge_id] = tap.charges
+    assert link.reference == charge_id and tap.charges[charge_id]["status"] == "INITIATED"
+    assert link.url == f"{tap.url}{PAGE}?chg={charge_id}"
+    # Tap keeps a charge open 60 minutes at most, counted from its transaction.created.
+    assert link.expires_at == tap.now + timedelta(minutes=60)
+
+
+def test_a_short_lived_link_asks_tap_for_what_is_left(tap: FakeTap) -> None:
+    soon = replace(LINK, expires_at=tap.now + timedelta(minutes=12, seconds=30))
+    link = _gateway(tap).payment_link(soon)
+    assert tap.posts(CHARGES)[0].json()["transaction"] == {
+        "expiry": {"period": 12, "type": "MINUTE"}
+    }
+    assert "post" not in tap.posts(CHARGES)[0].json()  # no webhookUrl configured
+    assert link.expires_at == tap.now + timedelta(minutes=12)
+
+
+def test_a_known_tap_customer_is_named_by_id(tap: FakeTap) -> None:
+    known = replace(LINK, customer_reference=f"{CUSTOMER}/{CARD}/{AGREEMENT}", customer_email=None)
+    _gateway(tap).payment_link(known)
+    assert tap.posts(CHARGES)[0].json()["customer"] == {"id": CUSTOMER}
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"customer_email": None}, "name and email"),
+        ({"customer_name": None}, "name and email"),
+        ({"customer_name": "  "}, "name and email"),
+        ({"success_url": None, "cancel_url": None}, "successUrl"),
+        ({"amount": Decimal("1.234")}, "decimals"),
+    ],
+)
+def test_what_tap_cannot_take_is_refused_before_sending(
+    tap: FakeTap, change: dict[str, object], message: str
+) -> None:
+    with pytest.raises(InvalidInput, match=message):
+        _gateway(tap).payment_link(replace(LINK, **change))  # type: ignore[arg-type]
+    assert tap.server.requests == []
+
+
+def test_without_a_success_url_the_cancel_url_is_the_way_back(tap: FakeTap) -> None:
+    _gateway(tap).payment_link(replace(LINK, success_url=None))
+    assert tap.posts(CHARGES)[0].json()["redirect"] == {"url": "https://billing.example/cancelled"}
+
+
+def test_a_hosted_page_is_retried_and_repeated_under_one_idempotent_string(
+    tap: FakeTap,
+) -> None:
+    tap.fail_next(CHARGES, Response(500), Response(503))
+    gateway = _gateway(tap)
+    first = gateway.payment_link(LINK)
+    again = gateway.payment_link(LINK)
+    idempotent = [p.json()["reference"]["idempotent"] for p in tap.posts(CHARGES)]
+    assert idempotent == ["inv_1/link-1"] * 4
+    assert first == again and len(tap.charges) == 1
+
+
+def test_a_lost_answer_for_a_hosted_page_is_the_same_page(tap: FakeTap) -> None:
+    tap.lose_next(CHARGES, Response(500, delay=1.0))
+    link = _gateway(tap, timeout=0.3).payment_link(LINK)
+    assert len(tap.charges) == 1 and link.reference in tap.charges
+
+
+def test_a_refused_hosted_charge_is_tap_s_error(tap: FakeTap) -> None:
+    tap.fail_next(CHARGES, Response(400, {"errors": [{"code": "1111", "description": "Bad"}]}))
+    with pytest.raises(UpstreamFailed, match=r"Bad \(1111\)"):
+        _gateway(tap).payment_link(LINK)
+
+
+def test_paying_the_hosted_page_posts_a_capture_with_our_key(tap: FakeTap) -> None:
+    link = _gateway(tap).payment_link(LINK)
+    body, headers = tap.pay(link.reference)
+    [result] = verify_webhook(CONFIG, headers, body, NOW)
+    assert (result.reference, result.succeeded, result.final, result.ours) == (
+        link.reference,
+        True,
+        True,
+        "inv_1/link-1",
+    )
+    declined = _gateway(tap).payment_link(replace(LINK, idempotency_key="inv_1/link-2"))
+    body, headers = tap.pay(declined.reference, "DECLINED")
+    [result] = verify_webhook(CONFIG, headers, body, NOW)
+    assert (result.succeeded, result.final, result.ours) == (False, True, "inv_1/link-2")
+    with pytest.raises(WebhookRejected):
+        verify_webhook(TapConfig(secret_key="sk_test_other"), headers, body, NOW)
+
+
+def test_a_refund_of_a_hosted_payment_is_posted_when_settled(tap: FakeTap) -> None:
+    gateway = _gateway(tap)
+    link = gateway.payment_link(LINK)
+    tap.pay(link.reference)
+    refund = gateway.refund(refund_request(link.reference, "20.00", "SAR"))
+    assert refund.succeeded and refund.reference is not None
+    body, headers = tap.settle_refund(refund.reference)
+    [result] = verify_webhook(CONFIG, headers, body, NOW)
+    assert (result.reference, result.kind, result.succeeded, result.final, result.ours) == (
+        refund.reference,
+        "refund",
+        True,
+        True,
+        "cn_1/refund",
+    )
 
 
 @pytest.mark.ledger
