@@ -9,8 +9,19 @@ id in `links.conflicting_resource_id`, not replayed. A payment must be exactly
 `{"payments": {amount, currency, description, metadata, links: {mandate}}}` with an
 integer amount, a scheme currency and an active mandate (422 otherwise); a refund must
 confirm the total refunded (`total_amount_confirmation`) and not exceed the payment.
+
+Hosted pages: `POST /billing_requests` must be exactly `{"billing_requests":
+{payment_request: {amount, currency, description, metadata}, metadata}}` (an Instant
+Bank Payment: GBP or EUR), under an Idempotency-Key like any creation;
+`POST /billing_request_flows` (no key needed) must link an existing billing request and
+answers an `authorisation_url` on this server, expiring 7 days after `now`.
+`pay(billing_request)` plays the payer: the billing request is fulfilled and a payment
+made from its payment_request (its metadata copied, as GoCardless documents).
+
 `server.script(...)` / `server.lose_answers(...)` fail before / after the effect;
-`webhook(...)` builds a signed webhook body as GoCardless sends it.
+`event(...)` makes one event as GoCardless records it (with the resource's metadata in
+`resource_metadata`) and `webhook(...)` the POST GoCardless sends: the body and its
+headers, `Webhook-Signature` the hex HMAC-SHA256 of the body with the endpoint secret.
 """
 
 from __future__ import annotations
@@ -22,17 +33,24 @@ import re
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from tests.helpers.loopback import LoopbackServer, Request, Response
 
 ACCESS_TOKEN = "sandbox_meterline_gocardless_token_0042"
+MANDATE = "MD0000000001"  # active
+INACTIVE_MANDATE = "MD0000000002"  # cancelled
 WEBHOOK_SECRET = "gc_webhook_secret_meterline_7731"
 VERSION = "2015-07-06"
 CURRENCIES = frozenset({"AUD", "CAD", "DKK", "EUR", "GBP", "NZD", "SEK", "USD"})
 PAYMENT_FIELDS = {"amount", "currency", "description", "metadata", "links"}
 REFUND_FIELDS = {"amount", "total_amount_confirmation", "metadata", "links"}
-_RESOURCE = re.compile(r"/(?P<kind>payments|refunds)/(?P<id>[A-Z0-9]+)")
+PAYMENT_REQUEST_FIELDS = {"amount", "currency", "description", "metadata"}
+FLOW_FIELDS = {"links", "redirect_uri", "exit_uri", "prefilled_customer"}
+INSTANT_CURRENCIES = frozenset({"GBP", "EUR"})  # Instant Bank Pay
+FLOW_LIFETIME = timedelta(days=7)
+_RESOURCE = re.compile(r"/(?P<kind>payments|refunds|billing_requests)/(?P<id>[A-Z0-9]+)")
 
 
 def _error(
@@ -67,8 +85,12 @@ class FakeGoCardless:
         self.mandates: dict[str, str] = {}  # id -> status
         self.payments: dict[str, dict[str, Any]] = {}
         self.refunds: dict[str, dict[str, Any]] = {}
+        self.billing_requests: dict[str, dict[str, Any]] = {}
+        self.flows: dict[str, dict[str, Any]] = {}
         self._created: dict[str, str] = {}  # idempotency key -> resource id
+        self._events = 0
         self._lock = threading.Lock()
+        self.now = datetime(2026, 11, 1, 9, 0, tzinfo=UTC)  # the fake's clock
 
     @property
     def url(self) -> str:
@@ -92,6 +114,8 @@ class FakeGoCardless:
                 return self._get(request)
             if not request.headers.get("content-type", "").startswith("application/json"):
                 return _error(415, "invalid_api_usage", "Content-Type must be application/json")
+            if request.path == "/billing_request_flows":  # creates no money movement
+                return self._flow(request.json())
             key = request.headers.get("idempotency-key")
             if not key:
                 return _error(400, "invalid_api_usage", "an Idempotency-Key is required (ours)")
@@ -114,6 +138,8 @@ class FakeGoCardless:
                 answer, created = self._payment(body)
             elif request.path == "/refunds":
                 answer, created = self._refund(body)
+            elif request.path == "/billing_requests":
+                answer, created = self._billing_request(body)
             else:
                 return _error(404, "invalid_api_usage", f"no route {request.path}")
             if created is not None:
@@ -122,7 +148,12 @@ class FakeGoCardless:
 
     def _get(self, request: Request) -> Response:
         found = _RESOURCE.fullmatch(request.path)
-        store = self.payments if found and found["kind"] == "payments" else self.refunds
+        stores = {
+            "payments": self.payments,
+            "refunds": self.refunds,
+            "billing_requests": self.billing_requests,
+        }
+        store = stores[found["kind"]] if found else {}
         if found is None or found["id"] not in store:
             return _error(404, "invalid_api_usage", "Resource not found")
         return Response(200, {found["kind"]: store[found["id"]]})
@@ -201,16 +232,146 @@ class FakeGoCardless:
         self.refunds[refund_id] = created
         return Response(201, {"refunds": created}), refund_id
 
+    def _billing_request(self, body: dict[str, Any]) -> tuple[Response, str | None]:
+        wanted = body.get("billing_requests")
+        if set(body) != {"billing_requests"} or not isinstance(wanted, dict):
+            message = "the body must be {billing_requests: {...}}"
+            return _error(400, "invalid_api_usage", message), None
+        problems = [
+            _invalid(k, "is not a billing request field")
+            for k in set(wanted) - {"payment_request", "metadata"}
+        ]
+        payment = wanted.get("payment_request")
+        if not isinstance(payment, dict) or set(payment) != PAYMENT_REQUEST_FIELDS:
+            problems.append(
+                _invalid("payment_request", f"must be {sorted(PAYMENT_REQUEST_FIELDS)}")
+            )
+            return _error(422, "validation_failed", "Validation failed", problems), None
+        if type(payment["amount"]) is not int or payment["amount"] < 1:
+            problems.append(_invalid("payment_request.amount", "must be whole minor units"))
+        if payment["currency"] not in INSTANT_CURRENCIES:
+            problems.append(_invalid("payment_request.currency", "must be GBP or EUR"))
+        for where, metadata in (("metadata", wanted.get("metadata")),
+                                ("payment_request.metadata", payment["metadata"])):  # fmt: skip
+            if not isinstance(metadata, dict) or len(metadata) > 3:
+                problems.append(_invalid(where, "must have at most 3 keys"))
+        if problems:
+            return _error(422, "validation_failed", "Validation failed", problems), None
+        brq_id = f"BRQ{len(self.billing_requests) + 1:010d}"
+        created = {
+            "id": brq_id,
+            "created_at": self.now.isoformat().replace("+00:00", "Z"),
+            "status": "pending",
+            "mandate_request": None,
+            "payment_request": {**payment, "scheme": "faster_payments", "links": {}},
+            "metadata": wanted.get("metadata") or {},
+            "links": {"creditor": "CR0000000001", "payment_request": f"PRQ{brq_id[3:]}"},
+        }
+        self.billing_requests[brq_id] = created
+        return Response(201, {"billing_requests": created}), brq_id
+
+    def _flow(self, body: dict[str, Any]) -> Response:
+        wanted = body.get("billing_request_flows")
+        if set(body) != {"billing_request_flows"} or not isinstance(wanted, dict):
+            return _error(
+                400, "invalid_api_usage", "the body must be {billing_request_flows: {...}}"
+            )
+        problems = [_invalid(k, "is not a flow field") for k in set(wanted) - FLOW_FIELDS]
+        links = wanted.get("links") or {}
+        if set(links) != {"billing_request"}:
+            problems.append(_invalid("links", "must be exactly {billing_request}"))
+        if problems:
+            return _error(422, "validation_failed", "Validation failed", problems)
+        if links["billing_request"] not in self.billing_requests:
+            return _error(404, "invalid_api_usage", "Resource not found")
+        flow_id = f"BRF{len(self.flows) + 1:010d}"
+        created = {
+            "id": flow_id,
+            "authorisation_url": f"{self.url}/billing/static/flow?id={flow_id}",
+            "created_at": self.now.isoformat().replace("+00:00", "Z"),
+            "expires_at": (self.now + FLOW_LIFETIME).isoformat().replace("+00:00", "Z"),
+            "redirect_uri": wanted.get("redirect_uri"),
+            "exit_uri": wanted.get("exit_uri"),
+            "prefilled_customer": wanted.get("prefilled_customer"),
+            "lock_currency": False,
+            "links": {"billing_request": links["billing_request"]},
+        }
+        self.flows[flow_id] = created
+        return Response(201, {"billing_request_flows": created})
+
+    def pay(self, billing_request: str, status: str = "pending_submission") -> str:
+        """The payer completed the flow: the billing request is fulfilled and its payment
+        made (metadata from the payment_request). The payment's id."""
+        with self._lock:
+            brq = self.billing_requests[billing_request]
+            asked = brq["payment_request"]
+            payment_id = f"PM{len(self.payments) + 1:010d}"
+            self.payments[payment_id] = {
+                "id": payment_id,
+                "amount": asked["amount"],
+                "amount_refunded": 0,
+                "currency": asked["currency"],
+                "description": asked["description"],
+                "metadata": dict(asked["metadata"]),
+                "status": status,
+                "links": {"creditor": "CR0000000001"},
+            }
+            brq["status"] = "fulfilled"
+            brq["links"]["payment_request_payment"] = payment_id
+            return payment_id
+
     # -- webhooks ----------------------------------------------------------------------
 
-    def webhook(self, *events: dict[str, Any]) -> tuple[bytes, str]:
-        """A webhook body as GoCardless POSTs it, and its `Webhook-Signature` header."""
-        body = json.dumps({"events": list(events)}).encode()
-        return body, hmac.new(WEBHOOK_SECRET.encode(), body, hashlib.sha256).hexdigest()
+    def event(
+        self, action: str, *, payment: str | None = None, refund: str | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:  # fmt: skip
+        """One event as GoCardless records it, about a payment or a refund of this fake
+        (its status moved to `action` where that is a status)."""
+        self._events += 1
+        resource, kind, key = (
+            (self.payments[payment], "payments", "payment")
+            if payment is not None
+            else (self.refunds[str(refund)], "refunds", "refund")
+        )
+        if action in ("confirmed", "paid_out", "failed", "cancelled", "submitted", "paid"):
+            resource["status"] = action
+        return {
+            "id": f"EV{self._events:010d}",
+            "created_at": self.now.isoformat().replace("+00:00", "Z"),
+            "resource_type": kind,
+            "action": action,
+            "links": {key: resource["id"]},
+            "details": details
+            or {"origin": "gocardless", "cause": f"{key}_{action}", "description": action},
+            "metadata": {},
+            "resource_metadata": dict(resource.get("metadata") or {}),
+        }
+
+    def webhook(
+        self, *events: dict[str, Any], secret: str = WEBHOOK_SECRET
+    ) -> tuple[bytes, dict[str, str]]:
+        """The POST GoCardless sends for `events`: the raw body and its headers."""
+        body = json.dumps({"events": list(events), "meta": {"webhook_id": "WB0000001"}}).encode()
+        return self.webhook_of(body, secret)
+
+    def webhook_of(self, body: bytes, secret: str = WEBHOOK_SECRET) -> tuple[bytes, dict[str, str]]:
+        """`body` sent as GoCardless sends a webhook, signed: hex HMAC-SHA256 of the raw
+        body, keyed with the endpoint's secret."""
+        signature = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+        return body, {
+            "Content-Type": "application/json",
+            "Origin": "https://api.gocardless.com",
+            "User-Agent": "gocardless-webhook-service/1.1",
+            "Webhook-Signature": signature,
+        }
 
 
 @contextmanager
 def fake_gocardless() -> Iterator[FakeGoCardless]:
+    """A running fake with an active mandate (MANDATE) and a cancelled one."""
     fake = FakeGoCardless()
+    fake.add_mandate(MANDATE)
+    fake.add_mandate(INACTIVE_MANDATE, status="cancelled")
     with fake.server.running():
         yield fake
