@@ -1,7 +1,10 @@
 """MoneyHash adapter (API v1.1): merchant-initiated payment intents on a stored card
-token, refunds, and the check of MoneyHash's `MoneyHash-Signature` webhook header.
+token, refunds, MoneyHash's hosted (embedded) checkout, and the check of MoneyHash's
+`MoneyHash-Signature` webhook header.
 
     POST {base}/api/v1.1/payments/intent/               a purchase intent, MIT
+    POST {base}/api/v1.1/payments/intent/               the hosted checkout: no card
+                                                        token -> `data.embed_url`
     POST {base}/api/v1.1/payments/intent/{id}/refund/   {amount}  (path unconfirmed)
     X-Api-Key: <account API key>;  X-Idempotency-Key: <UUID> on every POST
 
@@ -12,6 +15,13 @@ invoice is due, not on the card network's schedule) and `recurring_data.agreemen
 the agreement the card was stored under. The customer's `paymentProviderCustomerId` is
 `<customer id>/<card token>[/<agreement id>]`; without an agreement id the customer id
 is the agreement (the one a tokenizing checkout usually names).
+
+A hosted page is the same intent without a card token: `billing_data` (what we know
+of the payer), `successful_redirect_url` / `failed_redirect_url`,
+`expires_after_seconds`, and the answer's `embed_url` is the page (MoneyHash's
+Embedded experience, opened by redirect). Every intent carries our idempotency key in
+`custom_fields.meterline_key`; MoneyHash echoes custom_fields in its intent and
+transaction webhooks, which is how a payment made on the page finds its invoice.
 
 Idempotency: MoneyHash answers a repeated `X-Idempotency-Key` (with the same API key,
 within 24 hours) with the first response. It takes only UUIDs, so the header carries
@@ -35,10 +45,14 @@ from typing import Any
 import httpx
 from pydantic import Field, SecretStr
 
+from core.clock import SYSTEM_CLOCK, Clock
+from core.errors import InvalidInput, UpstreamFailed
 from invoicing.payments import http
 from invoicing.payments.base import (
     ChargeRequest,
+    LinkRequest,
     Outcome,
+    PaymentLink,
     ProviderConfig,
     RefundRequest,
     WebhookRejected,
@@ -54,9 +68,25 @@ NAME = "moneyhash"
 DEFAULT_BASE_URL = "https://web.moneyhash.io"
 INTENTS = "/api/v1.1/payments/intent/"
 KEY_HEADER = "X-Idempotency-Key"
-# Events that mean the intent was paid; failures and expiries are the others.
-PAID_EVENTS = frozenset({"intent.processed", "transaction.purchase.successful"})
 WEBHOOK_TOLERANCE = timedelta(minutes=5)
+OURS = "meterline_key"  # the custom field that carries our idempotency key
+
+# What each event type says about the intent (a charge) or a refund on it: (kind,
+# succeeded, final). Intent events are `intent.{status}`, transaction events
+# `transaction.{operation}.{status}`. A purchase still on its way (pending
+# authentication, pending an external action) is recorded and changes nothing; so is
+# every type not listed, except card, customer and subscription events, which are
+# not about a payment at all and give no result.
+EVENTS: dict[str, tuple[str, bool, bool]] = {
+    "intent.processed": ("charge", True, True),
+    "transaction.purchase.successful": ("charge", True, True),
+    "transaction.purchase.failed": ("charge", False, True),
+    "intent.time_expired": ("charge", False, True),
+    "intent.closed": ("charge", False, True),
+    "transaction.refund.successful": ("refund", True, True),
+    "transaction.refund.failed": ("refund", False, True),
+}
+PAYMENT_PREFIXES = ("intent.", "transaction.purchase.", "transaction.refund.")
 
 
 class MoneyhashConfig(ProviderConfig):
@@ -79,8 +109,10 @@ class MoneyhashGateway:
         timeout: float = 30.0,
         retry: http.RetryPolicy | None = None,
         client: httpx.Client | None = None,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self._config = config
+        self._clock = clock
         headers = {"X-Api-Key": config.api_key.get_secret_value()}
         self._http = http.ProviderHttp(
             NAME,
@@ -116,6 +148,7 @@ class MoneyhashGateway:
                 "meterline_invoice_id": request.invoice_id,
                 "meterline_invoice_number": request.invoice_number or "",
                 "meterline_tenant_id": request.tenant_id,
+                OURS: request.idempotency_key,
             },
         }
         if self._config.webhook_url:
@@ -157,6 +190,58 @@ class MoneyhashGateway:
             return Outcome(False, reference=reference, error=f"the refund is {status}")
         return Outcome(True, reference=reference)
 
+    def payment_link(self, request: LinkRequest) -> PaymentLink:
+        """MoneyHash's hosted checkout: a purchase intent without a card token, whose
+        `embed_url` the payer opens; the intent id is the link's reference (and what a
+        refund of the payment names)."""
+        now = self._clock.now()
+        # In whole minutes: two asks under one key seconds apart (a retry, a race) then
+        # send the same body, which MoneyHash answers with the first response.
+        seconds = int((request.expires_at - now).total_seconds()) // 60 * 60
+        if seconds <= 0:
+            raise InvalidInput(
+                f"the link would expire at {request.expires_at.isoformat()}, already past"
+            )
+        body: dict[str, Any] = {
+            "amount": _major(request.amount, request.currency),
+            "amount_currency": request.currency.upper(),
+            "operation": "purchase",
+            "expires_after_seconds": seconds,
+            "custom_fields": {
+                "meterline_invoice_id": request.invoice_id,
+                "meterline_invoice_number": request.invoice_number or "",
+                "meterline_tenant_id": request.tenant_id,
+                OURS: request.idempotency_key,
+            },
+        }
+        billing = _billing_data(request)
+        if billing:
+            body["billing_data"] = billing
+        customer = (request.customer_reference or "").split("/")[0]
+        if customer:
+            body["customer"] = customer
+        if request.success_url:
+            body["successful_redirect_url"] = request.success_url
+        if request.cancel_url:
+            body["failed_redirect_url"] = request.cancel_url
+        if self._config.webhook_url:
+            body["webhook_url"] = self._config.webhook_url
+        reply = self._http.post(
+            INTENTS,
+            json=body,
+            idempotency_key=key_uuid(request.idempotency_key),
+            key_header=KEY_HEADER,
+        )
+        if not reply.ok:
+            raise UpstreamFailed(f"moneyhash: hosted intent refused: {_error(reply)}")
+        intent = _data(reply)
+        intent_id, url = _str(intent.get("id")), _str(intent.get("embed_url"))
+        if not intent_id or not url:
+            raise UpstreamFailed("moneyhash: the intent came back without an id or embed_url")
+        return PaymentLink(
+            url=url, reference=intent_id, expires_at=now + timedelta(seconds=seconds)
+        )
+
 
 # -- webhooks -------------------------------------------------------------------------------
 
@@ -170,9 +255,10 @@ def webhook_signature(body: bytes, timestamp: str, signature_key: str) -> str:
 
 def verify_webhook(
     config: MoneyhashConfig, headers: Mapping[str, str], body: bytes, now: datetime
-) -> WebhookResult:
-    """The intent a MoneyHash event is about, once its `MoneyHash-Signature` v3 checks out
-    and its timestamp is within 5 minutes of `now`; `WebhookRejected` otherwise."""
+) -> list[WebhookResult]:
+    """What a MoneyHash event says about an intent or a refund on it, once its
+    `MoneyHash-Signature` v3 checks out and its timestamp is within 5 minutes of `now`;
+    `WebhookRejected` otherwise. MoneyHash posts one event per request."""
     if config.signature_key is None:
         raise WebhookRejected("the MoneyHash connection has no signatureKey")
     header = lower_keys(headers).get("moneyhash-signature")
@@ -194,13 +280,41 @@ def verify_webhook(
         raise WebhookRejected("the MoneyHash event is not JSON") from None
     if not isinstance(event, dict):
         raise WebhookRejected("the MoneyHash event is not an object")
-    kind = str(event.get("type") or "")
-    data, intent = _obj(event.get("data")), _obj(event.get("intent"))
-    reference = intent.get("id") or data.get("intent_id") or _obj(data.get("intent")).get("id")
-    if not kind or not reference:
-        raise WebhookRejected("the MoneyHash event names no type or intent")
-    event_id = str(event.get("id") or f"{kind}:{reference}")
-    return WebhookResult(str(reference), kind in PAID_EVENTS, event_id)
+    event_type = str(event.get("type") or "")
+    if not event_type:
+        raise WebhookRejected("the MoneyHash event has no type")
+    if not event_type.startswith(PAYMENT_PREFIXES):
+        return []  # a card token, customer or subscription event
+    # Intent events: {"type", "data": {"intent_id", "intent": {…}}}; transaction events:
+    # {"type", "status_id", "operation_id", "intent": {…}, "transaction": {…}}.
+    data = _obj(event.get("data"))
+    intent = _obj(event.get("intent")) or _obj(data.get("intent"))
+    intent_id = intent.get("id") or data.get("intent_id")
+    if not intent_id:
+        raise WebhookRejected("the MoneyHash event names no intent")
+    on_the_way = (
+        "refund" if event_type.startswith("transaction.refund.") else "charge",
+        False,
+        False,
+    )
+    what, succeeded, final = EVENTS.get(event_type, on_the_way)
+    if what == "refund":
+        # The refund as `refund()` named it: the operation's id (else the transaction's).
+        reference = event.get("operation_id") or _obj(event.get("transaction")).get("id")
+    else:
+        reference = intent_id
+    stamp = event.get("id") or event.get("status_id") or reference
+    ours = _obj(intent.get("custom_fields")).get(OURS)
+    return [
+        WebhookResult(
+            str(reference or intent_id),
+            succeeded=succeeded,
+            event_id=f"{event_type}:{stamp}",
+            kind="refund" if what == "refund" else "charge",
+            final=final,
+            ours=str(ours) if ours and what == "charge" else None,
+        )
+    ]
 
 
 # -- the wire -------------------------------------------------------------------------------
@@ -209,6 +323,19 @@ def verify_webhook(
 def _major(amount: Decimal, currency: str) -> Decimal:
     to_minor(amount, currency)  # refuses an amount finer than the minor unit
     return amount.quantize(quantum(currency.upper()))
+
+
+def _billing_data(request: LinkRequest) -> dict[str, str]:
+    """What MoneyHash's checkout need not ask the payer again: names and email."""
+    billing: dict[str, str] = {}
+    names = (request.customer_name or "").split(maxsplit=1)
+    if names:
+        billing["first_name"] = names[0]
+    if len(names) > 1:
+        billing["last_name"] = names[1]
+    if request.customer_email:
+        billing["email"] = request.customer_email
+    return billing
 
 
 def _aware(now: datetime) -> datetime:

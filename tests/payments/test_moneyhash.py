@@ -9,12 +9,22 @@ import hmac
 import json
 import uuid
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 import pytest
 
-from invoicing.payments.base import PaymentUnavailable, WebhookRejected, key_uuid
+from core.clock import FrozenClock
+from core.errors import InvalidInput, UpstreamFailed
+from invoicing.payments.base import (
+    LinkRequest,
+    PaymentUnavailable,
+    WebhookRejected,
+    WebhookResult,
+    key_uuid,
+)
 from invoicing.payments.moneyhash import MoneyhashConfig, MoneyhashGateway, verify_webhook
 from tests.helpers.ledger_api import ApiClient
 from tests.helpers.loopback import Response
@@ -22,10 +32,12 @@ from tests.helpers.moneyhash_server import (
     API_KEY,
     CARD_TOKEN,
     CUSTOMER,
+    EMBED,
     INTENTS,
     SIGNATURE_KEY,
     FakeMoneyhash,
     fake_moneyhash,
+    signature_v3,
 )
 from tests.payments import FAST, charge_request, connect, refund_request
 
@@ -45,7 +57,8 @@ def moneyhash() -> Iterator[FakeMoneyhash]:
 
 def _gateway(moneyhash: FakeMoneyhash, timeout: float = 5.0, **config: str) -> MoneyhashGateway:
     settings = MoneyhashConfig(api_key=API_KEY, base_url=moneyhash.url, **config)
-    return MoneyhashGateway(settings, retry=FAST, timeout=timeout)
+    clock = FrozenClock(moneyhash.now)
+    return MoneyhashGateway(settings, retry=FAST, timeout=timeout, clock=clock)
 
 
 def test_a_charge_is_a_merchant_initiated_intent(moneyhash: FakeMoneyhash) -> None:
@@ -69,6 +82,7 @@ def test_a_charge_is_a_merchant_initiated_intent(moneyhash: FakeMoneyhash) -> No
             "meterline_invoice_id": "inv_1",
             "meterline_invoice_number": "ML-2026-0001",
             "meterline_tenant_id": "ten_1",
+            "meterline_key": "inv_1/finalize",
         },
     }
 
@@ -167,15 +181,92 @@ CONFIG = MoneyhashConfig(api_key=API_KEY, signature_key=SIGNATURE_KEY)
 
 
 def test_a_signed_event_is_accepted() -> None:
-    result = verify_webhook(CONFIG, _header(_v3(EVENT, STAMP)), EVENT, NOW + timedelta(minutes=4))
-    assert (result.reference, result.succeeded) == ("Z01mhIntent", True)
+    [result] = verify_webhook(CONFIG, _header(_v3(EVENT, STAMP)), EVENT, NOW + timedelta(minutes=4))
+    assert (result.reference, result.succeeded, result.final) == ("Z01mhIntent", True, True)
+    assert (result.kind, result.ours) == ("charge", None)  # no custom_fields in this one
     assert result.event_id == "transaction.purchase.successful:Z01mhIntent"
 
 
-def test_a_failed_intent_event_is_not_a_success() -> None:
+def test_an_expired_intent_is_a_final_failure() -> None:
     body = json.dumps({"type": "intent.time_expired", "data": {"intent_id": "Z02"}}).encode()
-    result = verify_webhook(CONFIG, _header(_v3(body, STAMP)), body, NOW)
-    assert (result.reference, result.succeeded) == ("Z02", False)
+    [result] = verify_webhook(CONFIG, _header(_v3(body, STAMP)), body, NOW)
+    assert (result.reference, result.succeeded, result.final) == ("Z02", False, True)
+
+
+def _event(kind: str, **extra: Any) -> dict[str, Any]:
+    intent = {"id": "Zx1", "custom_fields": {"meterline_key": "inv_9/link-1"}}
+    if kind.startswith("intent."):
+        return {"type": kind, "intent_type": "PAYMENT",
+                "data": {"intent_id": "Zx1", "intent": intent}, **extra}  # fmt: skip
+    return {"type": kind, "status_id": "st9", "operation_id": "op9", "intent": intent,
+            "transaction": {"id": "tx-9", "status": kind.split(".", 1)[1]}, **extra}  # fmt: skip
+
+
+def _read(event: dict[str, Any]) -> list[WebhookResult]:
+    body = json.dumps(event).encode()
+    return verify_webhook(CONFIG, _header(_v3(body, STAMP)), body, NOW)
+
+
+@pytest.mark.parametrize(
+    "kind, succeeded, final",
+    [
+        ("intent.processed", True, True),
+        ("transaction.purchase.successful", True, True),
+        ("transaction.purchase.failed", False, True),
+        ("intent.time_expired", False, True),
+        ("intent.closed", False, True),
+        ("transaction.purchase.pending_authentication", False, False),
+        ("transaction.purchase.pending_external_action", False, False),
+        ("intent.something_new", False, False),
+    ],
+)
+def test_each_intent_and_purchase_event_maps(kind: str, succeeded: bool, final: bool) -> None:
+    [result] = _read(_event(kind))
+    assert (result.reference, result.kind, result.succeeded, result.final, result.ours) == (
+        "Zx1",
+        "charge",
+        succeeded,
+        final,
+        "inv_9/link-1",
+    )
+
+
+@pytest.mark.parametrize(
+    "kind, succeeded, final",
+    [
+        ("transaction.refund.successful", True, True),
+        ("transaction.refund.failed", False, True),
+        ("transaction.refund.pending", False, False),
+    ],
+)
+def test_refund_events_name_the_refund(kind: str, succeeded: bool, final: bool) -> None:
+    [result] = _read(_event(kind))
+    assert (result.reference, result.kind, result.succeeded, result.final, result.ours) == (
+        "op9",
+        "refund",
+        succeeded,
+        final,
+        None,
+    )
+    assert result.event_id == f"{kind}:st9"
+
+
+def test_card_and_customer_events_give_nothing() -> None:
+    assert _read({"type": "card_token.created", "data": {"card_token": {"id": "c1"}}}) == []
+    assert _read({"type": "customer.created", "data": {"customer": {"id": "u1"}}}) == []
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        {"intent": {"id": "Zx1"}},  # no type
+        {"type": "transaction.purchase.successful", "data": {}},  # no intent
+        [1, 2],
+    ],
+)
+def test_a_signed_event_without_its_shape_is_rejected(event: Any) -> None:
+    with pytest.raises(WebhookRejected):
+        _read(event)
 
 
 @pytest.mark.parametrize(
@@ -185,7 +276,10 @@ def test_a_failed_intent_event_is_not_a_success() -> None:
         (_header(_v3(EVENT, STAMP)), EVENT + b" ", NOW),  # altered body
         (_header(_v3(EVENT, STAMP, "another key")), EVENT, NOW),
         (_header(_v3(EVENT, STAMP)), EVENT, NOW + timedelta(minutes=6)),  # replayed later
+        (_header(_v3(EVENT, STAMP)), EVENT, NOW - timedelta(minutes=6)),  # from the future
         ({"MoneyHash-Signature": f"t={STAMP},v2={_v3(EVENT, STAMP)}"}, EVENT, NOW),  # no v3
+        ({"MoneyHash-Signature": f"v3={_v3(EVENT, STAMP)}"}, EVENT, NOW),  # no t
+        (_header(_v3(b"not json", STAMP)), b"not json", NOW),  # signed, not JSON
     ],
 )
 def test_a_forged_stale_or_altered_event_is_rejected(
@@ -198,6 +292,161 @@ def test_a_forged_stale_or_altered_event_is_rejected(
 def test_without_a_signature_key_nothing_is_trusted() -> None:
     with pytest.raises(WebhookRejected, match="signatureKey"):
         verify_webhook(MoneyhashConfig(api_key=API_KEY), _header(_v3(EVENT, STAMP)), EVENT, NOW)
+
+
+# -- the hosted checkout --------------------------------------------------------------------
+
+LINK = LinkRequest(
+    tenant_id="ten_1",
+    invoice_id="inv_1",
+    invoice_number="ML-2026-0001",
+    amount=Decimal("123.45"),
+    currency="EGP",
+    idempotency_key="inv_1/link-1",
+    expires_at=NOW + timedelta(hours=24, seconds=42),
+    customer_email="billing@acme.example",
+    customer_name="Acme Trading Co",
+    success_url="https://billing.example/paid",
+    cancel_url="https://billing.example/cancelled",
+)
+
+
+def test_a_hosted_page_is_an_intent_without_a_card_token(moneyhash: FakeMoneyhash) -> None:
+    gateway = _gateway(moneyhash, webhook_url="https://billing.example/api/v1/hooks/mh")
+    link = gateway.payment_link(LINK)
+    [post] = moneyhash.posts()
+    assert post.headers["x-api-key"] == API_KEY
+    assert post.headers["x-idempotency-key"] == key_uuid("inv_1/link-1")
+    assert b'"amount":123.45' in post.body
+    assert post.json() == {
+        "amount": Decimal("123.45"),
+        "amount_currency": "EGP",
+        "operation": "purchase",
+        "expires_after_seconds": 86400,  # whole minutes of what is left
+        "custom_fields": {
+            "meterline_invoice_id": "inv_1",
+            "meterline_invoice_number": "ML-2026-0001",
+            "meterline_tenant_id": "ten_1",
+            "meterline_key": "inv_1/link-1",
+        },
+        "billing_data": {
+            "first_name": "Acme",
+            "last_name": "Trading Co",
+            "email": "billing@acme.example",
+        },
+        "successful_redirect_url": "https://billing.example/paid",
+        "failed_redirect_url": "https://billing.example/cancelled",
+        "webhook_url": "https://billing.example/api/v1/hooks/mh",
+    }
+    assert link.reference == "H01mhIntent"
+    assert link.url == f"{moneyhash.url}{EMBED}H01mhIntent/"
+    assert link.expires_at == NOW + timedelta(hours=24)
+
+
+def test_a_hosted_page_sends_only_what_is_known(moneyhash: FakeMoneyhash) -> None:
+    bare = replace(
+        LINK,
+        customer_name=None,
+        customer_email=None,
+        success_url=None,
+        cancel_url=None,
+        customer_reference=f"{CUSTOMER}/{CARD_TOKEN}",
+    )
+    _gateway(moneyhash).payment_link(bare)
+    body = moneyhash.posts()[0].json()
+    assert set(body) == {
+        "amount",
+        "amount_currency",
+        "operation",
+        "expires_after_seconds",
+        "custom_fields",
+        "customer",
+    }
+    assert body["customer"] == CUSTOMER
+
+
+def test_a_link_already_past_or_too_precise_is_refused(moneyhash: FakeMoneyhash) -> None:
+    with pytest.raises(InvalidInput, match="already past"):
+        _gateway(moneyhash).payment_link(replace(LINK, expires_at=NOW))
+    with pytest.raises(InvalidInput, match="decimals"):
+        _gateway(moneyhash).payment_link(replace(LINK, amount=Decimal("1.001")))
+    assert moneyhash.server.requests == []
+
+
+def test_a_hosted_page_is_retried_and_repeated_under_one_key(moneyhash: FakeMoneyhash) -> None:
+    moneyhash.server.script(Response(500), Response(503))
+    gateway = _gateway(moneyhash)
+    first = gateway.payment_link(LINK)
+    again = gateway.payment_link(LINK)
+    keys = {p.headers["x-idempotency-key"] for p in moneyhash.posts()}
+    assert len(moneyhash.posts()) == 4 and keys == {key_uuid("inv_1/link-1")}
+    assert first == again and len(moneyhash.intents) == 1
+
+
+def test_a_lost_answer_for_a_hosted_page_is_the_same_page(moneyhash: FakeMoneyhash) -> None:
+    moneyhash.server.lose_answers(Response(500, delay=1.0))
+    link = _gateway(moneyhash, timeout=0.3).payment_link(LINK)
+    assert link.reference == "H01mhIntent" and len(moneyhash.intents) == 1
+
+
+def test_a_refused_hosted_intent_is_moneyhash_s_error(moneyhash: FakeMoneyhash) -> None:
+    moneyhash.server.script(
+        Response(400, {"status": {"code": 400, "message": "Invalid data", "errors": []}})
+    )
+    with pytest.raises(UpstreamFailed, match="Invalid data"):
+        _gateway(moneyhash).payment_link(LINK)
+
+
+def _verified(notification: tuple[bytes, dict[str, str]]) -> list[WebhookResult]:
+    body, headers = notification
+    return verify_webhook(CONFIG, headers, body, NOW)
+
+
+def test_paying_the_hosted_page_sends_two_events_with_our_key(moneyhash: FakeMoneyhash) -> None:
+    link = _gateway(moneyhash).payment_link(LINK)
+    transaction, intent = moneyhash.pay(link.reference)
+    [paid] = _verified(transaction)
+    [processed] = _verified(intent)
+    for result in (paid, processed):
+        assert (result.reference, result.kind, result.succeeded, result.final, result.ours) == (
+            link.reference,
+            "charge",
+            True,
+            True,
+            "inv_1/link-1",
+        )
+    assert paid.event_id != processed.event_id
+    assert _verified(transaction) == [paid]  # a redelivery is the same event
+
+
+def test_a_declined_card_or_an_expiry_on_the_page_is_a_final_failure(
+    moneyhash: FakeMoneyhash,
+) -> None:
+    link = _gateway(moneyhash).payment_link(LINK)
+    [failed] = _verified(moneyhash.fail(link.reference))
+    [expired] = _verified(moneyhash.expire(link.reference))
+    assert (failed.succeeded, failed.final, failed.ours) == (False, True, "inv_1/link-1")
+    assert (expired.succeeded, expired.final, expired.ours) == (False, True, "inv_1/link-1")
+
+
+def test_a_refund_of_a_hosted_payment_is_its_refund_event(moneyhash: FakeMoneyhash) -> None:
+    gateway = _gateway(moneyhash)
+    link = gateway.payment_link(LINK)
+    moneyhash.pay(link.reference)
+    refund = gateway.refund(refund_request(link.reference, "20.00", "EGP"))
+    assert refund.succeeded and refund.reference == "rf-0001"
+    [result] = _verified(moneyhash.settle_refund("rf-0001"))
+    assert (result.reference, result.kind, result.succeeded, result.final) == (
+        "rf-0001",
+        "refund",
+        True,
+        True,
+    )
+
+
+def test_the_fake_signs_as_the_documentation_says() -> None:
+    # The fake's v3, from MoneyHash's description, against this file's own reading.
+    assert signature_v3(EVENT, STAMP) == _v3(EVENT, STAMP)
 
 
 @pytest.mark.ledger
