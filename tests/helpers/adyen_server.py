@@ -5,11 +5,20 @@ Every request must carry `X-API-Key` (401 otherwise), a JSON body, and an
 `Idempotency-Key` (our rule: 422 without); a repeated key is answered with the FIRST
 answer (a repeat with another body is refused). `POST /v71/payments` must be exactly
 a card-on-file charge of a stored card (the fields of `PAYMENT_FIELDS`, an integer
-`amount.value`, `ContAuth` / `UnscheduledCardOnFile`, the shopper's own token);
-a shopper set up with `declines=True` is `Refused`. Refunds must name a payment made
-here and not refund more than it. `server.script(...)` and `server.lose_answers(...)`
-make it fail before or after the effect; `notification(...)` builds a signed
-NotificationRequestItem as Adyen would send it.
+`amount.value`, `ContAuth` / `UnscheduledCardOnFile`, the shopper's own token, a
+`reference` of at most 80 characters); a shopper set up with `declines=True` is
+`Refused`, one with `pending=True` is `Received` (a debit whose result comes by
+notification: `settle(psp, success)`). Refunds must name a payment made here and not
+refund more than it. `POST /v71/paymentLinks` must be a Pay by Link request (the fields
+of `LINK_FIELDS`, `expiresAt` as `YYYY-MM-DDThh:mm:ssZ`) and is answered 201 with the
+link (`id` PL…, `url` on this server, `status: active`); `pay_link(id)` is a shopper
+paying on it. `server.script(...)` and `server.lose_answers(...)` make it fail before
+or after the effect.
+
+`notification(psp, …)` / `refund_notification(refund psp, …)` build a
+NotificationRequestItem as Adyen sends it, signed here with Adyen's documented HMAC
+(computed independently of the adapter), and `webhook(*items)` the post that carries
+them: the raw body and headers.
 """
 
 from __future__ import annotations
@@ -17,6 +26,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import json
 import re
 import threading
 from collections.abc import Iterator
@@ -31,17 +41,24 @@ MERCHANT = "MeterlineECOM"
 HMAC_KEY = "6C0E4B2F8D1A3C5E7F90A1B2C3D4E5F60718293A4B5C6D7E8F9001122334455A"
 TOKEN = "8415718415172204"
 PAYMENTS = "/v71/payments"
+PAYMENT_LINKS = "/v71/paymentLinks"
 PAYMENT_FIELDS = {
-    "merchantAccount", "amount", "reference", "shopperReference", "paymentMethod",
-    "shopperInteraction", "recurringProcessingModel", "metadata",
+    "merchantAccount", "amount", "reference", "merchantOrderReference", "shopperReference",
+    "paymentMethod", "shopperInteraction", "recurringProcessingModel", "metadata",
+}  # fmt: skip
+LINK_REQUIRED = {"merchantAccount", "amount", "reference"}
+LINK_FIELDS = LINK_REQUIRED | {
+    "description", "expiresAt", "returnUrl", "shopperReference", "shopperEmail", "metadata",
 }  # fmt: skip
 _REFUNDS = re.compile(r"/v71/payments/(?P<psp>[A-Z0-9]+)/refunds")
+_UTC_TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ")
 
 
 @dataclass
 class Shopper:
     token: str = TOKEN
     declines: bool = False
+    pending: bool = False
 
 
 def _error(status: int, code: str, message: str, kind: str = "validation") -> Response:
@@ -67,6 +84,7 @@ class FakeAdyen:
         self.shoppers: dict[str, Shopper] = {}
         self.payments: dict[str, dict[str, Any]] = {}
         self.refunds: dict[str, dict[str, Any]] = {}
+        self.links: dict[str, dict[str, Any]] = {}
         self._keys = IdempotencyKeys()
         self._lock = threading.Lock()
 
@@ -74,8 +92,10 @@ class FakeAdyen:
     def url(self) -> str:
         return self.server.url
 
-    def add_shopper(self, reference: str, *, token: str = TOKEN, declines: bool = False) -> None:
-        self.shoppers[reference] = Shopper(token, declines)
+    def add_shopper(
+        self, reference: str, *, token: str = TOKEN, declines: bool = False, pending: bool = False
+    ) -> None:
+        self.shoppers[reference] = Shopper(token, declines, pending)
 
     def posts(self, path: str = PAYMENTS) -> list[Request]:
         return [r for r in self.server.requests if r.method == "POST" and r.path == path]
@@ -105,6 +125,8 @@ class FakeAdyen:
         with self._lock:
             if request.path == PAYMENTS:
                 return self._payment(body)
+            if request.path == PAYMENT_LINKS:
+                return self._link(body)
             if found := _REFUNDS.fullmatch(request.path):
                 return self._refund(found["psp"], body)
             return _error(404, "000", f"HTTP Status Response - Not Found: {request.path}")
@@ -120,6 +142,8 @@ class FakeAdyen:
             problems.append("shopperInteraction must be ContAuth")
         if body.get("recurringProcessingModel") != "UnscheduledCardOnFile":
             problems.append("recurringProcessingModel must be UnscheduledCardOnFile")
+        if not isinstance(body.get("reference"), str) or not 0 < len(body["reference"]) <= 80:
+            problems.append("reference must be a string of at most 80 characters")
         shopper = self.shoppers.get(str(body.get("shopperReference")))
         method = body.get("paymentMethod") or {}
         if shopper is None or method != {"type": "scheme", "storedPaymentMethodId": shopper.token}:
@@ -127,7 +151,7 @@ class FakeAdyen:
         if problems:
             return _error(422, "14_030", "; ".join(problems))
         assert shopper is not None
-        psp = f"P{len(self.payments) + 1:015d}"
+        psp = self._psp()
         result: dict[str, Any] = {
             "pspReference": psp,
             "merchantReference": body["reference"],
@@ -137,6 +161,8 @@ class FakeAdyen:
             result.update(
                 resultCode="Refused", refusalReason="Not enough balance", refusalReasonCode="12"
             )
+        elif shopper.pending:
+            result["resultCode"] = "Received"
         else:
             result["resultCode"] = "Authorised"
         self.payments[psp] = {**body, "resultCode": result["resultCode"], "refunded": 0}
@@ -168,6 +194,62 @@ class FakeAdyen:
         self.refunds[refund_psp] = refund
         return Response(201, refund)
 
+    def _link(self, body: dict[str, Any]) -> Response:
+        problems = [f"unexpected field {k}" for k in sorted(set(body) - LINK_FIELDS)]
+        problems += [f"missing field {k}" for k in sorted(LINK_REQUIRED - set(body))]
+        if body.get("merchantAccount") != MERCHANT:
+            problems.append("merchantAccount is not this account")
+        if not _is_minor_amount(body.get("amount")):
+            problems.append("amount must be {value: integer minor units, currency}")
+        if not isinstance(body.get("reference"), str) or not 0 < len(body["reference"]) <= 80:
+            problems.append("reference must be a string of at most 80 characters")
+        expires = body.get("expiresAt")
+        if expires is not None and not (isinstance(expires, str) and _UTC_TIME.fullmatch(expires)):
+            problems.append("expiresAt must be YYYY-MM-DDThh:mm:ssZ")
+        url = body.get("returnUrl")
+        if url is not None and not (isinstance(url, str) and re.match("https?://", url)):
+            problems.append("returnUrl must be an http(s) URL")
+        if problems:
+            return _error(422, "14_030", "; ".join(problems))
+        link_id = f"PL{len(self.links) + 1:016X}"
+        link = {
+            **body,
+            "expiresAt": expires or "2026-11-02T09:00:00Z",  # Adyen's default: 24 hours
+            "reusable": False,
+            "id": link_id,
+            "status": "active",
+            "url": f"{self.url}/pay/{link_id}",
+        }
+        self.links[link_id] = link
+        return Response(201, link)
+
+    def _psp(self) -> str:
+        return f"P{len(self.payments) + 1:015d}"
+
+    # -- what shoppers and banks do --------------------------------------------------------
+
+    def pay_link(self, link_id: str, *, success: bool = True) -> str:
+        """A shopper pays (or is refused) on link `link_id`: the payment's pspReference."""
+        with self._lock:
+            link = self.links[link_id]
+            assert link["status"] == "active", f"link {link_id} is {link['status']}"
+            psp = self._psp()
+            self.payments[psp] = {
+                "reference": link["reference"],
+                "amount": link["amount"],
+                "resultCode": "Authorised" if success else "Refused",
+                "refunded": 0,
+                "paymentLinkId": link_id,
+            }
+            if success:
+                link["status"] = "completed"
+            return psp
+
+    def settle(self, psp: str, *, success: bool = True) -> None:
+        """A payment answered `Received` ends (the debit collected, or not)."""
+        with self._lock:
+            self.payments[psp]["resultCode"] = "Authorised" if success else "Refused"
+
     # -- notifications ------------------------------------------------------------------
 
     def notification(
@@ -175,23 +257,76 @@ class FakeAdyen:
     ) -> dict[str, Any]:
         """The NotificationRequestItem Adyen sends about payment `psp`, signed."""
         payment = self.payments[psp]
-        item: dict[str, Any] = {
-            "eventCode": event_code,
-            "success": "true" if success else "false",
-            "pspReference": psp,
-            "merchantAccountCode": MERCHANT,
-            "merchantReference": payment["reference"],
-            "amount": payment["amount"],
-            "eventDate": "2026-11-03T10:00:00+01:00",
-            "paymentMethod": "visa",
+        extra = {"paymentLinkId": payment["paymentLinkId"]} if "paymentLinkId" in payment else {}
+        if event_code == "AUTHORISATION":
+            return _signed_item(
+                psp, "", payment["reference"], payment["amount"], event_code, success, extra
+            )
+        # A modification of the payment (capture, cancellation) has its own pspReference.
+        own = f"M{psp[1:]}"
+        return _signed_item(
+            own, psp, payment["reference"], payment["amount"], event_code, success, extra
+        )
+
+    def refund_notification(
+        self, refund_psp: str, event_code: str = "REFUND", *, success: bool = True
+    ) -> dict[str, Any]:
+        """The item Adyen sends about refund `refund_psp` (its pspReference, the payment's
+        as originalReference, the refund request's reference as merchantReference)."""
+        refund = self.refunds[refund_psp]
+        return _signed_item(
+            refund_psp,
+            refund["paymentPspReference"],
+            refund["reference"],
+            refund["amount"],
+            event_code,
+            success,
+            {},
+        )
+
+    def webhook(self, *items: dict[str, Any]) -> tuple[bytes, dict[str, str]]:
+        """The standard notification post carrying `items`: raw body and headers."""
+        post = {
+            "live": "false",
+            "notificationItems": [{"NotificationRequestItem": item} for item in items],
         }
-        signed = ":".join(
-            [psp, "", MERCHANT, payment["reference"], str(payment["amount"]["value"]),
-             payment["amount"]["currency"], event_code, item["success"]]
-        )  # fmt: skip
-        mac = hmac.new(bytes.fromhex(HMAC_KEY), signed.encode(), hashlib.sha256).digest()
-        item["additionalData"] = {"hmacSignature": base64.b64encode(mac).decode()}
-        return item
+        return json.dumps(post).encode(), {"Content-Type": "application/json"}
+
+
+def _signed_item(
+    psp: str,
+    original: str,
+    reference: str,
+    amount: dict[str, Any],
+    event_code: str,
+    success: bool,
+    extra: dict[str, str],
+) -> dict[str, Any]:
+    # Adyen's HMAC, per docs.adyen.com "Verify HMAC signatures": base64 of HMAC-SHA256,
+    # keyed with the hex-decoded key, over the eight fields joined by ":".
+    flag = "true" if success else "false"
+    item: dict[str, Any] = {
+        "eventCode": event_code,
+        "success": flag,
+        "pspReference": psp,
+        "merchantAccountCode": MERCHANT,
+        "merchantReference": reference,
+        "amount": amount,
+        "eventDate": "2026-11-03T10:00:00+01:00",
+        "paymentMethod": "visa",
+        "operations": ["CANCEL", "CAPTURE", "REFUND"] if event_code == "AUTHORISATION" else [],
+    }
+    if original:
+        item["originalReference"] = original
+    if not success:
+        item["reason"] = "Refused"
+    signed = ":".join(
+        [psp, original, MERCHANT, reference, str(amount["value"]), amount["currency"],
+         event_code, flag]
+    )  # fmt: skip
+    mac = hmac.new(bytes.fromhex(HMAC_KEY), signed.encode(), hashlib.sha256).digest()
+    item["additionalData"] = {**extra, "hmacSignature": base64.b64encode(mac).decode()}
+    return item
 
 
 @contextmanager

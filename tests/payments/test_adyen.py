@@ -46,7 +46,8 @@ def test_a_charge_sends_a_card_on_file_payment(adyen: FakeAdyen) -> None:
     assert post.json() == {
         "merchantAccount": MERCHANT,
         "amount": {"value": 12345, "currency": "EUR"},
-        "reference": "ML-2026-0001",
+        "reference": "inv_1/finalize",
+        "merchantOrderReference": "ML-2026-0001",
         "shopperReference": "acme",
         "paymentMethod": {"type": "scheme", "storedPaymentMethodId": TOKEN},
         "shopperInteraction": "ContAuth",
@@ -218,7 +219,8 @@ def test_finalize_collects_through_adyen(api: ApiClient, adyen: FakeAdyen) -> No
     [post] = adyen.posts()
     assert post.headers["idempotency-key"] == f"{invoice['id']}/finalize"
     assert post.json()["amount"] == {"value": 12345, "currency": "USD"}
-    assert post.json()["reference"] == invoice["number"]
+    assert post.json()["reference"] == f"{invoice['id']}/finalize"
+    assert post.json()["merchantOrderReference"] == invoice["number"]
     [payment] = api.ok("GET", f"/payments?invoiceId={invoice['id']}")["data"]
     assert (payment["provider"], payment["reference"]) == ("adyen", "P000000000000001")
 
