@@ -1,9 +1,10 @@
-"""Flutterwave adapter (API v3): tokenized card charges, refunds, and the check of
-Flutterwave's webhook hash.
+"""Flutterwave adapter (API v3): tokenized card charges, refunds, Flutterwave Standard
+payment pages, and the check of Flutterwave's webhooks.
 
     POST {base}/v3/tokenized-charges      token, email, currency, amount, tx_ref, narration
     GET  {base}/v3/transactions/verify_by_reference?tx_ref=…
     POST {base}/v3/transactions/{id}/refund   amount
+    POST {base}/v3/payments               a Flutterwave Standard (hosted) payment page
     Authorization: Bearer <secret key>
 
 Flutterwave has no idempotency header: `tx_ref`, our idempotency key, is the unique
@@ -20,25 +21,70 @@ customer's email, the one of the first charge: the customer's `email`.
 A refund has no reference of ours at Flutterwave, so it is sent ONCE (no retries): a
 lost answer is `PaymentUnavailable`, and a person checks the dashboard before trying
 again, rather than risking two refunds.
+
+A Standard page is `{tx_ref: <link key>, amount, currency, redirect_url, customer:
+{email, name}, customizations: {title}, meta}`, answered `{"data": {"link": …}}`. As for
+charges, `tx_ref` is the idempotency: a retry sends the same one, and Flutterwave takes
+one payment per `tx_ref`, whichever page it was made on. Flutterwave names no id of the
+page, so the link's reference is the `tx_ref`. It needs the customer's email and a
+`redirect_url` (our success URL, else the cancel URL: Flutterwave sends the payer back
+to it with `status=successful|cancelled`); without them nothing is sent. The page has
+no expiry date at Flutterwave (only `session_duration`, minutes from its creation, at
+most 24 hours, which a clock-less adapter cannot compute), so the link's expiry is the
+one we asked for: after it we stop handing the page out, but a payer who kept it open
+can still pay on it, and that payment still reaches the invoice by its `tx_ref`.
+
+Webhooks (`verify_webhook`): Flutterwave signs nothing; it sends the secret hash the
+tenant set in its dashboard in the `verif-hash` header, compared in constant time
+with the config's `secretHash` (none configured: every webhook is refused). Mapped:
+
+    charge.completed   the transaction `data.id` (as charge() returns it, and as a
+                       refund needs it), ours = `data.tx_ref`; `successful` succeeded,
+                       `failed` / `cancelled` failed for good, any other status not final
+    refund.completed   the refund `data.id` (as refund() returns it); `completed`
+                       succeeded, `failed` failed, any other status not final
+    anything else      no result (transfers, subscriptions …)
+
+`event_id` is `<event>:<data.id>:<status>`, the same across Flutterwave's retries.
+
+Flutterwave's guidance is to re-verify a transaction by API (`GET
+/v3/transactions/{id}/verify`) before giving value, because the hash proves only that
+the sender knows the secret, and it says nothing of the body: anyone who ever saw one
+delivery's headers (a proxy log, a mirrored request) can post any body. We do not
+re-verify here: `verify_webhook` is a pure check without network access, and what a
+verified result does is bounded by the ledger (a success pays only one of OUR attempts,
+named by its own id or key, for the attempt's amount, never an amount from the body).
+A forged success could still mark an unpaid invoice PAID, so the secret hash must be
+long, random and rotated if ever exposed; re-verifying before applying a charge result
+belongs in the notification handler, which has the gateway at hand.
 """
 
 from __future__ import annotations
 
 import hmac
+from collections.abc import Mapping
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 import httpx
 from pydantic import Field, SecretStr
 
+from core.errors import InvalidInput, UpstreamFailed
 from invoicing.payments import http
 from invoicing.payments.base import (
     ChargeRequest,
+    LinkRequest,
     Outcome,
+    PaymentLink,
     ProviderConfig,
     RefundRequest,
+    WebhookRejected,
+    WebhookResult,
+    lower_keys,
     to_minor,
 )
+from invoicing.tax.base import loads_exact
 from rating.money import quantum
 
 NAME = "flutterwave"
@@ -113,13 +159,89 @@ class FlutterwaveGateway:
             return Outcome(True, reference=reference)
         return Outcome(False, reference=reference, error=f"the refund is {refund.get('status')}")
 
+    def payment_link(self, request: LinkRequest) -> PaymentLink:
+        redirect = request.success_url or request.cancel_url
+        if not request.customer_email:
+            raise InvalidInput(
+                "a Flutterwave payment page needs the customer's email; set the customer's email",
+                code="customer_email_required",
+            )
+        if not redirect:
+            raise InvalidInput(
+                "a Flutterwave payment page needs a successUrl to send the payer back to",
+                code="redirect_url_required",
+            )
+        customer = {"email": request.customer_email}
+        if request.customer_name:
+            customer["name"] = request.customer_name
+        body = {
+            "tx_ref": request.idempotency_key,
+            "amount": _major(request.amount, request.currency),
+            "currency": request.currency.upper(),
+            "redirect_url": redirect,
+            "customer": customer,
+            "customizations": {"title": f"Invoice {request.invoice_number or request.invoice_id}"},
+            "meta": {
+                "meterline_invoice_id": request.invoice_id,
+                "meterline_tenant_id": request.tenant_id,
+            },
+        }
+        reply = self._http.post("/v3/payments", json=body, idempotency_key=None)
+        page = _data(reply)
+        url = page.get("link") if page else None
+        if not isinstance(url, str) or not url:
+            raise UpstreamFailed(
+                f"Flutterwave refused the payment page: {_message(reply)}",
+                code="payment_link_refused",
+            )
+        return PaymentLink(
+            url=url, reference=request.idempotency_key, expires_at=request.expires_at
+        )
 
-def verify_webhook(verif_hash: str | None, secret_hash: str) -> bool:
-    """Whether the `verif-hash` header of a webhook is the secret hash the tenant set
-    in its Flutterwave dashboard (Flutterwave signs nothing else)."""
-    if not verif_hash or not secret_hash:
-        return False
-    return hmac.compare_digest(verif_hash.encode(), secret_hash.encode())
+
+# Statuses of a transaction (or refund) that are its end, and whether money moved.
+_CHARGE_ENDS = {"successful": True, "failed": False, "cancelled": False}
+_REFUND_ENDS = {"completed": True, "failed": False}
+
+
+def verify_webhook(
+    config: FlutterwaveConfig, headers: Mapping[str, str], body: bytes, now: datetime
+) -> list[WebhookResult]:
+    """What a Flutterwave webhook says, once its `verif-hash` header is the tenant's
+    secret hash; WebhookRejected otherwise (Flutterwave signs nothing else, and no
+    delivery time: redeliveries are caught by the event id)."""
+    if config.secret_hash is None or not config.secret_hash.get_secret_value():
+        raise WebhookRejected("no secretHash is configured for this Flutterwave connection")
+    received = lower_keys(headers).get("verif-hash")
+    if not received:
+        raise WebhookRejected("the Flutterwave webhook has no verif-hash header")
+    expected = config.secret_hash.get_secret_value()
+    if not hmac.compare_digest(received.encode(), expected.encode()):
+        raise WebhookRejected("the Flutterwave verif-hash is not the configured secret hash")
+    try:
+        event = loads_exact(body)
+    except (ValueError, UnicodeDecodeError):
+        raise WebhookRejected("the Flutterwave webhook is not JSON") from None
+    data = event.get("data") if isinstance(event, dict) else None
+    kind = event.get("event") if isinstance(event, dict) else None
+    if not isinstance(data, dict) or not isinstance(kind, str):
+        raise WebhookRejected("the Flutterwave webhook has no event and data")
+    found = data.get("id")
+    status = str(data.get("status") or "")
+    if isinstance(found, bool) or not isinstance(found, int | str) or not str(found):
+        return []  # an event we do not act on may name no transaction
+    reference, event_id = str(found), f"{kind}:{found}:{status}"
+    if kind == "charge.completed":
+        tx_ref = data.get("tx_ref")
+        ours = tx_ref if isinstance(tx_ref, str) and tx_ref else None
+        ended = _CHARGE_ENDS.get(status)
+        return [WebhookResult(reference, bool(ended), event_id, final=ended is not None, ours=ours)]
+    if kind == "refund.completed":
+        ended = _REFUND_ENDS.get(status)
+        return [
+            WebhookResult(reference, bool(ended), event_id, kind="refund", final=ended is not None)
+        ]
+    return []
 
 
 def _major(amount: Decimal, currency: str) -> Decimal:

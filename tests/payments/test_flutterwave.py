@@ -1,6 +1,6 @@
 """The Flutterwave adapter against a local server that answers and checks as
-Flutterwave's API v3 documents (tests/helpers/flutterwave_server.py), and its webhook
-hash."""
+Flutterwave's API v3 documents (tests/helpers/flutterwave_server.py); its hosted pages
+and webhooks are in test_flutterwave_notifications.py."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from decimal import Decimal
 import pytest
 
 from invoicing.payments.base import ChargeRequest, PaymentUnavailable
-from invoicing.payments.flutterwave import FlutterwaveConfig, FlutterwaveGateway, verify_webhook
+from invoicing.payments.flutterwave import FlutterwaveConfig, FlutterwaveGateway
 from tests.helpers.flutterwave_server import (
     CHARGE,
     SECRET_HASH,
@@ -122,13 +122,6 @@ def test_a_refund_is_sent_once(flutterwave: FakeFlutterwave) -> None:
     assert len(flutterwave.posts(f"/v3/transactions/{transaction}/refund")) == 2  # no retry
     too_much = gateway.refund(refund_request(transaction, "40.00", "NGN", key="cn_3/refund"))
     assert too_much.error == "Refund amount exceeds the transaction amount"
-
-
-def test_the_webhook_hash_is_checked() -> None:
-    assert verify_webhook(SECRET_HASH, SECRET_HASH)
-    assert not verify_webhook(SECRET_HASH + "x", SECRET_HASH)
-    assert not verify_webhook(None, SECRET_HASH)
-    assert not verify_webhook("", "")
 
 
 @pytest.mark.ledger
