@@ -14,7 +14,7 @@ from decimal import Decimal
 
 import pytest
 
-from invoicing.payments.base import PaymentUnavailable, WebhookRejected, key_uuid
+from invoicing.payments.base import Outcome, PaymentUnavailable, WebhookRejected, key_uuid
 from invoicing.payments.cashfree import (
     CashfreeConfig,
     CashfreeGateway,
@@ -44,6 +44,7 @@ def cashfree() -> Iterator[FakeCashfree]:
         server.add_subscription(SUBSCRIPTION)
         server.add_subscription("sub_declines", declines=True)
         server.add_subscription("sub_paused", status="ON_HOLD")
+        server.add_subscription("sub_enach", settles="PENDING")
         yield server
 
 
@@ -98,6 +99,13 @@ def test_another_currency_than_the_plan_s_is_refused_unsent(cashfree: FakeCashfr
     outcome = _gateway(cashfree).charge(charge_request(SUBSCRIPTION, "10.00", "USD"))
     assert outcome.error == "Cashfree collects INR; the invoice is in USD"
     assert cashfree.server.requests == []
+
+
+@pytest.mark.parametrize("status", ["PENDING", "INITIALIZED"])
+def test_a_charge_collected_later_is_pending(cashfree: FakeCashfree, status: str) -> None:
+    cashfree.add_subscription("sub_later", settles=status)
+    outcome = _gateway(cashfree).charge(charge_request("sub_later", "10.00", "INR"))
+    assert outcome == Outcome(False, reference=f"sub_later/{PAYMENT_ID}", pending=True)
 
 
 def test_a_failed_charge_is_a_decline(cashfree: FakeCashfree) -> None:
@@ -192,14 +200,14 @@ def _headers(signature: str, stamp: str = STAMP) -> dict[str, str]:
 
 
 def test_a_signed_webhook_is_accepted() -> None:
-    result = verify_webhook(_config(), _headers(_signature(EVENT, STAMP)), EVENT, NOW)
+    [result] = verify_webhook(_config(), _headers(_signature(EVENT, STAMP)), EVENT, NOW)
     assert (result.reference, result.succeeded) == (f"{SUBSCRIPTION}/{PAYMENT_ID}", True)
     assert result.event_id == "SUBSCRIPTION_PAYMENT_SUCCESS:5114910001"
 
 
 def test_a_timestamp_in_seconds_is_read_too() -> None:
     stamp = str(int(NOW.timestamp()))
-    result = verify_webhook(_config(), _headers(_signature(EVENT, stamp), stamp), EVENT, NOW)
+    [result] = verify_webhook(_config(), _headers(_signature(EVENT, stamp), stamp), EVENT, NOW)
     assert result.succeeded
 
 
@@ -211,6 +219,19 @@ def test_a_timestamp_in_seconds_is_read_too() -> None:
         (_headers(_signature(EVENT, STAMP, "another secret")), EVENT, NOW),
         (_headers(_signature(EVENT, STAMP)), EVENT, NOW - timedelta(minutes=10)),
         (_headers(_signature(EVENT, STAMP), str(int(STAMP) + 1)), EVENT, NOW),
+        ({"X-Webhook-Signature": _signature(EVENT, STAMP)}, EVENT, NOW),
+        (_headers(_signature(b"not json", STAMP)), b"not json", NOW),
+        (_headers(_signature(b'{"type": "X"}', STAMP)), b'{"type": "X"}', NOW),
+    ],
+    ids=[
+        "no headers",
+        "tampered",
+        "wrong secret",
+        "stale",
+        "other timestamp",
+        "no timestamp",
+        "not JSON",
+        "no data",
     ],
 )
 def test_a_forged_stale_or_altered_webhook_is_rejected(
