@@ -119,7 +119,10 @@ class CustomerRow(Base):
 
 class SubscriptionRow(Base):
     __tablename__ = "subscriptions"
-    __table_args__ = (Index("ix_subscriptions_tenant_dates", "tenant_id", "start_date"),)
+    __table_args__ = (
+        Index("ix_subscriptions_tenant_dates", "tenant_id", "start_date"),
+        Index("ix_subscriptions_analytics_end", "tenant_id", "end_date"),
+    )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), index=True)
@@ -172,7 +175,14 @@ class InvoiceRow(Base):
         Index("ix_invoices_tenant_created", "tenant_id", "created_at"),
         Index("ix_invoices_type_subscription", "type", "subscription_id", "period_start"),
         Index("ix_invoices_status_due", "tenant_id", "status", "due_at"),
-    )
+        # Revenue analytics (invoicing/analytics.py): covering, so that a range of
+        # months is summed from the index alone.
+        Index(
+            "ix_invoices_analytics_issued",
+            "tenant_id", "issued_at", "currency", "status", "type", "total",
+        ),
+        Index("ix_invoices_analytics_due", "tenant_id", "status", "due_at", "currency", "amount_due"),
+    )  # fmt: skip
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), index=True)
@@ -220,6 +230,9 @@ class InvoiceRow(Base):
 
 class InvoiceLineRow(Base):
     __tablename__ = "invoice_lines"
+    __table_args__ = (
+        Index("ix_invoice_lines_analytics_usage", "invoice_id", "type", "metric", "amount"),
+    )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     invoice_id: Mapped[str] = mapped_column(ForeignKey("invoices.id"), index=True)
@@ -264,7 +277,10 @@ class PaymentRow(Base):
     """Money received for an invoice: recorded by hand, or collected by a provider."""
 
     __tablename__ = "payments"
-    __table_args__ = (Index("ix_payments_tenant_created", "tenant_id", "created_at"),)
+    __table_args__ = (
+        Index("ix_payments_tenant_created", "tenant_id", "created_at"),
+        Index("ix_payments_analytics_created", "tenant_id", "created_at", "currency", "amount"),
+    )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), index=True)
@@ -532,7 +548,10 @@ class PaymentAttemptRow(Base):
     of the same attempt can never charge twice."""
 
     __tablename__ = "payment_attempts"
-    __table_args__ = (UniqueConstraint("tenant_id", "idempotency_key"),)
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "idempotency_key"),
+        Index("ix_payment_attempts_reference", "tenant_id", "provider_reference"),
+    )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), index=True)
@@ -541,10 +560,39 @@ class PaymentAttemptRow(Base):
     amount: Mapped[Decimal] = mapped_column(Money())
     currency: Mapped[str] = mapped_column(String(3))
     idempotency_key: Mapped[str] = mapped_column(String(100))
-    status: Mapped[str] = mapped_column(String(20))  # succeeded | failed
+    # pending (asked, no answer yet) | processing (accepted, the webhook tells) |
+    # succeeded | failed | link (a hosted payment page, open until paid or expired)
+    status: Mapped[str] = mapped_column(String(20))
     provider_reference: Mapped[str | None] = mapped_column(String(200), nullable=True)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # A hosted payment link's page and end; None for charges.
+    url: Mapped[str | None] = mapped_column(Text, nullable=True)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class PaymentNotificationRow(Base):
+    """A provider's verified notification, kept once per event id: a redelivery finds
+    it and changes nothing. `effect` says what it did (applied | ignored | duplicate
+    are answered; only the first two are stored)."""
+
+    __tablename__ = "payment_notifications"
+    __table_args__ = (UniqueConstraint("provider_id", "event_id"),)
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), index=True)
+    provider_id: Mapped[str] = mapped_column(String(40))
+    provider: Mapped[str] = mapped_column(String(20))
+    event_id: Mapped[str] = mapped_column(String(255))
+    kind: Mapped[str] = mapped_column(String(10))  # charge | refund
+    reference: Mapped[str] = mapped_column(String(255))
+    succeeded: Mapped[bool] = mapped_column(Boolean)
+    final: Mapped[bool] = mapped_column(Boolean)
+    effect: Mapped[str] = mapped_column(String(20))
+    detail: Mapped[str | None] = mapped_column(Text, nullable=True)
+    invoice_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
 class DunningPolicyRow(Base):
@@ -637,6 +685,7 @@ class CreditNoteRow(Base):
         UniqueConstraint("tenant_id", "number"),
         Index("ix_credit_notes_tenant_created", "tenant_id", "created_at"),
         Index("ix_credit_notes_balance", "tenant_id", "customer_id", "currency", "status"),
+        Index("ix_credit_notes_analytics_issued", "tenant_id", "issued_at"),
     )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)

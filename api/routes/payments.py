@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Query, Response
+import asyncio
+
+from fastapi import APIRouter, Query, Request, Response
 
 from api.deps import RuntimeDep, SessionDep, TenantDep
 from api.schemas.common import Page
@@ -11,14 +13,19 @@ from api.schemas.payments import (
     DunningPolicyPublic,
     DunningStepList,
     DunningStepPublic,
+    PaymentNotificationList,
+    PaymentNotificationPublic,
     PaymentProviderCreate,
     PaymentProviderPublic,
     PaymentProviderUpdate,
     PaymentPublic,
+    PaymentUrlIn,
+    PaymentUrlPublic,
+    WebhookReceipt,
 )
 from invoicing import dunning, invoices
 from invoicing.pages import whole
-from invoicing.payments import providers
+from invoicing.payments import links, notifications, providers
 
 router = APIRouter(tags=["payments"])
 
@@ -91,6 +98,76 @@ def update_provider(
 def delete_provider(provider_id: str, session: SessionDep, tenant: TenantDep) -> Response:
     providers.delete(session, tenant, provider_id)
     return Response(status_code=204)
+
+
+@router.post(
+    "/payment-providers/{provider_id}/webhooks",
+    summary="Where a provider posts payment results (its signature authenticates)",
+    responses={400: {"description": "the signature, timestamp or shape is not the provider's"}},
+)
+async def provider_webhook(
+    provider_id: str, request: Request, runtime: RuntimeDep
+) -> WebhookReceipt:
+    body = await request.body()
+    receipt = await asyncio.to_thread(
+        notifications.receive,
+        runtime.sessions,
+        provider_id,
+        dict(request.headers),
+        body,
+        runtime.clock.now(),
+        runtime.settings.secrets,
+    )
+    return WebhookReceipt(
+        received=receipt.received,
+        applied=receipt.applied,
+        ignored=receipt.ignored,
+        duplicates=receipt.duplicates,
+    )
+
+
+@router.get(
+    "/payment-providers/{provider_id}/webhooks",
+    summary="The provider's latest notifications and what each did, newest first",
+)
+def provider_notifications(
+    provider_id: str,
+    session: SessionDep,
+    tenant: TenantDep,
+    limit: int = Query(100, ge=1, le=500),
+) -> PaymentNotificationList:
+    providers.get(session, tenant, provider_id)
+    rows = notifications.recent(session, tenant, provider_id, limit)
+    return PaymentNotificationList(data=[PaymentNotificationPublic.from_row(r) for r in rows])
+
+
+@router.post(
+    "/invoices/{invoice_id}/payment-url",
+    status_code=201,
+    summary="A hosted payment page for what the invoice owes (an open one is answered again)",
+    description="201 with a new page; 200 with the open page answered again (same body).",
+)
+async def payment_url(
+    invoice_id: str,
+    runtime: RuntimeDep,
+    tenant: TenantDep,
+    response: Response,
+    body: PaymentUrlIn | None = None,
+) -> PaymentUrlPublic:
+    wanted = body or PaymentUrlIn()
+    issued = await asyncio.to_thread(
+        links.payment_link,
+        runtime.sessions,
+        tenant,
+        invoice_id,
+        runtime.clock.now(),
+        providers.gateways(runtime.settings.secrets),
+        success_url=wanted.success_url,
+        cancel_url=wanted.cancel_url,
+    )
+    if not issued.created:
+        response.status_code = 200
+    return PaymentUrlPublic.from_row(issued.attempt)
 
 
 # -- dunning ---------------------------------------------------------------------------

@@ -9,7 +9,13 @@ from pydantic import Field
 from api.schemas.common import Body, Public
 from api.schemas.money import Decimal_, StateCheckedDecimal, Timestamp, money
 from invoicing.dunning import Policy
-from invoicing.models import DunningStepRow, PaymentProviderRow, PaymentRow
+from invoicing.models import (
+    DunningStepRow,
+    PaymentAttemptRow,
+    PaymentNotificationRow,
+    PaymentProviderRow,
+    PaymentRow,
+)
 from invoicing.payments.providers import public_config
 
 
@@ -117,3 +123,73 @@ class DunningStepPublic(Public):
 
 class DunningStepList(Public):
     data: list[DunningStepPublic]
+
+
+class PaymentUrlIn(Body):
+    success_url: str | None = Field(
+        default=None, pattern=r"^https?://", max_length=2000, description="after paying"
+    )
+    cancel_url: str | None = Field(
+        default=None, pattern=r"^https?://", max_length=2000, description="on giving up"
+    )
+
+
+class PaymentUrlPublic(Public):
+    invoice_id: str
+    provider: str
+    url: str = Field(description="the provider's hosted page for what the invoice owes")
+    reference: str | None = Field(description="the provider's id of the link or session")
+    amount: Decimal_
+    currency: str
+    expires_at: Timestamp | None
+
+    @classmethod
+    def from_row(cls, row: PaymentAttemptRow) -> PaymentUrlPublic:
+        return cls(
+            invoice_id=row.invoice_id,
+            provider=row.provider,
+            url=row.url or "",
+            reference=row.provider_reference,
+            amount=money(row.amount, row.currency),
+            currency=row.currency,
+            expires_at=row.expires_at,
+        )
+
+
+class WebhookReceipt(Public):
+    received: int = Field(description="results the post carried")
+    applied: int = Field(description="results that changed an invoice, attempt or refund")
+    ignored: int = Field(description="results about nothing of ours, or not final yet")
+    duplicates: int = Field(description="results whose event id was received before")
+
+
+class PaymentNotificationPublic(Public):
+    id: str
+    event_id: str
+    kind: str
+    reference: str
+    succeeded: bool
+    final: bool
+    effect: str
+    detail: str | None
+    invoice_id: str | None
+    received_at: Timestamp
+
+    @classmethod
+    def from_row(cls, row: PaymentNotificationRow) -> PaymentNotificationPublic:
+        return cls(
+            id=row.id,
+            event_id=row.event_id,
+            kind=row.kind,
+            reference=row.reference,
+            succeeded=row.succeeded,
+            final=row.final,
+            effect=row.effect,
+            detail=row.detail,
+            invoice_id=row.invoice_id,
+            received_at=row.received_at,
+        )
+
+
+class PaymentNotificationList(Public):
+    data: list[PaymentNotificationPublic]

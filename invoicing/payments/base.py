@@ -1,11 +1,16 @@
 """What a payment provider does for us, whatever its API: charge a customer's saved
 payment method for an invoice, or refund part of a charge.
 
-A provider's answer is one of three: the money moved (`succeeded`), the provider
-refused (`declined`: a card declined, no payment method; retrying the same request
-changes nothing, a later dunning step may), or we could not tell (`PaymentUnavailable`
-after the adapter's own retries: the attempt failed and dunning tries again later,
-under a new idempotency key).
+A provider's answer is one of four: the money moved (`succeeded`), the provider
+accepted the charge and tells the result later by webhook (`pending`: a direct debit
+being collected), the provider refused (`declined`: a card declined, no payment method;
+retrying the same request changes nothing, a later dunning step may), or we could not
+tell (`PaymentUnavailable` after the adapter's own retries: the attempt failed and
+dunning tries again later, under a new idempotency key).
+
+Besides charging, a gateway makes a hosted payment page for an invoice
+(`payment_link`), and each adapter module reads the provider's signed notifications
+(`verify_webhook(config, headers, body, now) -> list[WebhookResult]`).
 """
 
 from __future__ import annotations
@@ -14,17 +19,18 @@ import hashlib
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
-from typing import Any, Protocol, TypeVar
+from typing import Any, Literal, Protocol, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic.alias_generators import to_camel
 
-from core.errors import InvalidInput, Transient
+from core.errors import DomainError, InvalidInput, Transient
 from rating.money import minor_units
 
 PROVIDERS = ("stripe", "adyen", "gocardless", "tap", "moneyhash", "flutterwave", "cashfree")
-# Providers with an adapter today; the others come with the integrations issue.
+# Providers with an adapter (all of them, since the integrations issue).
 SUPPORTED = ("stripe", "adyen", "gocardless", "tap", "moneyhash", "flutterwave", "cashfree")
 
 
@@ -49,10 +55,40 @@ class RefundRequest:
 
 
 @dataclass(frozen=True)
+class LinkRequest:
+    """A hosted payment page for what an invoice still owes."""
+
+    tenant_id: str
+    invoice_id: str
+    invoice_number: str | None
+    amount: Decimal  # in the currency's major unit, exact
+    currency: str
+    # Ours, unique per link: sent as the provider's idempotency key AND as the merchant
+    # reference / metadata its notifications carry back (`WebhookResult.ours`).
+    idempotency_key: str
+    expires_at: datetime
+    customer_reference: str | None = None  # the customer's id at the provider, if any
+    customer_email: str | None = None
+    customer_name: str | None = None
+    success_url: str | None = None  # where the payer lands after paying
+    cancel_url: str | None = None
+
+
+@dataclass(frozen=True)
+class PaymentLink:
+    url: str  # the page the payer opens
+    reference: str  # the provider's id of the link, session or order
+    expires_at: datetime | None  # when the provider stops taking payments on it
+
+
+@dataclass(frozen=True)
 class Outcome:
     succeeded: bool
     reference: str | None = None  # the provider's id of the charge or refund
     error: str | None = None  # why it was declined, for people
+    # Accepted, not yet collected (a direct debit): `succeeded` is False and the
+    # provider's webhook tells the result; nothing is charged again meanwhile.
+    pending: bool = False
 
 
 @dataclass(frozen=True)
@@ -60,12 +96,20 @@ class WebhookResult:
     """What a verified provider notification says about one charge or refund."""
 
     reference: str  # the provider's id of the charge or refund, as `Outcome.reference`
-    succeeded: bool  # the money moved (False: failed, or not final yet)
+    succeeded: bool  # the money moved (False: it failed; see `final`)
     event_id: str  # stable across the provider's redeliveries: the key to deduplicate on
+    kind: Literal["charge", "refund"] = "charge"
+    # False: a step on the way (created, submitted, processing): recorded, no effect.
+    final: bool = True
+    # Our idempotency key as the provider echoes it (metadata, merchant reference,
+    # tx_ref): how a payment made on a hosted link finds its invoice.
+    ours: str | None = None
 
 
-class WebhookRejected(InvalidInput):
-    """A notification whose signature, timestamp or shape is not the provider's."""
+class WebhookRejected(DomainError):
+    """A notification whose signature, timestamp or shape is not the provider's. Not
+    `InvalidInput` (422): it is answered 400, the status every provider documents for
+    a notification not accepted."""
 
     code = "webhook_rejected"
 
@@ -133,5 +177,7 @@ class PaymentGateway(Protocol):
     def charge(self, request: ChargeRequest) -> Outcome: ...
 
     def refund(self, request: RefundRequest) -> Outcome: ...
+
+    def payment_link(self, request: LinkRequest) -> PaymentLink: ...
 
     def close(self) -> None: ...

@@ -9,7 +9,10 @@ that no ledger lock is held while the provider answers:
 2. outside: ask the provider (its adapter retries with the same key);
 3. in a transaction: `succeeded` records the payment (PAID when it covers what is due,
    `payment.succeeded`), `failed` records `payment.failed`; the invoice stays OPEN or
-   OVERDUE and dunning tries again.
+   OVERDUE and dunning tries again. A charge the provider accepted but collects later
+   (a direct debit) is `processing`: nothing is recorded until its webhook says how it
+   ended (`invoicing.payments.notifications`), and no other charge of the invoice is
+   made meanwhile, so a slow debit is never doubled by a dunning step.
 
 An attempt left `pending` by a crash between 1 and 3 is sent again with its own key by
 the next call for the same purpose: the provider answers the first result, so the
@@ -97,6 +100,9 @@ def _begin(
         return AttemptResult(attempt.id, attempt.status, attempt.error)
     customer = invoice.customer
     if attempt is None:
+        processing = _processing(session, tenant_id, invoice.id)
+        if processing is not None:
+            return AttemptResult(processing.id, processing.status, processing.error)
         if invoice.status not in ("OPEN", "OVERDUE") or invoice.amount_due <= ZERO:
             return None
         if not customer.payment_provider:
@@ -149,41 +155,82 @@ def _finish(
         return AttemptResult(attempt.id, attempt.status, attempt.error)
     attempt.provider_reference = outcome.reference
     attempt.error = outcome.error
-    attempt.status = "succeeded" if outcome.succeeded else "failed"
+    attempt.updated_at = now
+    if outcome.pending and not outcome.succeeded:
+        attempt.status = "processing"
+        return AttemptResult(attempt.id, attempt.status, attempt.error)
     if outcome.succeeded:
-        try:
+        apply_success(session, tenant_id, attempt, outcome.reference, now)
+    else:
+        record_failure(session, tenant_id, attempt, now)
+    return AttemptResult(attempt.id, attempt.status, attempt.error)
+
+
+def apply_success(
+    session: Session,
+    tenant_id: str,
+    attempt: PaymentAttemptRow,
+    reference: str | None,
+    now: datetime,
+) -> None:
+    """The provider collected `attempt` (its charge `reference`): record the payment on
+    the invoice. When the invoice changed meanwhile (voided, paid by hand) the money
+    moved all the same: the attempt says so and a person refunds it."""
+    attempt.status = "succeeded"
+    attempt.provider_reference = reference
+    attempt.error = None
+    attempt.updated_at = now
+    try:
+        with session.begin_nested():
             invoices.record_payment(
                 session,
                 tenant_id,
                 attempt.invoice_id,
                 attempt.amount,
-                outcome.reference,
+                reference,
                 now,
                 provider=attempt.provider,
             )
-        except (Conflict, ValidationFailed) as exc:
-            # The invoice changed while the provider answered (voided, paid by hand):
-            # the money moved all the same; the attempt says so, a person refunds it.
-            attempt.error = f"charged, but not applied to the invoice: {exc.message}"
-            log.warning("payment attempt %s: %s", attempt.id, attempt.error)
-    else:
-        events.record(
-            session,
-            tenant_id,
-            "payment.failed",
-            attempt.id,
-            {
-                "id": attempt.id,
-                "invoiceId": attempt.invoice_id,
-                "provider": attempt.provider,
-                "amount": format_money(attempt.amount, attempt.currency),
-                "currency": attempt.currency,
-                "error": attempt.error,
-                "createdAt": now.isoformat().replace("+00:00", "Z"),
-            },
-            now,
+    except (Conflict, ValidationFailed) as exc:
+        attempt.error = f"charged, but not applied to the invoice: {exc.message}"
+        log.warning("payment attempt %s: %s", attempt.id, attempt.error)
+
+
+def record_failure(
+    session: Session, tenant_id: str, attempt: PaymentAttemptRow, now: datetime
+) -> None:
+    """`attempt` ended without money: the attempt says why and `payment.failed` is
+    recorded; the invoice stays OPEN or OVERDUE for dunning to try again."""
+    attempt.status = "failed"
+    attempt.updated_at = now
+    events.record(
+        session,
+        tenant_id,
+        "payment.failed",
+        attempt.id,
+        {
+            "id": attempt.id,
+            "invoiceId": attempt.invoice_id,
+            "provider": attempt.provider,
+            "amount": format_money(attempt.amount, attempt.currency),
+            "currency": attempt.currency,
+            "error": attempt.error,
+            "createdAt": now.isoformat().replace("+00:00", "Z"),
+        },
+        now,
+    )
+
+
+def _processing(session: Session, tenant_id: str, invoice_id: str) -> PaymentAttemptRow | None:
+    return session.execute(
+        select(PaymentAttemptRow)
+        .where(
+            PaymentAttemptRow.tenant_id == tenant_id,
+            PaymentAttemptRow.invoice_id == invoice_id,
+            PaymentAttemptRow.status == "processing",
         )
-    return AttemptResult(attempt.id, attempt.status, attempt.error)
+        .limit(1)
+    ).scalar_one_or_none()
 
 
 def attempts_of(session: Session, tenant_id: str, invoice_id: str) -> list[PaymentAttemptRow]:

@@ -5,7 +5,7 @@ back; `gateways(box)` opens them for the one gateway being built."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Generic
@@ -16,12 +16,14 @@ from sqlalchemy.orm import Session
 
 from core.errors import Conflict, InvalidInput, NotFound
 from invoicing.models import PaymentProviderRow, new_id
+from invoicing.payments import adyen, cashfree, flutterwave, gocardless, moneyhash, stripe, tap
 from invoicing.payments.adyen import AdyenConfig, AdyenGateway
 from invoicing.payments.base import (
     PROVIDERS,
     SUPPORTED,
     C,
     PaymentGateway,
+    WebhookResult,
     parse_config,
 )
 from invoicing.payments.cashfree import CashfreeConfig, CashfreeGateway
@@ -51,25 +53,37 @@ SECRET_KEYS = frozenset(
 GatewayFactory = Callable[[str, Mapping[str, Any]], PaymentGateway]
 
 
+# A provider module's check of a notification: (config, headers, raw body, now) -> what
+# it says, or WebhookRejected when it is not the provider's.
+Verifier = Callable[[C, Mapping[str, str], bytes, datetime], Sequence[WebhookResult]]
+
+
 @dataclass(frozen=True)
 class Adapter(Generic[C]):
-    """A provider's config model and the gateway built from a checked config."""
+    """A provider's config model, the gateway built from a checked config, and the
+    check of its signed notifications."""
 
     config: type[C]
     build: Callable[[C], PaymentGateway]
+    verify: Verifier[C]
 
     def gateway(self, config: Mapping[str, Any]) -> PaymentGateway:
         return self.build(parse_config(self.config, config))
 
+    def notifications(
+        self, config: Mapping[str, Any], headers: Mapping[str, str], body: bytes, now: datetime
+    ) -> Sequence[WebhookResult]:
+        return self.verify(parse_config(self.config, config), headers, body, now)
+
 
 ADAPTERS: dict[str, Adapter[Any]] = {
-    "stripe": Adapter(StripeConfig, StripeGateway),
-    "adyen": Adapter(AdyenConfig, AdyenGateway),
-    "gocardless": Adapter(GoCardlessConfig, GoCardlessGateway),
-    "tap": Adapter(TapConfig, TapGateway),
-    "moneyhash": Adapter(MoneyhashConfig, MoneyhashGateway),
-    "flutterwave": Adapter(FlutterwaveConfig, FlutterwaveGateway),
-    "cashfree": Adapter(CashfreeConfig, CashfreeGateway),
+    "stripe": Adapter(StripeConfig, StripeGateway, stripe.verify_webhook),
+    "adyen": Adapter(AdyenConfig, AdyenGateway, adyen.verify_webhook),
+    "gocardless": Adapter(GoCardlessConfig, GoCardlessGateway, gocardless.verify_webhook),
+    "tap": Adapter(TapConfig, TapGateway, tap.verify_webhook),
+    "moneyhash": Adapter(MoneyhashConfig, MoneyhashGateway, moneyhash.verify_webhook),
+    "flutterwave": Adapter(FlutterwaveConfig, FlutterwaveGateway, flutterwave.verify_webhook),
+    "cashfree": Adapter(CashfreeConfig, CashfreeGateway, cashfree.verify_webhook),
 }
 
 
@@ -79,6 +93,17 @@ def build_gateway(provider: str, config: Mapping[str, Any]) -> PaymentGateway:
     if adapter is None:
         raise InvalidInput(f"payment provider {provider!r} has no adapter yet")
     return adapter.gateway(config)
+
+
+def verify_notifications(
+    provider: str, config: Mapping[str, Any], headers: Mapping[str, str], body: bytes, now: datetime
+) -> Sequence[WebhookResult]:
+    """What a notification posted for a connection of `provider` says, its stored
+    config opened already; WebhookRejected when its signature is not the provider's."""
+    adapter = ADAPTERS.get(provider)
+    if adapter is None:
+        raise InvalidInput(f"payment provider {provider!r} has no adapter yet")
+    return adapter.notifications(config, headers, body, now)
 
 
 def gateways(box: SecretBox) -> GatewayFactory:

@@ -1,11 +1,28 @@
-"""Stripe adapter: PaymentIntents for charges, Refunds for refunds.
+"""Stripe adapter: PaymentIntents for charges, Refunds for refunds, Checkout Sessions
+for hosted payment pages, and the check of Stripe's signed webhook events.
 
     GET  {base}/v1/customers/{customer}                    the default payment method
     GET  {base}/v1/customers/{customer}/payment_methods    else the first saved card
     POST {base}/v1/payment_intents   amount, currency, customer, payment_method,
                                      confirm=true, off_session=true, metadata[...]
     POST {base}/v1/refunds           payment_intent, amount
+    POST {base}/v1/checkout/sessions mode=payment, line_items[0][price_data][...],
+                                     success_url, cancel_url?, expires_at, metadata[...],
+                                     payment_intent_data[metadata][...]
     Authorization: Bearer <secret key>;  Idempotency-Key on every POST
+
+Every object we create carries `metadata[meterline_key]`, our idempotency key, so the
+events about it name our attempt (a Checkout payment's PaymentIntent is made by Stripe,
+and only its metadata leads back to the invoice).
+
+Webhooks (`verify_webhook`): the `Stripe-Signature` header is `t=<unix time>,v1=<hex>`
+(several v1 while a secret is rolled); v1 is HMAC-SHA256 keyed with the endpoint's
+signing secret (config `webhookSecret`, whsec_…) over `<t>.<raw body>`, and a `t` more
+than 5 minutes from now is refused (a replay). Events acted on:
+`payment_intent.succeeded` (paid), `.payment_failed` and `.canceled` (failed),
+`.processing` (on the way); `checkout.session.completed` (paid when its
+`payment_status` is `paid`), `.async_payment_succeeded` / `.async_payment_failed`;
+`refund.created|updated|failed` and `charge.refund.updated` by the refund's status.
 
 Bodies are form-encoded, amounts are integers of the currency's minor unit. A POST is
 retried (timeouts, 429, 5xx) with the SAME idempotency key, which is what makes a retry
@@ -17,6 +34,10 @@ with Stripe's message (a retry with the same request cannot succeed).
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -26,20 +47,30 @@ from core.errors import InvalidInput
 from invoicing.payments import http
 from invoicing.payments.base import (
     ChargeRequest,
+    LinkRequest,
     Outcome,
+    PaymentLink,
     PaymentUnavailable,
     ProviderConfig,
     RefundRequest,
+    WebhookRejected,
+    WebhookResult,
+    lower_keys,
     to_minor,
 )
+from invoicing.tax.base import loads_exact
 
 NAME = "stripe"
 DEFAULT_BASE_URL = "https://api.stripe.com"
+WEBHOOK_TOLERANCE = timedelta(minutes=5)
 
 
 class StripeConfig(ProviderConfig):
     secret_key: SecretStr = Field(description="a Stripe secret key, sk_…")
     api_version: str | None = None
+    webhook_secret: SecretStr | None = Field(
+        default=None, description="the webhook endpoint's signing secret, whsec_…"
+    )
 
 
 def _retryable(response: httpx.Response) -> bool:
@@ -95,12 +126,16 @@ class StripeGateway:
             "description": f"Invoice {request.invoice_number or request.invoice_id}",
             "metadata[meterline_invoice_id]": request.invoice_id,
             "metadata[meterline_tenant_id]": request.tenant_id,
+            "metadata[meterline_key]": request.idempotency_key,
         }
         status, body = self._post("/v1/payment_intents", form, request.idempotency_key)
         if status == 200 and body.get("status") == "succeeded":
             return Outcome(True, reference=str(body.get("id")))
+        if status == 200 and body.get("status") == "processing":
+            # A bank debit (SEPA, ACH) being collected: its webhook tells how it ended.
+            return Outcome(False, reference=str(body.get("id")), pending=True)
         if status == 200:
-            # requires_action (3-D Secure), processing, requires_payment_method: not paid.
+            # requires_action (3-D Secure), requires_payment_method: not paid.
             return Outcome(
                 False,
                 reference=str(body.get("id")),
@@ -117,6 +152,47 @@ class StripeGateway:
         if status == 200 and body.get("status") in ("succeeded", "pending"):
             return Outcome(True, reference=str(body.get("id")))
         return Outcome(False, reference=body.get("id"), error=_message(body, status))
+
+    def payment_link(self, request: LinkRequest) -> PaymentLink:
+        if not request.success_url:
+            raise InvalidInput("a Stripe Checkout page needs successUrl, where the payer lands")
+        expires = request.expires_at  # within Checkout's 30 min – 24 h (links.LINK_LIFETIME)
+        label = f"Invoice {request.invoice_number or request.invoice_id}"
+        metadata = {
+            "meterline_invoice_id": request.invoice_id,
+            "meterline_tenant_id": request.tenant_id,
+            "meterline_key": request.idempotency_key,
+        }
+        form = {
+            "mode": "payment",
+            "line_items[0][quantity]": "1",
+            "line_items[0][price_data][currency]": request.currency.lower(),
+            "line_items[0][price_data][unit_amount]": str(
+                to_minor(request.amount, request.currency)
+            ),
+            "line_items[0][price_data][product_data][name]": label,
+            "success_url": request.success_url,
+            "expires_at": str(int(expires.timestamp())),
+            "client_reference_id": request.idempotency_key[:200],
+        }
+        if request.cancel_url:
+            form["cancel_url"] = request.cancel_url
+        if request.customer_reference:
+            form["customer"] = request.customer_reference
+        elif request.customer_email:
+            form["customer_email"] = request.customer_email
+        for key, value in metadata.items():
+            form[f"metadata[{key}]"] = value
+            form[f"payment_intent_data[metadata][{key}]"] = value
+        status, body = self._post("/v1/checkout/sessions", form, request.idempotency_key)
+        if status != 200 or not body.get("url") or not body.get("id"):
+            raise PaymentUnavailable(f"stripe: checkout session: {_message(body, status)}")
+        stamp = body.get("expires_at")
+        return PaymentLink(
+            url=str(body["url"]),
+            reference=str(body["id"]),
+            expires_at=datetime.fromtimestamp(int(stamp), tz=UTC) if stamp else expires,
+        )
 
     # -- HTTP ---------------------------------------------------------------------------
 
@@ -156,3 +232,96 @@ def _message(body: dict[str, Any], status: int) -> str:
 def _intent_id(body: dict[str, Any]) -> str | None:
     intent = (body.get("error") or {}).get("payment_intent") or {}
     return str(intent["id"]) if isinstance(intent, dict) and intent.get("id") else None
+
+
+# -- webhooks -------------------------------------------------------------------------------
+
+
+def webhook_signature(body: bytes, timestamp: str, secret: str) -> str:
+    """Stripe's v1 scheme: hex HMAC-SHA256, keyed with the endpoint's signing secret,
+    over the header's timestamp, a dot, and the raw body."""
+    return hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256).hexdigest()
+
+
+def verify_webhook(
+    config: StripeConfig, headers: Mapping[str, str], body: bytes, now: datetime
+) -> list[WebhookResult]:
+    """What a Stripe event says about a charge or refund of ours, once its
+    `Stripe-Signature` checks out and was made within 5 minutes of `now`;
+    `WebhookRejected` otherwise. An event we do not act on gives no result."""
+    if config.webhook_secret is None:
+        raise WebhookRejected("the Stripe connection has no webhookSecret to check events with")
+    header = lower_keys(headers).get("stripe-signature")
+    if not header:
+        raise WebhookRejected("the Stripe event has no Stripe-Signature header")
+    pairs = [part.strip().split("=", 1) for part in header.split(",") if "=" in part]
+    stamps = [value for name, value in pairs if name == "t"]
+    signatures = [value.lower() for name, value in pairs if name == "v1"]
+    if len(stamps) != 1 or not stamps[0].isdigit() or not signatures:
+        raise WebhookRejected("the Stripe-Signature header has no t and v1")
+    expected = webhook_signature(body, stamps[0], config.webhook_secret.get_secret_value())
+    if not any(hmac.compare_digest(expected, given) for given in signatures):
+        raise WebhookRejected("the Stripe signature does not match")
+    signed = datetime.fromtimestamp(int(stamps[0]), tz=UTC)
+    aware = now if now.tzinfo is not None else now.replace(tzinfo=UTC)
+    if abs(aware - signed) > WEBHOOK_TOLERANCE:
+        raise WebhookRejected(f"the Stripe event was signed at {signed.isoformat()}, too long ago")
+    try:
+        event = loads_exact(body)
+    except ValueError:
+        raise WebhookRejected("the Stripe event is not JSON") from None
+    if not isinstance(event, dict) or not event.get("id") or not event.get("type"):
+        raise WebhookRejected("the Stripe event has no id and type")
+    found = _result(
+        str(event["id"]), str(event["type"]), _obj(_obj(event.get("data")).get("object"))
+    )
+    return [found] if found is not None else []
+
+
+def _result(event_id: str, kind: str, obj: dict[str, Any]) -> WebhookResult | None:
+    ours = _str(_obj(obj.get("metadata")).get("meterline_key"))
+    if kind.startswith("payment_intent.") and obj.get("id"):
+        ending = kind.removeprefix("payment_intent.")
+        if ending not in ("succeeded", "payment_failed", "canceled", "processing"):
+            return None
+        return WebhookResult(
+            str(obj["id"]),
+            succeeded=ending == "succeeded",
+            event_id=event_id,
+            final=ending != "processing",
+            ours=ours,
+        )
+    if kind.startswith("checkout.session.") and obj.get("payment_intent"):
+        ending = kind.removeprefix("checkout.session.")
+        paid = obj.get("payment_status") in ("paid", "no_payment_required")
+        outcomes = {
+            "completed": (paid, paid),
+            "async_payment_succeeded": (True, True),
+            "async_payment_failed": (False, True),
+        }
+        if ending not in outcomes:
+            return None
+        succeeded, final = outcomes[ending]
+        intent = obj["payment_intent"]
+        intent_id = intent.get("id") if isinstance(intent, dict) else intent
+        return WebhookResult(
+            str(intent_id), succeeded=succeeded, event_id=event_id, final=final, ours=ours
+        )
+    if obj.get("object") == "refund" and obj.get("id"):
+        status = str(obj.get("status") or "")
+        return WebhookResult(
+            str(obj["id"]),
+            succeeded=status == "succeeded",
+            event_id=event_id,
+            kind="refund",
+            final=status in ("succeeded", "failed", "canceled"),
+        )
+    return None
+
+
+def _obj(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _str(value: Any) -> str | None:
+    return str(value) if value else None

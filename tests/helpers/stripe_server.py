@@ -7,12 +7,23 @@ otherwise), form-encoded POST bodies, an `Idempotency-Key` on every POST (our ru
 set up by the test (`add_customer`); a customer whose card declines answers 402
 `card_error`. `fail_next(n)` makes the next n POSTs answer 500 (before any effect),
 to test retries under the same key. `requests` records everything received.
+
+Checkout: `POST /v1/checkout/sessions` checks what Stripe requires of a payment-mode
+session (one line item with price_data, success_url, an expires_at 30 minutes to 24
+hours ahead) and answers an open session with its `url`. `pay_session` plays the payer:
+Stripe makes the PaymentIntent (its metadata from `payment_intent_data[metadata]`), and
+the test gets the events Stripe would post. `event(...)` builds any event, and `signed`
+gives the exact bytes and `Stripe-Signature` header Stripe would send, computed here
+from Stripe's documented scheme (`t=…,v1=` hex HMAC-SHA256 of `<t>.<body>`).
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -21,6 +32,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 SECRET = "sk_test_meterline_4242"
+WEBHOOK_SECRET = "whsec_meterline_signing_0042"
 
 
 @dataclass
@@ -38,7 +50,9 @@ class FakeStripe:
     customers: dict[str, dict[str, Any]] = field(default_factory=dict)
     intents: dict[str, dict[str, Any]] = field(default_factory=dict)
     refunds: dict[str, dict[str, Any]] = field(default_factory=dict)
+    sessions: dict[str, dict[str, Any]] = field(default_factory=dict)
     requests: list[Received] = field(default_factory=list)
+    clock: Any = time.time  # what "now" is for expires_at checks (seconds since the epoch)
     _replies: dict[str, tuple[dict[str, str], int, dict[str, Any]]] = field(default_factory=dict)
     _fail: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -53,6 +67,48 @@ class FakeStripe:
 
     def posts(self, path: str) -> list[Received]:
         return [r for r in self.requests if r.method == "POST" and r.path == path]
+
+    # -- the payer and the events -------------------------------------------------------
+
+    def pay_session(self, session_id: str) -> list[dict[str, Any]]:
+        """The payer pays the Checkout Session: the events Stripe sends, in its order."""
+        session = self.sessions[session_id]
+        intent_id = f"pi_{len(self.intents) + 1:04d}"
+        intent = {
+            "id": intent_id,
+            "object": "payment_intent",
+            "amount": session["amount_total"],
+            "currency": session["currency"],
+            "status": "succeeded",
+            "metadata": session["payment_intent_metadata"],
+        }
+        self.intents[intent_id] = intent
+        session.update(status="complete", payment_status="paid", payment_intent=intent_id)
+        public = {k: v for k, v in session.items() if k != "payment_intent_metadata"}
+        return [
+            self.event("payment_intent.succeeded", intent),
+            self.event("checkout.session.completed", public),
+        ]
+
+    def event(self, kind: str, obj: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "id": f"evt_{hashlib.sha256(json.dumps([kind, obj]).encode()).hexdigest()[:24]}",
+            "object": "event",
+            "api_version": "2024-06-20",
+            "created": int(self.clock()),
+            "type": kind,
+            "livemode": False,
+            "data": {"object": obj},
+        }
+
+    def signed(
+        self, event: dict[str, Any], *, secret: str = WEBHOOK_SECRET, at: int | None = None
+    ) -> tuple[bytes, dict[str, str]]:
+        body = json.dumps(event, indent=2).encode()  # Stripe pretty-prints its payloads
+        stamp = str(int(self.clock()) if at is None else at)
+        digest = hmac.new(secret.encode(), f"{stamp}.".encode() + body, hashlib.sha256)
+        header = f"t={stamp},v1={digest.hexdigest()}"
+        return body, {"Stripe-Signature": header, "Content-Type": "application/json"}
 
     # -- what the handler calls --------------------------------------------------------
 
@@ -125,6 +181,8 @@ class FakeStripe:
                 )
                 return 402, body
             return 200, intent
+        if request.path == "/v1/checkout/sessions":
+            return self._checkout(form)
         if request.path == "/v1/refunds":
             intent = self.intents.get(form.get("payment_intent", ""))
             if intent is None:
@@ -135,6 +193,61 @@ class FakeStripe:
             self.refunds[refund_id] = refund
             return 200, refund
         return 404, _error("invalid_request_error", f"Unrecognized request URL {request.path}")
+
+    def _checkout(self, form: dict[str, str]) -> tuple[int, dict[str, Any]]:
+        if form.get("mode") != "payment":
+            return 400, _error("invalid_request_error", "mode: payment expected")
+        price = "line_items[0][price_data]"
+        amount = form.get(f"{price}[unit_amount]", "")
+        if not amount.isdigit() or not form.get(f"{price}[currency]"):
+            return 400, _error("invalid_request_error", "Invalid integer: unit_amount")
+        if (
+            not form.get(f"{price}[product_data][name]")
+            or form.get("line_items[0][quantity]") != "1"
+        ):
+            return 400, _error("invalid_request_error", "line_items[0] needs a name and quantity")
+        if not form.get("success_url", "").startswith(("http://", "https://")):
+            return 400, _error("invalid_request_error", "Not a valid URL: success_url")
+        expires = int(form.get("expires_at") or 0)
+        now = int(self.clock())
+        if not now + 1800 <= expires <= now + 86400:
+            return 400, _error(
+                "invalid_request_error",
+                "The `expires_at` timestamp must be between 30 minutes and 24 hours from now.",
+            )
+        session_id = f"cs_test_{len(self.sessions) + 1:04d}"
+        metadata = _nested(form, "metadata")
+        session = {
+            "id": session_id,
+            "object": "checkout.session",
+            "mode": "payment",
+            "status": "open",
+            "payment_status": "unpaid",
+            "amount_total": int(amount) * int(form["line_items[0][quantity]"]),
+            "currency": form[f"{price}[currency]"],
+            "customer": form.get("customer"),
+            "customer_email": form.get("customer_email"),
+            "client_reference_id": form.get("client_reference_id"),
+            "success_url": form["success_url"],
+            "cancel_url": form.get("cancel_url"),
+            "expires_at": expires,
+            "metadata": metadata,
+            "payment_intent": None,
+            "url": f"{self.url}/c/pay/{session_id}",
+            "payment_intent_metadata": _nested(form, "payment_intent_data[metadata]"),
+        }
+        self.sessions[session_id] = session
+        return 200, {k: v for k, v in session.items() if k != "payment_intent_metadata"}
+
+
+def _nested(form: dict[str, str], prefix: str) -> dict[str, str]:
+    """`prefix[key]=value` fields of a form as {key: value} (Stripe's hash encoding)."""
+    start = f"{prefix}["
+    return {
+        name[len(start) : -1]: value
+        for name, value in form.items()
+        if name.startswith(start) and name.endswith("]") and "[" not in name[len(start) : -1]
+    }
 
 
 def _error(kind: str, message: str) -> dict[str, Any]:

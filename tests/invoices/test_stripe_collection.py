@@ -69,6 +69,7 @@ def test_finalize_charges_the_saved_card_once(api: ApiClient, stripe: FakeStripe
         "description": f"Invoice {invoice['number']}",
         "metadata[meterline_invoice_id]": invoice["id"],
         "metadata[meterline_tenant_id]": api.tenant_id,
+        "metadata[meterline_key]": f"{invoice['id']}/finalize",
     }
     [payment] = api.ok("GET", f"/payments?invoiceId={invoice['id']}")["data"]
     assert (payment["amount"], payment["provider"], payment["reference"]) == (
