@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, Literal, Protocol, TypeVar
+from typing import Any, Literal, Protocol, TypeVar, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic.alias_generators import to_camel
@@ -72,6 +72,9 @@ class LinkRequest:
     customer_name: str | None = None
     success_url: str | None = None  # where the payer lands after paying
     cancel_url: str | None = None
+    # When it was asked (the runtime's clock), for providers that take a lifetime
+    # rather than an end (MoneyHash's expires_after_seconds).
+    requested_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -169,6 +172,15 @@ def key_uuid(key: str) -> str:
 def lower_keys(headers: Mapping[str, str]) -> dict[str, str]:
     """HTTP headers by lower-cased name (names are case-insensitive on the wire)."""
     return {name.lower(): value for name, value in headers.items()}
+
+
+@runtime_checkable
+class ConfirmsNotifications(Protocol):
+    """A gateway whose provider's notification signature does not cover the body
+    (Flutterwave's verif-hash is a shared secret sent as it is): a success it reports is
+    asked of the provider's API before it is applied."""
+
+    def confirm(self, result: WebhookResult) -> WebhookResult: ...
 
 
 class PaymentGateway(Protocol):

@@ -3,6 +3,7 @@ payment pages, and the check of Flutterwave's webhooks.
 
     POST {base}/v3/tokenized-charges      token, email, currency, amount, tx_ref, narration
     GET  {base}/v3/transactions/verify_by_reference?tx_ref=…
+    GET  {base}/v3/transactions/{id}/verify   a webhook's success, confirmed
     POST {base}/v3/transactions/{id}/refund   amount
     POST {base}/v3/payments               a Flutterwave Standard (hosted) payment page
     Authorization: Bearer <secret key>
@@ -47,22 +48,19 @@ with the config's `secretHash` (none configured: every webhook is refused). Mapp
 
 `event_id` is `<event>:<data.id>:<status>`, the same across Flutterwave's retries.
 
-Flutterwave's guidance is to re-verify a transaction by API (`GET
-/v3/transactions/{id}/verify`) before giving value, because the hash proves only that
-the sender knows the secret, and it says nothing of the body: anyone who ever saw one
-delivery's headers (a proxy log, a mirrored request) can post any body. We do not
-re-verify here: `verify_webhook` is a pure check without network access, and what a
-verified result does is bounded by the ledger (a success pays only one of OUR attempts,
-named by its own id or key, for the attempt's amount, never an amount from the body).
-A forged success could still mark an unpaid invoice PAID, so the secret hash must be
-long, random and rotated if ever exposed; re-verifying before applying a charge result
-belongs in the notification handler, which has the gateway at hand.
+Flutterwave's guidance is to re-verify a transaction by API before giving value, and
+we do: the hash proves only that the sender knows the secret and says nothing of the
+body, so anyone who ever saw one delivery's headers could post any body. `verify_webhook`
+stays a pure check; the gateway's `confirm` (`GET /v3/transactions/{id}/verify`) is asked
+by the notification handler for every success before it is applied, and a transaction
+Flutterwave does not show as `successful` with the same `tx_ref` is not applied.
 """
 
 from __future__ import annotations
 
 import hmac
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -118,6 +116,17 @@ class FlutterwaveGateway:
 
     def close(self) -> None:
         self._http.close()
+
+    def confirm(self, result: WebhookResult) -> WebhookResult:
+        """A charge success of a webhook, as Flutterwave's API shows the transaction
+        (PaymentUnavailable when it cannot be asked: the post is answered 503 and
+        Flutterwave delivers it again)."""
+        if result.kind != "charge" or not (result.succeeded and result.final):
+            return result
+        if not result.reference.isdigit():
+            return replace(result, succeeded=False, final=False)
+        reply = self._http.get(f"/v3/transactions/{result.reference}/verify")
+        return _confirmed(result, _data(reply))
 
     def charge(self, request: ChargeRequest) -> Outcome:
         if not request.customer_email:
@@ -202,6 +211,20 @@ class FlutterwaveGateway:
 # Statuses of a transaction (or refund) that are its end, and whether money moved.
 _CHARGE_ENDS = {"successful": True, "failed": False, "cancelled": False}
 _REFUND_ENDS = {"completed": True, "failed": False}
+
+
+def _confirmed(result: WebhookResult, transaction: dict[str, Any] | None) -> WebhookResult:
+    """`result` as Flutterwave's own record of the transaction confirms it; not final
+    (no effect) when the record is not a success of the same tx_ref."""
+    tx_ref = str(transaction.get("tx_ref") or "") if transaction else ""
+    if (
+        transaction is not None
+        and transaction.get("status") == "successful"
+        and str(transaction.get("id")) == result.reference
+        and (result.ours is None or tx_ref == result.ours)
+    ):
+        return replace(result, ours=tx_ref or result.ours)
+    return replace(result, succeeded=False, final=False)
 
 
 def verify_webhook(

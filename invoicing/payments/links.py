@@ -161,6 +161,7 @@ def _begin(
             customer_name=customer.name,
             success_url=success_url,
             cancel_url=cancel_url,
+            requested_at=now,
         ),
     )
 

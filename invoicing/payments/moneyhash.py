@@ -194,7 +194,7 @@ class MoneyhashGateway:
         """MoneyHash's hosted checkout: a purchase intent without a card token, whose
         `embed_url` the payer opens; the intent id is the link's reference (and what a
         refund of the payment names)."""
-        now = self._clock.now()
+        now = request.requested_at or self._clock.now()
         # In whole minutes: two asks under one key seconds apart (a retry, a race) then
         # send the same body, which MoneyHash answers with the first response.
         seconds = int((request.expires_at - now).total_seconds()) // 60 * 60

@@ -7,10 +7,14 @@ A post is checked first and acted on after, all or nothing:
 1. the connection is found by its id alone (a provider cannot send our API key), and
    its module's `verify_webhook` checks the provider's signature over the raw body with
    the connection's opened config: anything else is `WebhookRejected`, nothing stored;
-2. in one transaction, each result is stored once per (connection, event id); a
+2. a success reported by a provider whose signature does not cover the body
+   (Flutterwave) is asked of the provider's API (`ConfirmsNotifications`); one it does
+   not confirm has no effect, and one it cannot be asked about fails the post (503:
+   the provider delivers it again);
+3. in one transaction, each result is stored once per (connection, event id); a
    redelivery finds its row and is a `duplicate` with no effect, so a provider that
    retries (they all do, until they get a 2xx) never pays an invoice twice;
-3. a result's effect, by what it is about:
+4. a result's effect, by what it is about:
    - a charge attempt of ours (found by the provider's charge id, else by our
      idempotency key echoed back, which is how a hosted-link payment finds its invoice):
      a final success of a pending, processing, failed or link attempt records the
@@ -27,9 +31,10 @@ why a post changed nothing.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import or_, select
 from sqlalchemy.exc import IntegrityError
@@ -44,7 +49,8 @@ from invoicing.models import (
     new_id,
 )
 from invoicing.payments import collection, providers
-from invoicing.payments.base import WebhookResult
+from invoicing.payments.base import ConfirmsNotifications, WebhookResult
+from invoicing.payments.providers import GatewayFactory
 from invoicing.secrets import SecretBox
 
 log = logging.getLogger(__name__)
@@ -69,6 +75,7 @@ def receive(
     body: bytes,
     now: datetime,
     box: SecretBox,
+    gateways: GatewayFactory | None = None,
 ) -> Receipt:
     """Check a notification posted for the connection `provider_id` and apply what it
     says; `WebhookRejected` when it is not the provider's, NotFound for no connection."""
@@ -77,8 +84,10 @@ def receive(
         if connection is None:
             raise NotFound(f"payment provider {provider_id!r} not found")
         tenant_id, provider = connection.tenant_id, connection.provider
-        config = providers.opened(connection.config, box)
+        stored = dict(connection.config)
+        config = providers.opened(stored, box)
     results = providers.verify_notifications(provider, config, headers, body, now)
+    results = _confirmed(provider, stored, results, gateways or providers.gateways(box))
     applied = ignored = duplicates = 0
     with sessions() as session, session.begin():
         for result in results:
@@ -90,6 +99,25 @@ def receive(
             else:
                 ignored += 1
     return Receipt(len(results), applied, ignored, duplicates)
+
+
+def _confirmed(
+    provider: str,
+    config: Mapping[str, Any],
+    results: Sequence[WebhookResult],
+    gateways: GatewayFactory,
+) -> Sequence[WebhookResult]:
+    """The results as the provider's API confirms them, for a provider whose signature
+    does not cover the body; the others' as they are."""
+    if not any(r.succeeded and r.final for r in results):
+        return results
+    gateway = gateways(provider, config)
+    try:
+        if not isinstance(gateway, ConfirmsNotifications):
+            return results
+        return [gateway.confirm(result) for result in results]
+    finally:
+        gateway.close()
 
 
 def _store(

@@ -85,6 +85,13 @@ class FakeFlutterwave:
                 if found is None:
                     return _error(400, "No transaction was found for this id")
                 return _success("Transaction fetched successfully", found)
+            parts = request.path.strip("/").split("/")
+            if request.method == "GET" and len(parts) == 4 and parts[3] == "verify":
+                by_id = {str(t["id"]): t for t in self.transactions.values()}
+                found = by_id.get(parts[2]) if parts[:2] == ["v3", "transactions"] else None
+                if found is None:
+                    return _error(400, "No transaction was found for this id")
+                return _success("Transaction fetched successfully", found)
             if request.method != "POST":
                 return _error(404, f"no route {request.path}")
             if not request.headers.get("content-type", "").startswith("application/json"):

@@ -173,3 +173,21 @@ def test_a_page_needs_the_customers_email_and_a_success_url(
     )
     assert problem["code"] == "customer_email_required"
     assert flutterwave.posts(PAYMENTS) == []
+
+
+def test_a_success_flutterwave_does_not_confirm_is_not_applied(
+    api: ApiClient, flutterwave: FakeFlutterwave, provider: str, stranger: TestClient
+) -> None:
+    """The verif-hash is a shared secret, not a signature of the body: a post that knows
+    it and claims a success is checked against Flutterwave's own record first."""
+    invoice = _unpaid(api, "30.00")
+    api.ok("POST", f"/invoices/{invoice}/payment-url", json={"successUrl": "https://a.test/"})
+    key = f"{invoice}/link-1"
+    transaction = flutterwave.pay_page(key, success=False)
+    forged = _post(stranger, provider, flutterwave.charge_webhook(key, status="successful"))
+    assert forged.json() == {"received": 1, "applied": 0, "ignored": 1, "duplicates": 0}
+    asked = [r.path for r in flutterwave.server.requests if r.path.endswith("/verify")]
+    assert asked == [f"/v3/transactions/{transaction}/verify"]
+    assert api.ok("GET", f"/invoices/{invoice}")["status"] == "OPEN"
+    [note] = api.ok("GET", f"/payment-providers/{provider}/webhooks")["data"]
+    assert (note["succeeded"], note["final"], note["effect"]) == (False, False, "ignored")
