@@ -7,12 +7,15 @@ made at finalize are settled (or failed) the same way."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import timedelta
 
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
+from invoicing.billing.scheduler import lifecycle_pass
 from invoicing.models import PaymentAttemptRow
+from invoicing.payments import providers
 from tests.helpers.gocardless_server import (
     ACCESS_TOKEN,
     INACTIVE_MANDATE,
@@ -21,7 +24,7 @@ from tests.helpers.gocardless_server import (
     FakeGoCardless,
     fake_gocardless,
 )
-from tests.helpers.ledger_api import ApiClient
+from tests.helpers.ledger_api import DEFAULT_NOW, ApiClient
 
 pytestmark = pytest.mark.ledger
 
@@ -167,3 +170,23 @@ def test_a_chargeback_after_confirmation_leaves_the_invoice_paid(
         "EV0000000001": "applied",
         "EV0000000002": "ignored",
     }
+
+
+def test_a_debit_being_collected_is_never_doubled(
+    api: ApiClient, gocardless: FakeGoCardless, provider: str, stranger: TestClient
+) -> None:
+    """While the finalize debit is processing, dunning steps charge nothing and no
+    payment page is made; once it failed, the next step charges again."""
+    api.customer("acme", paymentProvider="gocardless", paymentProviderCustomerId=MANDATE)
+    invoice = api.open_invoice("acme", "50.00")["id"]
+    gateways = providers.gateways(api.runtime.settings.secrets)
+    late = DEFAULT_NOW + timedelta(days=45)  # past dueAt and its first dunning steps
+    lifecycle_pass(api.runtime.sessions, api.tenant_id, late, 30, gateways)
+    assert api.ok("GET", f"/invoices/{invoice}")["status"] == "OVERDUE"
+    assert len(gocardless.posts()) == 1
+    refused = api.error("POST", f"/invoices/{invoice}/payment-url", 409)
+    assert refused["code"] == "payment_processing"
+    failed = gocardless.webhook(gocardless.event("failed", payment="PM0000000001"))
+    assert _post(stranger, provider, failed)["applied"] == 1  # type: ignore[index]
+    lifecycle_pass(api.runtime.sessions, api.tenant_id, late + timedelta(days=7), 30, gateways)
+    assert len(gocardless.posts()) == 2
