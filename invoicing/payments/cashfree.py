@@ -263,7 +263,7 @@ class CashfreeGateway:
         if not reply.ok or not reply.body.get("link_url"):
             raise UpstreamFailed(
                 f"Cashfree refused the payment link: {_error(reply)}",
-                code="payment_provider_refused",
+                code="payment_link_refused",
             )
         expiry = _time(reply.body.get("link_expiry_time"))
         return PaymentLink(
@@ -287,7 +287,7 @@ class CashfreeGateway:
         if not found.ok:
             raise UpstreamFailed(
                 f"Cashfree could not give subscription {subscription}: {_error(found)}",
-                code="payment_provider_refused",
+                code="payment_link_refused",
             )
         known = _obj(found.body.get("customer_details"))
         phone = _str(known.get("customer_phone"))

@@ -210,7 +210,7 @@ class GoCardlessGateway:
         if not reply.ok or not billing_request:
             raise UpstreamFailed(
                 f"GoCardless refused the billing request: {_error(reply)}",
-                code="payment_provider_refused",
+                code="payment_link_refused",
             )
         flow: dict[str, Any] = {"links": {"billing_request": billing_request}}
         if request.success_url:
@@ -227,7 +227,7 @@ class GoCardlessGateway:
         if not made.ok or not answered.get("authorisation_url"):
             raise UpstreamFailed(
                 f"GoCardless refused the billing request flow: {_error(made)}",
-                code="payment_provider_refused",
+                code="payment_link_refused",
             )
         expires = answered.get("expires_at")
         return PaymentLink(

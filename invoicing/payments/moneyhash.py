@@ -233,11 +233,16 @@ class MoneyhashGateway:
             key_header=KEY_HEADER,
         )
         if not reply.ok:
-            raise UpstreamFailed(f"moneyhash: hosted intent refused: {_error(reply)}")
+            raise UpstreamFailed(
+                f"moneyhash: hosted intent refused: {_error(reply)}", code="payment_link_refused"
+            )
         intent = _data(reply)
         intent_id, url = _str(intent.get("id")), _str(intent.get("embed_url"))
         if not intent_id or not url:
-            raise UpstreamFailed("moneyhash: the intent came back without an id or embed_url")
+            raise UpstreamFailed(
+                "moneyhash: the intent came back without an id or embed_url",
+                code="payment_link_refused",
+            )
         return PaymentLink(
             url=url, reference=intent_id, expires_at=now + timedelta(seconds=seconds)
         )

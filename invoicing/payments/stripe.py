@@ -43,7 +43,7 @@ from typing import Any
 import httpx
 from pydantic import Field, SecretStr
 
-from core.errors import InvalidInput
+from core.errors import InvalidInput, UpstreamFailed
 from invoicing.payments import http
 from invoicing.payments.base import (
     ChargeRequest,
@@ -186,7 +186,10 @@ class StripeGateway:
             form[f"payment_intent_data[metadata][{key}]"] = value
         status, body = self._post("/v1/checkout/sessions", form, request.idempotency_key)
         if status != 200 or not body.get("url") or not body.get("id"):
-            raise PaymentUnavailable(f"stripe: checkout session: {_message(body, status)}")
+            raise UpstreamFailed(
+                f"Stripe refused the checkout session: {_message(body, status)}",
+                code="payment_link_refused",
+            )
         stamp = body.get("expires_at")
         return PaymentLink(
             url=str(body["url"]),

@@ -231,13 +231,18 @@ class TapGateway:
             body["post"] = {"url": self._config.webhook_url}
         reply = self._http.post("/v2/charges", json=body, idempotency_key=None)
         if not reply.ok:
-            raise UpstreamFailed(f"tap: hosted charge refused: {_error(reply)}")
+            raise UpstreamFailed(
+                f"tap: hosted charge refused: {_error(reply)}", code="payment_link_refused"
+            )
         charge_id = _str(reply.body.get("id"))
         transaction = _obj(reply.body.get("transaction"))
         url = _str(transaction.get("url"))
         if not charge_id or not url:
             status = reply.body.get("status")
-            raise UpstreamFailed(f"tap: no payment page: {_declined(reply.body, status)}")
+            raise UpstreamFailed(
+                f"tap: no payment page: {_declined(reply.body, status)}",
+                code="payment_link_refused",
+            )
         ends = _expiry(transaction)
         return PaymentLink(
             url=url,
