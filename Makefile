@@ -26,7 +26,7 @@ demo: install ## The whole pipeline on the embedded default: 100,000 events to i
 
 .PHONY: test
 test: install ## Run the test suite (starts a real Kafka broker; PostgreSQL too when possible)
-	@infra/tools.sh kcat
+	@infra/tools.sh kcat chromium chromedriver
 	@infra/ubl_schemas.sh >/dev/null  # the UBL 2.1 XSDs of the document tests
 	@if infra/postgres.sh start >/dev/null; then \
 	  export METERLINE_TEST_POSTGRES_URL="$$(infra/postgres.sh url)"; \

@@ -19,6 +19,9 @@ as_root() {
 package_of() {
   case "$1" in
     kcat) echo kcat ;;
+    chromium) echo chromium ;;             # the dashboard and portal browser tests
+    chromedriver) echo chromium-driver ;;  # ... drive it through WebDriver
+    pdftoppm) echo poppler-utils ;;        # screenshots of rendered PDFs
     *) die "unknown tool $1" ;;
   esac
 }
