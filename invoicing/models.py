@@ -176,12 +176,15 @@ class InvoiceRow(Base):
         Index("ix_invoices_type_subscription", "type", "subscription_id", "period_start"),
         Index("ix_invoices_status_due", "tenant_id", "status", "due_at"),
         # Revenue analytics (invoicing/analytics.py): covering, so that a range of
-        # months is summed from the index alone.
+        # months is summed from the index alone (`id` for the join to the usage lines:
+        # SQLite's index entries carry the rowid, not this text key).
         Index(
             "ix_invoices_analytics_issued",
-            "tenant_id", "issued_at", "currency", "status", "type", "total",
+            "tenant_id", "issued_at", "currency", "status", "type", "total", "id",
         ),
-        Index("ix_invoices_analytics_due", "tenant_id", "status", "due_at", "currency", "amount_due"),
+        Index(
+            "ix_invoices_analytics_due", "tenant_id", "status", "due_at", "currency", "amount_due"
+        ),
     )  # fmt: skip
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
