@@ -14,6 +14,7 @@ from api.ports import ApiRuntime
 from api.routes import (
     addons,
     alerts,
+    analytics,
     billing,
     billing_entity,
     catalog,
@@ -86,6 +87,7 @@ def create_app(
         email,
         webhooks,
         erp,
+        analytics,
     ):
         app.include_router(module.router, prefix="/api/v1", responses=ERROR_RESPONSES)
     return app
