@@ -1,0 +1,1 @@
+"""Revenue analytics through the API on a seeded ledger (SQLite and PostgreSQL)."""
