@@ -65,6 +65,10 @@ bench: bench-ingest bench-billrun bench-webhooks ## All benchmarks; results go t
 bench-csv: install ## Invoice CSV export of 1,000,000 lines: server memory and time against a plain SELECT
 	$(BIN)/python -m bench.csv_export
 
+.PHONY: bench-analytics
+bench-analytics: install ## Revenue analytics over 100,000 customers and 1,000,000 invoices (SQLite) against a plain scan
+	$(BIN)/python -m bench.analytics
+
 .PHONY: bench-webhooks
 bench-webhooks: install ## Webhook soak: 10,000 events to 3 endpoints (one flaky), kill -9 of the worker midway
 	$(BIN)/python -m bench.webhooks
