@@ -842,6 +842,9 @@ class TenantSettingsRow(Base):
     tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), primary_key=True)
     multi_erp: Mapped[bool] = mapped_column(Boolean, default=False)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # Days the activity and request logs keep (docs/audit-log.md); null: the default.
+    activity_retention_days: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    request_log_retention_days: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
 
 class ErpConnectionRow(Base):
@@ -926,3 +929,43 @@ class ErpSyncLogRow(Base):
     attempt: Mapped[int] = mapped_column(Integer)
     external_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
     manual: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class ActivityRow(Base):
+    """Who changed what (docs/audit-log.md): written in the transaction of the change,
+    so a change rolled back leaves no entry."""
+
+    __tablename__ = "activity_log"
+    __table_args__ = (
+        Index("ix_activity_log_tenant", "tenant_id", "created_at", "id"),
+        Index("ix_activity_log_resource", "tenant_id", "resource_type", "resource_id"),
+    )
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    actor_type: Mapped[str] = mapped_column(String(20))  # api_key | system
+    actor_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    action: Mapped[str] = mapped_column(String(60))  # invoice.finalized …
+    resource_type: Mapped[str] = mapped_column(String(40))
+    resource_id: Mapped[str] = mapped_column(String(200))
+    changes: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)  # redacted
+    request_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+
+
+class RequestLogRow(Base):
+    """One API request of a tenant's key: no body, no query string, no header."""
+
+    __tablename__ = "request_log"
+    __table_args__ = (Index("ix_request_log_tenant", "tenant_id", "created_at", "id"),)
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())  # when it arrived
+    request_id: Mapped[str] = mapped_column(String(64))
+    api_key_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    method: Mapped[str] = mapped_column(String(10))
+    path: Mapped[str] = mapped_column(String(500))
+    route: Mapped[str | None] = mapped_column(String(300), nullable=True)  # the template
+    status: Mapped[int] = mapped_column(Integer)
+    duration_us: Mapped[int] = mapped_column(Integer)  # microseconds, to the last byte
