@@ -10,8 +10,10 @@ from fastapi import FastAPI
 
 from api.errors import install_error_handlers
 from api.limits import DEFAULT_MAX_BYTES, BodyLimit, Scope
+from api.portal import pages as portal_pages
 from api.ports import ApiRuntime
 from api.routes import (
+    account,
     addons,
     alerts,
     analytics,
@@ -90,4 +92,7 @@ def create_app(
         analytics,
     ):
         app.include_router(module.router, prefix="/api/v1", responses=ERROR_RESPONSES)
+    # The customer portal: the account API (portal token) and its pages at /portal.
+    app.include_router(account.router, prefix="/api/v1", responses=ERROR_RESPONSES)
+    app.include_router(portal_pages.router)
     return app

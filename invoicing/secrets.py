@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import hmac
 import os
 from pathlib import Path
 
@@ -16,6 +17,12 @@ from cryptography.fernet import Fernet, InvalidToken
 class SecretBox:
     def __init__(self, key: bytes) -> None:
         self._fernet = Fernet(key)
+        self._key = key
+
+    def derive_key(self, purpose: str) -> bytes:
+        """A 32-byte key for one purpose (signing portal tokens, …), derived from this
+        box's key: one secret to keep, and a key of one purpose never verifies another's."""
+        return hmac.new(self._key, b"meterline:" + purpose.encode(), hashlib.sha256).digest()
 
     @classmethod
     def from_passphrase(cls, passphrase: str) -> SecretBox:
