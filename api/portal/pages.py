@@ -27,6 +27,7 @@ from api.portal.access import SESSION_COOKIE, AccountHolder, holder_for, signing
 from api.ports import ApiRuntime
 from core.errors import DomainError, NotFound, Transient, Unauthenticated
 from invoicing.portal_tokens import ACCESS, SESSION, sign, verify
+from rating.money import format_money
 
 router = APIRouter(include_in_schema=False)
 
@@ -45,7 +46,7 @@ HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "X-Frame-Options": "DENY",
     "Content-Security-Policy": "default-src 'none'; style-src 'self'; script-src 'self'; "
-    "img-src 'self'; connect-src 'self'; base-uri 'none'; form-action 'self'; "
+    "img-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'self'; "
     "frame-ancestors 'none'",
 }
 
@@ -85,7 +86,15 @@ def _percent(used: Any, of: Any) -> int:
     return int((part * 100 / whole).to_integral_value())
 
 
-TEMPLATES.filters.update(ts=_ts, iso=_iso, day=_day)
+def _money(amount: Any, currency: str) -> str:
+    """A plan's price as its invoice shows it: 49 USD -> "49.00 USD"."""
+    try:
+        return f"{format_money(Decimal(str(amount)), currency)} {currency}"
+    except (InvalidOperation, ValueError):
+        return f"{amount} {currency}"
+
+
+TEMPLATES.filters.update(ts=_ts, iso=_iso, day=_day, money=_money)
 TEMPLATES.globals.update(percent=_percent, min=min)
 
 
@@ -123,17 +132,17 @@ async def _render(
     template: str,
     load: Callable[[ApiRuntime, AccountHolder], dict[str, Any]],
 ) -> Response:
-    def work() -> dict[str, Any]:
-        holder = _holder(request, runtime)
-        return {"holder": holder, **load(runtime, holder)}
-
     try:
-        context = await asyncio.to_thread(work)
+        holder = await asyncio.to_thread(_holder, request, runtime)
     except Unauthenticated as error:
         return _refused(error)
+    try:
+        context = await asyncio.to_thread(load, runtime, holder)
     except NotFound as error:
-        return _page("missing.html", status=404, title="Not found", message=error.message)
-    return _page(template, section=section, **context)
+        return _page(
+            "missing.html", status=404, title="Not found", message=error.message, holder=holder
+        )
+    return _page(template, section=section, holder=holder, **context)
 
 
 @router.get("/portal")

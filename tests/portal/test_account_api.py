@@ -12,58 +12,9 @@ import orjson
 import pytest
 
 from tests.helpers.ledger_api import ApiClient, ledger_api
-from tests.portal.conftest import NOW, Account, account, portal_url
+from tests.portal.conftest import NOW, Account, account, portal_url, seed
 
 pytestmark = pytest.mark.ledger
-
-
-def seed(api: ApiClient, *, wallet: bool = True) -> dict[str, Any]:
-    """A catalog, two USD customers (acme subscribed, with an OPEN and a DRAFT invoice
-    and a wallet; globex with an OPEN invoice); the ids a test needs."""
-    api.ok("POST", "/metrics", json={"code": "calls", "name": "Calls", "aggregation": "count"})
-    api.ok(
-        "POST",
-        "/plans",
-        json={
-            "code": "pro",
-            "name": "Pro",
-            "currency": "USD",
-            "interval": "monthly",
-            "baseFee": "49",
-            "charges": [
-                {
-                    "metric": "calls",
-                    "model": "per_unit",
-                    "properties": {"unitAmount": "0.01"},
-                    "includedQuantity": "1000",
-                    "hardCap": "5000",
-                }
-            ],
-        },
-    )
-    api.ok(
-        "POST",
-        "/plans",
-        json={"code": "euro", "name": "Euro", "currency": "EUR", "interval": "monthly"},
-    )
-    api.customer("acme")
-    api.customer("globex")
-    subscription = api.ok(
-        "POST",
-        "/subscriptions",
-        json={"customerId": "acme", "planCode": "pro", "startDate": "2026-10-01"},
-    )
-    acme_open = api.open_invoice("acme", "120.00")
-    acme_draft = api.draft("acme", "7.00", index=1)
-    globex_open = api.open_invoice("globex", "300.00", index=2)
-    if wallet:
-        api.ok("POST", "/wallets", json={"customerId": "acme", "name": "Prepaid", "credits": "25"})
-    return {
-        "subscription": subscription["id"],
-        "acme_open": acme_open["id"],
-        "acme_draft": acme_draft,
-        "globex_open": globex_open["id"],
-    }
 
 
 # -- the portal link -------------------------------------------------------------------
