@@ -17,8 +17,20 @@ $(BIN)/meterline: pyproject.toml uv.lock
 	@touch $@
 
 .PHONY: install
-install: $(BIN)/meterline ## Create the virtualenv from uv.lock and fetch the Kafka jars
+install: $(BIN)/meterline web ## Create the virtualenv from uv.lock, fetch the Kafka jars, build the dashboard's JS
 	@$(BIN)/python -m infra.kafka_local fetch >/dev/null
+
+# The dashboard's browser libraries (Chart.js), pinned by web/package-lock.json and
+# served by the API from its static dir: no CDN at run time.
+DASHBOARD_VENDOR := api/dashboard/static/vendor
+
+.PHONY: web
+web: $(DASHBOARD_VENDOR)/chart.umd.js ## Build the dashboard's JS (npm ci in web/, copied into the API's static dir)
+
+$(DASHBOARD_VENDOR)/chart.umd.js: web/package.json web/package-lock.json
+	cd web && npm ci --no-audit --no-fund --loglevel=error
+	@mkdir -p $(DASHBOARD_VENDOR)
+	cp web/node_modules/chart.js/dist/chart.umd.js $@
 
 .PHONY: demo
 demo: install ## The whole pipeline on the embedded default: 100,000 events to invoices

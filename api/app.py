@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from api.dashboard import install as install_dashboard
 from api.errors import install_error_handlers
 from api.limits import DEFAULT_MAX_BYTES, BodyLimit, Scope
 from api.portal import pages as portal_pages
@@ -95,4 +96,5 @@ def create_app(
     # The customer portal: the account API (portal token) and its pages at /portal.
     app.include_router(account.router, prefix="/api/v1", responses=ERROR_RESPONSES)
     app.include_router(portal_pages.router)
+    install_dashboard(app)  # the operator's pages at /dashboard
     return app

@@ -32,7 +32,11 @@ import httpx
 import pytest
 import uvicorn
 from selenium import webdriver
-from selenium.common.exceptions import TimeoutException
+from selenium.common.exceptions import (
+    NoSuchElementException,
+    StaleElementReferenceException,
+    TimeoutException,
+)
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webelement import WebElement
@@ -146,9 +150,12 @@ class Browser:
         self.find(css).click()
 
     def wait(self, condition: Callable[[Any], Any], timeout: float = 10, what: str = "") -> Any:
-        """Until `condition(driver)` is truthy; fails with `what` and the page's text."""
+        """Until `condition(driver)` is truthy; fails with `what` and the page's text.
+        An element that vanished or went stale meanwhile (the page changed) counts as
+        not yet."""
+        ignored = (NoSuchElementException, StaleElementReferenceException)
         try:
-            return WebDriverWait(self.driver, timeout).until(condition)
+            return WebDriverWait(self.driver, timeout, ignored_exceptions=ignored).until(condition)
         except TimeoutException:
             body = self.driver.find_element(By.TAG_NAME, "body").text[:2000]
             raise AssertionError(
@@ -190,7 +197,7 @@ class Browser:
 
     def console(self) -> list[dict[str, Any]]:
         """Every console entry since the browser started (level, message, source)."""
-        self._console.extend(self.driver.get_log("browser"))
+        self._console.extend(self.driver.get_log("browser"))  # type: ignore[no-untyped-call]
         return list(self._console)
 
     def console_errors(self) -> list[str]:
