@@ -16,6 +16,7 @@ DOCUMENTS = {
     ("get", "/api/v1/invoices/{invoice_id}/xml"): "application/xml",
     ("get", "/api/v1/credit-notes/{note_id}/pdf"): "application/pdf",
     ("get", "/api/v1/credit-notes/{note_id}/xml"): "application/xml",
+    ("get", "/api/v1/account/invoices/{invoice_id}/pdf"): "application/pdf",
     ("get", "/api/v1/invoices/export.csv"): "text/csv",
     ("get", "/api/v1/credit-notes/export.csv"): "text/csv",
 }
