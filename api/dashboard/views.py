@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 
 NO_USAGE_STORE = (
     "Real-time usage is not available here: this server runs without the usage store "
-    "(ClickHouse). Invoices, revenue and bill runs below come from the ledger and work."
+    "(ClickHouse). The other pages (invoices, revenue, bill runs) read the ledger and work."
 )
 USAGE_STORE_DOWN = "The usage store did not answer; the figures will come back on the next refresh."
 

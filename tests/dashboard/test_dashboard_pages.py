@@ -195,3 +195,39 @@ def test_phone_width(seeded: Dashboard, browser: Browser) -> None:
         width = browser.js("return document.documentElement.scrollWidth")
         assert width <= PHONE[0], f"{name} is {width}px wide on a {PHONE[0]}px screen"
     browser.assert_no_console_errors()
+
+
+def test_bill_run_progress_refreshes(dashboard: Dashboard, browser: Browser) -> None:
+    from datetime import UTC, datetime
+
+    from invoicing.billing.runs import create_bill_run, update_run
+    from invoicing.db import transaction
+
+    api = dashboard.api
+    with transaction(api.runtime.sessions) as session:
+        run = create_bill_run(
+            session,
+            api.tenant_id,
+            datetime(2026, 10, 1, tzinfo=UTC),
+            datetime(2026, 11, 1, tzinfo=UTC),
+        ).id
+    update_run(api.runtime.sessions, run, status="running", total=10, processed=4)
+    sign_in(browser, api.tenant_id, api.api_key)
+    browser.go("/dashboard/bill-runs")
+    row = f"tr[data-run='{run}']"
+    assert browser.find(f"{row} progress").get_attribute("value") == "4"
+    assert browser.text(f"{row} [data-field=status]") == "running"
+    browser.screenshot("running")
+
+    update_run(
+        api.runtime.sessions, run, status="completed", processed=10, invoices_created=9, failed=1
+    )
+    browser.wait(
+        lambda d: d.find_element("css selector", f"{row} [data-field=status]").text == "completed",
+        timeout=15,
+        what="the bill run's progress to refresh",
+    )
+    assert browser.text(f"{row} [data-field=progress]") == "10 / 10"
+    assert browser.text(f"{row} [data-field=invoicesCreated]") == "9"
+    browser.screenshot("completed")
+    browser.assert_no_console_errors()

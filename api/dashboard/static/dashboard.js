@@ -31,7 +31,7 @@
         borderColor: color(i),
         borderWidth: line ? 2 : 0,
         pointRadius: line ? 2 : 0,
-        tension: 0.2,
+        tension: 0,  // straight segments: a curve would invent values between hours
         order: line ? 0 : 1,
       };
     });
