@@ -87,7 +87,7 @@ PENDING_RESULTS = ("Received", "Pending")
 
 
 class AdyenConfig(ProviderConfig):
-    api_key: SecretStr = Field(description="a Checkout API key (X-API-Key)")
+    api_key: SecretStr = Field(min_length=1, description="a Checkout API key (X-API-Key)")
     merchant_account: str = Field(min_length=1)
     live_url_prefix: str | None = Field(
         default=None,
@@ -98,7 +98,7 @@ class AdyenConfig(ProviderConfig):
         default=None, description="the stored card of shoppers whose customer id names none"
     )
     hmac_key: SecretStr | None = Field(
-        default=None, description="hex HMAC key of the notification webhook"
+        min_length=1, default=None, description="hex HMAC key of the notification webhook"
     )
 
     @field_validator("hmac_key")

@@ -107,6 +107,10 @@ class WebhookResult:
     # Our idempotency key as the provider echoes it (metadata, merchant reference,
     # tx_ref): how a payment made on a hosted link finds its invoice.
     ours: str | None = None
+    # What was paid, where the provider says (major unit, exact): a payment for less
+    # than the attempt, or in another currency, is not applied.
+    amount: Decimal | None = None
+    currency: str | None = None
 
 
 class WebhookRejected(DomainError):

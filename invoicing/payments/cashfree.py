@@ -114,7 +114,7 @@ REFUND_FINAL = frozenset({"SUCCESS", "CANCELLED", "FAILED"})
 class CashfreeConfig(ProviderConfig):
     client_id: str = Field(min_length=1, description="the PG app id (x-client-id)")
     client_secret: SecretStr = Field(
-        description="the PG secret key (x-client-secret); it also signs webhooks"
+        min_length=1, description="the PG secret key (x-client-secret); it also signs webhooks"
     )
     environment: Literal["production", "sandbox"] = "production"
     api_version: str = Field(default=API_VERSION, pattern=r"^\d{4}-\d{2}-\d{2}$")
@@ -375,7 +375,9 @@ def _result(kind: str, data: dict[str, Any]) -> WebhookResult | None:
         if not subscription or not payment_id:
             return None
         succeeded, final = SUBSCRIPTION_PAYMENT_EVENTS[kind]
-        succeeded = succeeded and payment.get("payment_status") == "SUCCESS"
+        if succeeded and payment.get("payment_status") != "SUCCESS":
+            # A "success" event whose payment says otherwise: not an ending to act on.
+            succeeded = final = False
         unique = payment.get("cf_payment_id") or payment_id
         return WebhookResult(
             f"{subscription}/{payment_id}", succeeded, f"{kind}:{unique}", final=final

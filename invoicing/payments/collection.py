@@ -32,9 +32,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from core.errors import Conflict, DomainError, ValidationFailed
 from invoicing import events, invoices
-from invoicing.models import PaymentAttemptRow, new_id
+from invoicing.models import PaymentAttemptRow, PaymentNotificationRow, new_id
 from invoicing.payments import providers
-from invoicing.payments.base import ChargeRequest, Outcome
+from invoicing.payments.base import ChargeRequest, Outcome, WebhookResult
 from invoicing.payments.providers import GatewayFactory
 from rating.money import ZERO, format_money
 
@@ -158,12 +158,63 @@ def _finish(
     attempt.updated_at = now
     if outcome.pending and not outcome.succeeded:
         attempt.status = "processing"
+        apply_parked(session, tenant_id, attempt, now)
         return AttemptResult(attempt.id, attempt.status, attempt.error)
     if outcome.succeeded:
         apply_success(session, tenant_id, attempt, outcome.reference, now)
     else:
         record_failure(session, tenant_id, attempt, now)
+        apply_parked(session, tenant_id, attempt, now)
     return AttemptResult(attempt.id, attempt.status, attempt.error)
+
+
+def short_payment(attempt: PaymentAttemptRow, result: WebhookResult) -> str | None:
+    """Why a success the provider reports does not pay `attempt`: another currency, or
+    less than the attempt asked; None when it does (or the provider says no amount)."""
+    if result.currency and result.currency.upper() != attempt.currency.upper():
+        return (
+            f"paid in {result.currency.upper()}, the attempt is in {attempt.currency}: "
+            "not applied to the invoice"
+        )
+    if result.amount is not None and result.amount < Decimal(attempt.amount):
+        return (
+            f"paid {result.amount} {attempt.currency}, the attempt asked "
+            f"{format_money(attempt.amount, attempt.currency)}: not applied to the invoice"
+        )
+    return None
+
+
+def apply_parked(
+    session: Session, tenant_id: str, attempt: PaymentAttemptRow, now: datetime
+) -> None:
+    """Results the provider notified about this attempt's charge before its answer to
+    the charge reached us (kept `unmatched` by the webhook): applied now, in order."""
+    if not attempt.provider_reference:
+        return
+    parked = session.execute(
+        select(PaymentNotificationRow)
+        .where(
+            PaymentNotificationRow.tenant_id == tenant_id,
+            PaymentNotificationRow.provider == attempt.provider,
+            PaymentNotificationRow.reference == attempt.provider_reference,
+            PaymentNotificationRow.kind == "charge",
+            PaymentNotificationRow.effect == "unmatched",
+        )
+        .order_by(PaymentNotificationRow.received_at, PaymentNotificationRow.id)
+        .with_for_update()
+    ).scalars()
+    for row in list(parked):
+        row.invoice_id = attempt.invoice_id
+        if row.succeeded and attempt.status in ("processing", "failed", "pending"):
+            apply_success(session, tenant_id, attempt, row.reference, now)
+            row.effect = "applied"
+            row.detail = attempt.error or "payment recorded (matched late)"
+        elif not row.succeeded and attempt.status == "processing":
+            attempt.error = "the provider reported the payment failed"
+            record_failure(session, tenant_id, attempt, now)
+            row.effect, row.detail = "applied", "payment failed (matched late)"
+        else:
+            row.effect, row.detail = "ignored", f"the attempt is {attempt.status} already"
 
 
 def apply_success(
@@ -177,7 +228,7 @@ def apply_success(
     the invoice. When the invoice changed meanwhile (voided, paid by hand) the money
     moved all the same: the attempt says so and a person refunds it."""
     attempt.status = "succeeded"
-    attempt.provider_reference = reference
+    attempt.provider_reference = reference[:200] if reference else reference
     attempt.error = None
     attempt.updated_at = now
     try:

@@ -75,6 +75,7 @@ from invoicing.payments.base import (
     LinkRequest,
     Outcome,
     PaymentLink,
+    PaymentUnavailable,
     ProviderConfig,
     RefundRequest,
     WebhookRejected,
@@ -90,9 +91,11 @@ DEFAULT_BASE_URL = "https://api.flutterwave.com"
 
 
 class FlutterwaveConfig(ProviderConfig):
-    secret_key: SecretStr = Field(description="a Flutterwave v3 secret key, FLWSECK-…")
+    secret_key: SecretStr = Field(
+        min_length=1, description="a Flutterwave v3 secret key, FLWSECK-…"
+    )
     secret_hash: SecretStr | None = Field(
-        default=None, description="the webhook's secret hash (verif-hash header)"
+        min_length=1, default=None, description="the webhook's secret hash (verif-hash header)"
     )
 
 
@@ -118,14 +121,18 @@ class FlutterwaveGateway:
         self._http.close()
 
     def confirm(self, result: WebhookResult) -> WebhookResult:
-        """A charge success of a webhook, as Flutterwave's API shows the transaction
-        (PaymentUnavailable when it cannot be asked: the post is answered 503 and
-        Flutterwave delivers it again)."""
-        if result.kind != "charge" or not (result.succeeded and result.final):
+        """A charge result of a webhook, final, as Flutterwave's API shows the
+        transaction: its status, amount and currency from there, not from the body.
+        PaymentUnavailable when it cannot be asked (the post is answered 503 and
+        Flutterwave delivers it again); not final when Flutterwave has no such
+        transaction, or not yet an ending."""
+        if result.kind != "charge" or not result.final:
             return result
         if not result.reference.isdigit():
             return replace(result, succeeded=False, final=False)
         reply = self._http.get(f"/v3/transactions/{result.reference}/verify")
+        if not reply.ok and reply.status not in (400, 404):  # 400: "No transaction was found"
+            raise PaymentUnavailable(f"flutterwave: verify: {_message(reply)}")
         return _confirmed(result, _data(reply))
 
     def charge(self, request: ChargeRequest) -> Outcome:
@@ -214,17 +221,32 @@ _REFUND_ENDS = {"completed": True, "failed": False}
 
 
 def _confirmed(result: WebhookResult, transaction: dict[str, Any] | None) -> WebhookResult:
-    """`result` as Flutterwave's own record of the transaction confirms it; not final
-    (no effect) when the record is not a success of the same tx_ref."""
+    """`result` as Flutterwave's own record of the transaction says it ended: the
+    record's status, amount and currency; not final (no effect) when there is no record
+    of the same id and tx_ref, or it has not ended."""
     tx_ref = str(transaction.get("tx_ref") or "") if transaction else ""
     if (
-        transaction is not None
-        and transaction.get("status") == "successful"
-        and str(transaction.get("id")) == result.reference
-        and (result.ours is None or tx_ref == result.ours)
+        transaction is None
+        or str(transaction.get("id")) != result.reference
+        or (result.ours is not None and tx_ref != result.ours)
     ):
-        return replace(result, ours=tx_ref or result.ours)
-    return replace(result, succeeded=False, final=False)
+        return replace(result, succeeded=False, final=False)
+    status = transaction.get("status")
+    if status not in ("successful", "failed", "cancelled"):
+        return replace(result, succeeded=False, final=False)
+    amount = transaction.get("amount")
+    try:
+        paid = Decimal(str(amount)) if isinstance(amount, int | Decimal | str) else None
+    except ArithmeticError:
+        return replace(result, succeeded=False, final=False)
+    currency = transaction.get("currency")
+    return replace(
+        result,
+        succeeded=status == "successful",
+        ours=tx_ref or result.ours,
+        amount=paid,
+        currency=str(currency) if currency else None,
+    )
 
 
 def verify_webhook(

@@ -111,10 +111,12 @@ REFUND_ACTIONS: dict[str, tuple[bool, bool]] = {
 
 
 class GoCardlessConfig(ProviderConfig):
-    access_token: SecretStr = Field(description="a GoCardless access token")
+    access_token: SecretStr = Field(min_length=1, description="a GoCardless access token")
     environment: Literal["live", "sandbox"] = "live"
     webhook_secret: SecretStr | None = Field(
-        default=None, description="the secret of the webhook endpoint (Webhook-Signature)"
+        min_length=1,
+        default=None,
+        description="the secret of the webhook endpoint (Webhook-Signature)",
     )
 
     def url(self) -> str:

@@ -7,12 +7,13 @@ page) and as the merchant reference its payment notification echoes back, which 
 `notifications` finds the invoice. Like a charge, it is made in three short steps and
 no ledger lock is held while the provider answers:
 
-1. read the invoice: collectable, a provider connected, no direct debit of it being
-   collected (`processing`: a page could collect twice); the latest link answered again
-   while it is open, unexpired for a while yet, and for the amount still due;
+1. lock the invoice: collectable, a provider connected, no charge of it in flight or
+   being collected (`pending`, `processing`: a page could collect twice), no page being
+   made; the latest page answered again while it is open, unexpired for a while yet,
+   and for the amount still due; else an attempt reserved under the next key;
 2. outside: ask the provider for the page;
-3. store the link (a concurrent call that stored the same key first wins; its link is
-   the same page, made under the same key).
+3. store the page on the attempt, which step 1 reserved under its key (a refusal or a
+   lost answer fails the attempt; the key is not used again).
 
 A link lives `LINK_LIFETIME` (23 hours: Stripe Checkout allows at most 24, and the
 hour is room for clocks that differ; every other provider allows longer). A payment on
@@ -23,15 +24,14 @@ was charged but not applied: a person refunds it.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import func, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from core.errors import Conflict, InvalidInput
+from core.errors import Conflict, DomainError, InvalidInput
 from invoicing import invoices
 from invoicing.models import PaymentAttemptRow, new_id
 from invoicing.payments import providers
@@ -40,6 +40,8 @@ from invoicing.payments.providers import GatewayFactory
 from rating.money import ZERO
 
 LINK_LIFETIME = timedelta(hours=23)
+# A page reserved this long ago with no answer was lost with its process: not waited for.
+IN_FLIGHT = timedelta(minutes=2)
 # A link this close to its end is not handed out again: the payer needs time to pay.
 REUSE_MARGIN = timedelta(minutes=30)
 
@@ -52,6 +54,7 @@ class IssuedLink:
 
 @dataclass(frozen=True)
 class _Ask:
+    attempt_id: str
     provider: str
     config: dict[str, Any]
     request: LinkRequest
@@ -72,12 +75,18 @@ def payment_link(
         if isinstance(found, PaymentAttemptRow):
             session.expunge(found)
             return IssuedLink(found, created=False)
-    gateway = gateways(found.provider, found.config)
+    gateway = None
     try:
+        gateway = gateways(found.provider, found.config)
         link = gateway.payment_link(found.request)
+    except Exception as exc:
+        message = exc.message if isinstance(exc, DomainError) else repr(exc)
+        _abandon(sessions, found.attempt_id, message, now)
+        raise
     finally:
-        gateway.close()
-    return IssuedLink(_store(sessions, tenant_id, found, link, now), created=True)
+        if gateway is not None:
+            gateway.close()
+    return IssuedLink(_complete(sessions, found.attempt_id, link, now), created=True)
 
 
 def _begin(
@@ -88,7 +97,8 @@ def _begin(
     success_url: str | None,
     cancel_url: str | None,
 ) -> PaymentAttemptRow | _Ask:
-    invoice = invoices.get_invoice(session, tenant_id, invoice_id)
+    # Locked: two asks at once are taken in turn, so they never share a key.
+    invoice = invoices.get_invoice(session, tenant_id, invoice_id, lock=True)
     if invoice.status not in ("OPEN", "OVERDUE"):
         raise Conflict(
             f"invoice {invoice.id} is {invoice.status}; a payment page needs an OPEN or "
@@ -111,20 +121,34 @@ def _begin(
             f"payment provider {customer.payment_provider!r} is not connected for this tenant",
             code="provider_not_connected",
         )
-    processing = session.execute(
-        select(PaymentAttemptRow.id).where(
+    busy = session.execute(
+        select(PaymentAttemptRow.id, PaymentAttemptRow.status).where(
             PaymentAttemptRow.tenant_id == tenant_id,
             PaymentAttemptRow.invoice_id == invoice.id,
-            PaymentAttemptRow.status == "processing",
+            or_(
+                PaymentAttemptRow.status.in_(("processing", "pending")),
+                and_(
+                    PaymentAttemptRow.status == "link",
+                    PaymentAttemptRow.url.is_(None),
+                    PaymentAttemptRow.created_at > now - IN_FLIGHT,
+                ),
+            ),
         )
     ).first()
-    if processing is not None:
+    if busy is not None:
+        attempt_id, status = busy
+        if status == "link":
+            raise Conflict(
+                f"a payment page of invoice {invoice.id} is being made ({attempt_id}); ask "
+                "again in a moment",
+                code="payment_page_in_progress",
+            )
         raise Conflict(
-            f"a payment of invoice {invoice.id} is being collected ({processing[0]}); its "
-            "result comes from the provider, and a page now could collect twice",
+            f"a payment of invoice {invoice.id} is being collected ({attempt_id}, {status}); "
+            "its result comes from the provider, and a page now could collect twice",
             code="payment_processing",
         )
-    links = PaymentAttemptRow.idempotency_key.like(f"{invoice.id}/link-%")
+    links = PaymentAttemptRow.idempotency_key.startswith(f"{invoice.id}/link-", autoescape=True)
     latest = session.execute(
         select(PaymentAttemptRow)
         .where(PaymentAttemptRow.tenant_id == tenant_id, links)
@@ -134,6 +158,7 @@ def _begin(
     if (
         latest is not None
         and latest.status == "link"
+        and latest.url is not None
         and latest.provider == connection.provider
         and Decimal(latest.amount) == invoice.amount_due
         and latest.expires_at is not None
@@ -145,57 +170,61 @@ def _begin(
         .select_from(PaymentAttemptRow)
         .where(PaymentAttemptRow.tenant_id == tenant_id, links)
     ).scalar_one()
-    return _Ask(
-        connection.provider,
-        dict(connection.config),
-        LinkRequest(
-            tenant_id=tenant_id,
-            invoice_id=invoice.id,
-            invoice_number=invoice.number,
-            amount=invoice.amount_due,
-            currency=invoice.currency,
-            idempotency_key=f"{invoice.id}/link-{count + 1}",
-            expires_at=now + LINK_LIFETIME,
-            customer_reference=customer.payment_provider_customer_id,
-            customer_email=customer.email,
-            customer_name=customer.name,
-            success_url=success_url,
-            cancel_url=cancel_url,
-            requested_at=now,
-        ),
+    request = LinkRequest(
+        tenant_id=tenant_id,
+        invoice_id=invoice.id,
+        invoice_number=invoice.number,
+        amount=invoice.amount_due,
+        currency=invoice.currency,
+        idempotency_key=f"{invoice.id}/link-{count + 1}",
+        expires_at=now + LINK_LIFETIME,
+        customer_reference=customer.payment_provider_customer_id,
+        customer_email=customer.email,
+        customer_name=customer.name,
+        success_url=success_url,
+        cancel_url=cancel_url,
+        requested_at=now,
     )
-
-
-def _store(
-    sessions: sessionmaker[Session], tenant_id: str, ask: _Ask, link: PaymentLink, now: datetime
-) -> PaymentAttemptRow:
-    request = ask.request
-    row = PaymentAttemptRow(
+    # Reserved before the provider is asked: the key is never handed out twice, even
+    # when the provider's answer is lost (that page is never shown, nor paid).
+    reserved = PaymentAttemptRow(
         id=new_id("att"),
         tenant_id=tenant_id,
-        invoice_id=request.invoice_id,
-        provider=ask.provider,
+        invoice_id=invoice.id,
+        provider=connection.provider,
         amount=request.amount,
         currency=request.currency,
         idempotency_key=request.idempotency_key,
         status="link",
-        provider_reference=link.reference,
-        url=link.url,
-        expires_at=link.expires_at or request.expires_at,
+        expires_at=request.expires_at,
         created_at=now,
         updated_at=now,
     )
-    try:
-        with sessions() as session, session.begin():
-            session.add(row)
+    session.add(reserved)
+    return _Ask(reserved.id, connection.provider, dict(connection.config), request)
+
+
+def _complete(
+    sessions: sessionmaker[Session], attempt_id: str, link: PaymentLink, now: datetime
+) -> PaymentAttemptRow:
+    with sessions() as session, session.begin():
+        row = session.execute(
+            select(PaymentAttemptRow).where(PaymentAttemptRow.id == attempt_id).with_for_update()
+        ).scalar_one()
+        ends = link.expires_at or row.expires_at
+        if ends is not None and ends.tzinfo is None:
+            ends = ends.replace(tzinfo=UTC)
+        row.url, row.provider_reference = link.url, link.reference[:200]
+        row.expires_at, row.updated_at = ends, now
+        session.flush()
+        session.expunge(row)
         return row
-    except IntegrityError:  # a concurrent call stored this key first: the same page
-        with sessions() as session:
-            stored = session.execute(
-                select(PaymentAttemptRow).where(
-                    PaymentAttemptRow.tenant_id == tenant_id,
-                    PaymentAttemptRow.idempotency_key == request.idempotency_key,
-                )
-            ).scalar_one()
-            session.expunge(stored)
-            return stored
+
+
+def _abandon(sessions: sessionmaker[Session], attempt_id: str, error: str, now: datetime) -> None:
+    """The provider made no page (it refused, or could not be reached): the reserved
+    attempt is failed with why, and its key is not used again."""
+    with sessions() as session, session.begin():
+        row = session.get(PaymentAttemptRow, attempt_id)
+        if row is not None:
+            row.status, row.error, row.updated_at = "failed", error[:2000], now

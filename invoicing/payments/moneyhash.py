@@ -90,9 +90,9 @@ PAYMENT_PREFIXES = ("intent.", "transaction.purchase.", "transaction.refund.")
 
 
 class MoneyhashConfig(ProviderConfig):
-    api_key: SecretStr = Field(description="the account's secret API key (X-Api-Key)")
+    api_key: SecretStr = Field(min_length=1, description="the account's secret API key (X-Api-Key)")
     signature_key: SecretStr | None = Field(
-        default=None, description="the organization's webhook signature key"
+        min_length=1, default=None, description="the organization's webhook signature key"
     )
     webhook_url: str | None = Field(
         default=None, pattern=r"^https?://", description="where MoneyHash posts intent events"

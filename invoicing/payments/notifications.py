@@ -40,7 +40,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from core.errors import NotFound
+from core.errors import DomainError, NotFound
 from invoicing.models import (
     CreditNoteRow,
     PaymentAttemptRow,
@@ -49,7 +49,7 @@ from invoicing.models import (
     new_id,
 )
 from invoicing.payments import collection, providers
-from invoicing.payments.base import ConfirmsNotifications, WebhookResult
+from invoicing.payments.base import ConfirmsNotifications, WebhookRejected, WebhookResult
 from invoicing.payments.providers import GatewayFactory
 from invoicing.secrets import SecretBox
 
@@ -86,7 +86,15 @@ def receive(
         tenant_id, provider = connection.tenant_id, connection.provider
         stored = dict(connection.config)
         config = providers.opened(stored, box)
-    results = providers.verify_notifications(provider, config, headers, body, now)
+    try:
+        results = providers.verify_notifications(provider, config, headers, body, now)
+    except DomainError:
+        raise
+    except (Exception, RecursionError) as exc:  # a body or header no adapter expected
+        log.info("notification for %s refused: %r", provider_id, exc)
+        raise WebhookRejected(
+            f"the {provider} notification could not be read ({type(exc).__name__})"
+        ) from None
     results = _confirmed(provider, stored, results, gateways or providers.gateways(box))
     applied = ignored = duplicates = 0
     with sessions() as session, session.begin():
@@ -109,7 +117,7 @@ def _confirmed(
 ) -> Sequence[WebhookResult]:
     """The results as the provider's API confirms them, for a provider whose signature
     does not cover the body; the others' as they are."""
-    if not any(r.succeeded and r.final for r in results):
+    if not results or not providers.confirms(provider):
         return results
     gateway = gateways(provider, config)
     try:
@@ -166,14 +174,32 @@ def _charge(
 ) -> None:
     attempt = _attempt(session, tenant_id, provider, result)
     if attempt is None:
-        row.detail = "no attempt of ours has this reference"
+        # Perhaps ours all the same: a provider may notify before its answer to the
+        # charge reached us. Kept `unmatched`; the attempt, once it learns this
+        # reference, applies it (collection.apply_parked).
+        row.effect = "unmatched" if result.final else "ignored"
+        row.detail = "no attempt of ours has this reference (yet)"
         return
     row.invoice_id = attempt.invoice_id
-    if result.succeeded and attempt.status in PAYABLE:
+    short = collection.short_payment(attempt, result)
+    if not result.final:
+        if attempt.status == "link":
+            # Paid on the page by a slow method (a bank debit): collected later. No
+            # charge of the invoice meanwhile, as for a processing debit of ours.
+            attempt.status, attempt.updated_at = "processing", now
+            attempt.provider_reference = result.reference[:200]
+            row.effect, row.detail = "applied", "payment on its way"
+        else:
+            row.detail = "not final yet"
+    elif result.succeeded and short is not None:
+        attempt.error = short
+        row.detail = short
+        log.warning("payment attempt %s: %s", attempt.id, short)
+    elif result.succeeded and attempt.status in PAYABLE:
         collection.apply_success(session, tenant_id, attempt, result.reference, now)
         row.effect, row.detail = "applied", attempt.error or "payment recorded"
     elif not result.succeeded and attempt.status in ("processing", "pending"):
-        attempt.provider_reference = attempt.provider_reference or result.reference
+        attempt.provider_reference = attempt.provider_reference or result.reference[:200]
         attempt.error = "the provider reported the payment failed"
         collection.record_failure(session, tenant_id, attempt, now)
         row.effect, row.detail = "applied", "payment failed"
@@ -202,9 +228,10 @@ def _attempt(
             .with_for_update()
         ).scalars()
     )
-    # Our key names one attempt for sure; the provider's id, the one it charged.
-    by_key = [a for a in found if result.ours and a.idempotency_key == result.ours]
-    chosen = by_key or found
+    # The provider's id of the charge is signed by every provider; our key echoed back
+    # is not always (Tap's metadata): when both name an attempt, the signed one wins.
+    by_reference = [a for a in found if a.provider_reference == result.reference]
+    chosen = by_reference or found
     return chosen[0] if chosen else None
 
 
@@ -217,6 +244,8 @@ def _refund(
             CreditNoteRow.tenant_id == tenant_id,
             CreditNoteRow.refund_reference == result.reference,
         )
+        .order_by(CreditNoteRow.id)
+        .limit(1)
         .with_for_update(of=CreditNoteRow)  # not the eagerly joined customer
     ).scalar_one_or_none()
     if note is None:
@@ -224,8 +253,10 @@ def _refund(
         return
     row.invoice_id = note.invoice_id
     status = "succeeded" if result.succeeded else "failed"
-    if note.refund_status == status:
-        row.detail = f"the refund is {status} already"
+    if note.refund_status in (status, "failed"):
+        # Failed is where a refund ends: a success told after it (events out of order)
+        # does not bring it back; a person looks at the provider's dashboard.
+        row.detail = f"the refund is {note.refund_status} already"
         return
     note.refund_status = status
     row.effect, row.detail = "applied", f"refund {status}"

@@ -106,6 +106,13 @@ def verify_notifications(
     return adapter.notifications(config, headers, body, now)
 
 
+def confirms(provider: str) -> bool:
+    """Whether `provider`'s gateway confirms its notifications by API before they count
+    (`ConfirmsNotifications`: a provider whose signature does not cover the body)."""
+    adapter = ADAPTERS.get(provider)
+    return adapter is not None and callable(getattr(adapter.build, "confirm", None))
+
+
 def gateways(box: SecretBox) -> GatewayFactory:
     """The factory the runtime hands to what charges and refunds: stored configs opened."""
 

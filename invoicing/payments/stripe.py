@@ -38,6 +38,7 @@ import hashlib
 import hmac
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 import httpx
@@ -59,6 +60,7 @@ from invoicing.payments.base import (
     to_minor,
 )
 from invoicing.tax.base import loads_exact
+from rating.money import minor_units
 
 NAME = "stripe"
 DEFAULT_BASE_URL = "https://api.stripe.com"
@@ -66,10 +68,10 @@ WEBHOOK_TOLERANCE = timedelta(minutes=5)
 
 
 class StripeConfig(ProviderConfig):
-    secret_key: SecretStr = Field(description="a Stripe secret key, sk_…")
+    secret_key: SecretStr = Field(min_length=1, description="a Stripe secret key, sk_…")
     api_version: str | None = None
     webhook_secret: SecretStr | None = Field(
-        default=None, description="the webhook endpoint's signing secret, whsec_…"
+        min_length=1, default=None, description="the webhook endpoint's signing secret, whsec_…"
     )
 
 
@@ -293,6 +295,7 @@ def _result(event_id: str, kind: str, obj: dict[str, Any]) -> WebhookResult | No
             event_id=event_id,
             final=ending != "processing",
             ours=ours,
+            **_paid(obj.get("amount_received"), obj.get("currency")),
         )
     if kind.startswith("checkout.session.") and obj.get("payment_intent"):
         ending = kind.removeprefix("checkout.session.")
@@ -308,7 +311,12 @@ def _result(event_id: str, kind: str, obj: dict[str, Any]) -> WebhookResult | No
         intent = obj["payment_intent"]
         intent_id = intent.get("id") if isinstance(intent, dict) else intent
         return WebhookResult(
-            str(intent_id), succeeded=succeeded, event_id=event_id, final=final, ours=ours
+            str(intent_id),
+            succeeded=succeeded,
+            event_id=event_id,
+            final=final,
+            ours=ours,
+            **_paid(obj.get("amount_total"), obj.get("currency")),
         )
     if obj.get("object") == "refund" and obj.get("id"):
         status = str(obj.get("status") or "")
@@ -320,6 +328,15 @@ def _result(event_id: str, kind: str, obj: dict[str, Any]) -> WebhookResult | No
             final=status in ("succeeded", "failed", "canceled"),
         )
     return None
+
+
+def _paid(minor: Any, currency: Any) -> dict[str, Any]:
+    """What a PaymentIntent or Session says was paid, in the major unit; nothing when
+    it does not say (an older API version's event)."""
+    if isinstance(minor, bool) or not isinstance(minor, int) or not isinstance(currency, str):
+        return {}
+    code = currency.upper()
+    return {"amount": Decimal(minor).scaleb(-minor_units(code)), "currency": code}
 
 
 def _obj(value: Any) -> dict[str, Any]:

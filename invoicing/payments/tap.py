@@ -96,7 +96,8 @@ STATUSES: dict[str, tuple[str, frozenset[str]]] = {
 
 class TapConfig(ProviderConfig):
     secret_key: SecretStr = Field(
-        description="a Tap secret API key (sk_live_… / sk_test_…); it also signs webhooks"
+        min_length=1,
+        description="a Tap secret API key (sk_live_… / sk_test_…); it also signs webhooks",
     )
     webhook_url: str | None = Field(
         default=None,

@@ -53,6 +53,7 @@ class FakeStripe:
     sessions: dict[str, dict[str, Any]] = field(default_factory=dict)
     requests: list[Received] = field(default_factory=list)
     clock: Any = time.time  # what "now" is for expires_at checks (seconds since the epoch)
+    processing: bool = False  # charges answer `processing` (a bank debit being collected)
     _replies: dict[str, tuple[dict[str, str], int, dict[str, Any]]] = field(default_factory=dict)
     _fail: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -78,6 +79,7 @@ class FakeStripe:
             "id": intent_id,
             "object": "payment_intent",
             "amount": session["amount_total"],
+            "amount_received": session["amount_total"],
             "currency": session["currency"],
             "status": "succeeded",
             "metadata": session["payment_intent_metadata"],
@@ -165,6 +167,8 @@ class FakeStripe:
                 return 400, _error("invalid_request_error", "Invalid integer: amount")
             intent_id = f"pi_{len(self.intents) + 1:04d}"
             status = "requires_payment_method" if customer["declines"] else "succeeded"
+            if self.processing and not customer["declines"]:
+                status = "processing"
             intent = {
                 "id": intent_id,
                 "object": "payment_intent",
@@ -172,6 +176,7 @@ class FakeStripe:
                 "currency": form["currency"],
                 "customer": form["customer"],
                 "status": status,
+                "amount_received": 0 if customer["declines"] else int(form["amount"]),
             }
             self.intents[intent_id] = intent
             if customer["declines"]:

@@ -190,4 +190,5 @@ def test_a_success_flutterwave_does_not_confirm_is_not_applied(
     assert asked == [f"/v3/transactions/{transaction}/verify"]
     assert api.ok("GET", f"/invoices/{invoice}")["status"] == "OPEN"
     [note] = api.ok("GET", f"/payment-providers/{provider}/webhooks")["data"]
-    assert (note["succeeded"], note["final"], note["effect"]) == (False, False, "ignored")
+    # As Flutterwave's record says: a failed payment, on a page still open.
+    assert (note["succeeded"], note["final"], note["effect"]) == (False, True, "ignored")

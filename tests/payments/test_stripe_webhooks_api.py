@@ -13,6 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from invoicing.db import transaction
+from invoicing.payments import providers
 from invoicing.tenants import create_tenant
 from tests.helpers.ledger_api import DEFAULT_NOW, ApiClient
 from tests.helpers.stripe_server import SECRET, WEBHOOK_SECRET, FakeStripe, fake_stripe
@@ -135,8 +136,14 @@ def test_a_charge_completed_by_the_customer_later_pays_the_invoice(
     api.customer("acme", paymentProvider="stripe", paymentProviderCustomerId="cus_acme")
     invoice = api.open_invoice("acme", "40.00")
     assert invoice["status"] == "OPEN"
-    intent = {**stripe.intents["pi_0001"], "status": "succeeded", "metadata": {}}
-    event = stripe.event("payment_intent.succeeded", intent)
+    declined = stripe.intents["pi_0001"]
+    short = {**declined, "status": "succeeded", "amount_received": 3999, "metadata": {}}
+    event = stripe.event("payment_intent.succeeded", short)
+    assert _post(stranger, stripe, provider, event).json()["applied"] == 0
+    [note] = api.ok("GET", f"/payment-providers/{provider}/webhooks")["data"]
+    assert note["detail"] == "paid 39.99 USD, the attempt asked 40.00: not applied to the invoice"
+    paid = {**declined, "status": "succeeded", "amount_received": 4000, "metadata": {}}
+    event = stripe.event("payment_intent.succeeded", paid)
     assert _post(stranger, stripe, provider, event).json()["applied"] == 1
     assert api.ok("GET", f"/invoices/{invoice['id']}")["status"] == "PAID"
 
@@ -235,3 +242,42 @@ def test_another_tenant_reaches_nothing_of_ours(
 
 def _number(api: ApiClient, invoice: str) -> str:
     return str(api.ok("GET", f"/invoices/{invoice}")["number"])
+
+
+def test_an_event_before_the_charge_answer_is_applied_when_the_answer_comes(
+    api: ApiClient, stripe: FakeStripe, provider: str, stranger: TestClient
+) -> None:
+    """A bank debit: Stripe answers `processing`, but its `succeeded` event can reach
+    us before that answer does. Kept unmatched, it pays the invoice once the attempt
+    learns the PaymentIntent's id."""
+    from invoicing.payments.collection import collect
+
+    stripe.add_customer("cus_acme")
+    api.customer("acme", paymentProvider="stripe", paymentProviderCustomerId="cus_acme")
+    invoice = api.draft("acme", "25.00")
+    early = {
+        "id": "pi_0001",
+        "object": "payment_intent",
+        "status": "succeeded",
+        "amount_received": 2500,
+        "currency": "usd",
+        "metadata": {},
+    }
+    first = _post(stranger, stripe, provider, stripe.event("payment_intent.succeeded", early))
+    assert first.json() == {"received": 1, "applied": 0, "ignored": 1, "duplicates": 0}
+    stripe.processing = True  # the fake answers the next charge `processing`
+    api.ok("POST", f"/invoices/{invoice}/finalize")
+    paid = api.ok("GET", f"/invoices/{invoice}")
+    assert (paid["status"], paid["amountPaid"]) == ("PAID", "25.00")
+    [note] = api.ok("GET", f"/payment-providers/{provider}/webhooks")["data"]
+    assert (note["effect"], note["invoiceId"]) == ("applied", invoice)
+    again = collect(
+        api.runtime.sessions,
+        api.tenant_id,
+        invoice,
+        "finalize",
+        api.clock.now(),
+        providers.gateways(api.runtime.settings.secrets),
+    )
+    assert again is not None and again.status == "succeeded"
+    assert len(api.ok("GET", f"/payments?invoiceId={invoice}")["data"]) == 1
