@@ -40,7 +40,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from core.errors import DomainError, NotFound
+from core.errors import NotFound
 from invoicing.models import (
     CreditNoteRow,
     PaymentAttemptRow,
@@ -49,7 +49,7 @@ from invoicing.models import (
     new_id,
 )
 from invoicing.payments import collection, providers
-from invoicing.payments.base import ConfirmsNotifications, WebhookRejected, WebhookResult
+from invoicing.payments.base import ConfirmsNotifications, WebhookResult
 from invoicing.payments.providers import GatewayFactory
 from invoicing.secrets import SecretBox
 
@@ -86,15 +86,7 @@ def receive(
         tenant_id, provider = connection.tenant_id, connection.provider
         stored = dict(connection.config)
         config = providers.opened(stored, box)
-    try:
-        results = providers.verify_notifications(provider, config, headers, body, now)
-    except DomainError:
-        raise
-    except (Exception, RecursionError) as exc:  # a body or header no adapter expected
-        log.info("notification for %s refused: %r", provider_id, exc)
-        raise WebhookRejected(
-            f"the {provider} notification could not be read ({type(exc).__name__})"
-        ) from None
+    results = providers.verify_notifications(provider, config, headers, body, now)
     results = _confirmed(provider, stored, results, gateways or providers.gateways(box))
     applied = ignored = duplicates = 0
     with sessions() as session, session.begin():

@@ -5,6 +5,7 @@ back; `gateways(box)` opens them for the one gateway being built."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -14,7 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from core.errors import Conflict, InvalidInput, NotFound
+from core.errors import Conflict, DomainError, InvalidInput, NotFound
 from invoicing.models import PaymentProviderRow, new_id
 from invoicing.payments import adyen, cashfree, flutterwave, gocardless, moneyhash, stripe, tap
 from invoicing.payments.adyen import AdyenConfig, AdyenGateway
@@ -23,6 +24,7 @@ from invoicing.payments.base import (
     SUPPORTED,
     C,
     PaymentGateway,
+    WebhookRejected,
     WebhookResult,
     parse_config,
 )
@@ -49,6 +51,8 @@ SECRET_KEYS = frozenset(
         "token",
     }
 )
+
+log = logging.getLogger(__name__)
 
 GatewayFactory = Callable[[str, Mapping[str, Any]], PaymentGateway]
 
@@ -103,7 +107,15 @@ def verify_notifications(
     adapter = ADAPTERS.get(provider)
     if adapter is None:
         raise InvalidInput(f"payment provider {provider!r} has no adapter yet")
-    return adapter.notifications(config, headers, body, now)
+    try:
+        return adapter.notifications(config, headers, body, now)
+    except DomainError:
+        raise
+    except (Exception, RecursionError) as exc:  # a body or header no adapter expected
+        log.info("a %s notification refused: %r", provider, exc)
+        raise WebhookRejected(
+            f"the {provider} notification could not be read ({type(exc).__name__})"
+        ) from None
 
 
 def confirms(provider: str) -> bool:
