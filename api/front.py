@@ -22,6 +22,7 @@ from fastapi.responses import Response
 
 from api.errors import install_error_handlers
 from api.limits import DEFAULT_MAX_BYTES, BodyLimit, Scope
+from api.metrics import CONTENT_TYPE, check_token, exposition, merged
 from api.ports import IngestRuntime
 from api.routes import events
 from api.schemas.common import ERROR_RESPONSES
@@ -71,6 +72,21 @@ def create_front_app(
         status_code=202,
         responses=ERROR_RESPONSES,
     )
+
+    async def metrics(request: Request) -> Response:
+        # One scrape sees both processes: the front's series and the main process's.
+        check_token(request, getattr(runtime.settings, "metrics_token", None))
+        parts = [("front", exposition())]
+        auth = {"authorization": request.headers.get("authorization", "")}
+        try:
+            upstream_metrics = await client.get("/metrics", headers=auth)
+            if upstream_metrics.status_code == 200:
+                parts.append(("main", upstream_metrics.content))
+        except httpx.HTTPError:
+            pass  # the front's own series still answer; the main's are missing
+        return Response(merged(parts), media_type=CONTENT_TYPE)
+
+    app.add_api_route("/metrics", metrics, methods=["GET"], include_in_schema=False)
 
     async def forward(request: Request) -> Response:
         # The path as the client sent it (still percent-encoded): an id with "%2F" or

@@ -31,6 +31,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from core import metrics
 from core.errors import Conflict, InvalidInput, NotFound
 from core.ids import new_id
 from invoicing import events, pages
@@ -424,6 +425,7 @@ class AlertWatch:
         falling: bool,
     ) -> None:
         hits = reached(alert.thresholds, value, falling=falling)
+        metrics.ALERT_EVALUATIONS.labels(alert.kind, "reached" if hits else "below").inc()
         if not hits:
             return
         with self._sessions() as session:

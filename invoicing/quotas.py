@@ -36,6 +36,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from core.errors import NotFound
 from core.ids import new_id
+from core.metrics import QUOTA_EVALUATIONS
 from invoicing import events
 from invoicing.catalog import metrics_by_code, plan_domain
 from invoicing.models import PlanRow, QuotaCrossingRow, SubscriptionRow
@@ -315,7 +316,9 @@ class QuotaWatch:
             for quantity in measured.get(request.key, ()):
                 if quantity.charge_id == charge.id:
                     used = EXACT.add(used, quantity.quantity)
-            if used >= charge.hard_cap:
+            exceeded = used >= charge.hard_cap
+            QUOTA_EVALUATIONS.labels("exceeded" if exceeded else "within").inc()
+            if exceeded:
                 self._record(tenant_id, subscription, charge, period, used, now)
 
     def _crossed(

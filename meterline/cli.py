@@ -232,7 +232,9 @@ def api(host: str = "127.0.0.1", port: int = 8080) -> None:
 
 @app.command()
 def worker() -> None:
-    """Server mode: one stream worker (scale out with more processes, same consumer group)."""
+    """Server mode: one stream worker (scale out with more processes, same consumer group);
+    its /metrics on METERLINE_METRICS_HOST:METERLINE_METRICS_PORT (docs/metrics.md)."""
+    from meterline import metrics_listener
     from meterline.runtime import Runtime
 
     settings = Settings()
@@ -247,11 +249,14 @@ def worker() -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
+        listener = metrics_listener.start(settings, runtime.stream_stats)
         try:
             await runtime.start(api=False, worker=True)
             console.print(f"worker consuming {settings.events_topic} from {runtime.bootstrap}")
             await stop.wait()
         finally:
+            if listener is not None:
+                listener.stop()
             await runtime.stop()
             runtime.close()
 
@@ -289,7 +294,7 @@ def scheduler(
     runs in that server (it owns the engine) and prints the same."""
     import time
 
-    from meterline import control, jobs
+    from meterline import control, jobs, metrics_listener
     from meterline.runtime import Runtime
 
     replay = _parse_instant(at)
@@ -306,6 +311,8 @@ def scheduler(
         return jobs.scheduler_pass(runtime, when)
 
     runtime = None
+    if not once and replay is None:  # a long-running scheduler is a scrape target
+        metrics_listener.start(settings)
     try:
         while True:
             if runtime is None and control.find(settings.data_dir) is None:

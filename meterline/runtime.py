@@ -37,6 +37,7 @@ from invoicing.tax.service import TaxService
 from invoicing.tenants import tenant_exists
 from meterline.clickhouse import connect_and_migrate
 from meterline.settings import Settings
+from streams import lag
 from streams.app import Outbound, StreamStats, create_stream_app
 from streams.config import StreamConfig
 from streams.schema import UsageEvent
@@ -84,6 +85,7 @@ class Runtime:
     relay_task: asyncio.Task[None] | None = None
     relay_producer: AIOKafkaProducer | None = None  # when the process has no API producer
     deliverer_task: asyncio.Task[None] | None = None
+    lag_task: asyncio.Task[None] | None = None  # the worker's consumer lag, for /metrics
 
     @classmethod
     def open(cls, settings: Settings) -> Runtime:
@@ -208,6 +210,12 @@ class Runtime:
         )
         self.stream_app = app
         await app.start()
+        config = self.settings.stream_config
+        probe = lag.LagProbe(self.bootstrap, config.consumer_group, config.events_topic)
+        self.lag_task = asyncio.create_task(
+            lag.watch(probe, config.events_topic, lag.faust_assignment(app), self.stream_stats.lag),
+            name="consumer-lag",
+        )
 
     async def tenant_known(self, tenant_id: str) -> bool:
         def check() -> bool:
@@ -217,6 +225,11 @@ class Runtime:
         return await asyncio.to_thread(check)
 
     async def stop(self) -> None:
+        if self.lag_task is not None:
+            self.lag_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.lag_task
+            self.lag_task = None
         if self.deliverer_task is not None:
             self.deliverer_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -71,6 +71,12 @@ class Settings(BaseSettings):
     # often (API.md: each minute); 0 keeps serve from running them.
     scheduler_interval_seconds: float = 60
     log_level: str = "WARNING"
+    # GET /metrics (docs/metrics.md): open unless a token is set, then it wants
+    # `Authorization: Bearer <token>`. Processes without the HTTP API (`meterline worker`,
+    # `meterline scheduler`) serve it on metrics_host:metrics_port (0: not at all).
+    metrics_token: str | None = Field(default=None, repr=False)
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int = 9100
 
     # Email (docs/email.md): invoices, credit notes and receipts by SMTP; no host = none.
     smtp_host: str | None = None

@@ -23,6 +23,7 @@ import faust
 import orjson
 from tenacity import AsyncRetrying, retry_if_exception, stop_never, wait_exponential
 
+from core import metrics
 from core.clock import SYSTEM_CLOCK, Clock
 from streams.config import StreamConfig
 from streams.schema import Rejection, UsageEvent, parse_message
@@ -73,6 +74,9 @@ class StreamStats:
     # Seconds spent per phase of the batches (parse, write, steps; each step by name),
     # for /metrics and the ingest benchmark's account of where the time goes.
     seconds: dict[str, float] = field(default_factory=dict)
+    # {partition of the events topic: consumer lag} of the partitions this worker holds,
+    # refreshed by streams.lag.watch.
+    lag: dict[int, int] = field(default_factory=dict)
 
     def spent(self, phase: str, seconds: float) -> None:
         self.seconds[phase] = self.seconds.get(phase, 0.0) + seconds
@@ -298,7 +302,9 @@ def create_stream_app(
                 )
         began = time.perf_counter()
         refused = await store(known)
-        stats.spent("write", time.perf_counter() - began)
+        stats.spent("write", written := time.perf_counter() - began)
+        if known:
+            metrics.BATCH_WRITE_SECONDS.observe(written)
         if refused:
             # Dead-lettered alone, with the reason; the rest of the batch goes on.
             gone = {(e.tenant_id, e.event_id) for e, _ in refused}

@@ -17,6 +17,7 @@ from fastapi.responses import Response
 from api.deps import IngestRuntimeDep, RuntimeDep, TenantDep
 from api.schemas.common import Page
 from api.schemas.events import HourlyCount, IngestResult, RejectedEvent, UsageSummary
+from core import metrics
 from core.errors import DomainError, ValidationFailed
 from streams.publisher import produce_batches
 from streams.schema import (
@@ -76,6 +77,8 @@ async def ingest_events(request: Request, runtime: IngestRuntimeDep, tenant: Ten
         if producer is None:
             raise DomainError("this process does not ingest events", code="unavailable")
         await produce_batches(producer, runtime.settings.events_topic, tenant, accepted)
+    metrics.HTTP_EVENTS.labels("accepted").inc(len(accepted))
+    metrics.HTTP_EVENTS.labels("rejected").inc(len(rejected))
     # Written directly (the shape of IngestResult): a 10,000-event answer skips a model pass.
     body = orjson.dumps({"accepted": len(accepted), "rejected": rejected})
     return Response(body, status_code=202, media_type="application/json")

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
 from sqlalchemy import text
 
 from api.deps import RuntimeDep
+from api.metrics import CONTENT_TYPE, check_token, exposition
 from api.schemas.health import Liveness, Readiness
 
 router = APIRouter(tags=["health"])
@@ -59,25 +60,9 @@ def readyz(runtime: RuntimeDep) -> JSONResponse:
 @router.get(
     "/metrics",
     response_class=PlainTextResponse,
-    summary="Prometheus text metrics of this process (text/plain)",
+    summary="Prometheus text metrics of this process (text/plain; docs/metrics.md)",
 )
-def metrics(runtime: RuntimeDep) -> PlainTextResponse:
-    stats = runtime.stream_stats
-    lines = [
-        "# TYPE meterline_stream_consumed_total counter",
-        f"meterline_stream_consumed_total {stats.consumed}",
-        "# TYPE meterline_stream_written_total counter",
-        f"meterline_stream_written_total {stats.written}",
-        "# TYPE meterline_stream_rejected_total counter",
-        f"meterline_stream_rejected_total {stats.rejected}",
-        "# TYPE meterline_stream_batches_total counter",
-        f"meterline_stream_batches_total {stats.batches}",
-        "# TYPE meterline_stream_write_retries_total counter",
-        f"meterline_stream_write_retries_total {stats.write_retries}",
-        "# TYPE meterline_stream_seconds_total counter",
-        *(
-            f'meterline_stream_seconds_total{{phase="{phase}"}} {seconds:.6f}'
-            for phase, seconds in sorted(stats.seconds.items())
-        ),
-    ]
-    return PlainTextResponse("\n".join(lines) + "\n")
+def metrics(request: Request, runtime: RuntimeDep) -> PlainTextResponse:
+    check_token(request, getattr(runtime.settings, "metrics_token", None))
+    text = exposition(runtime.stream_stats, runtime.settings.events_topic)
+    return PlainTextResponse(text, media_type=CONTENT_TYPE)

@@ -13,6 +13,7 @@ its code and does not stop it; a batch whose write fails is retried item by item
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -20,7 +21,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from core import collector
+from core import collector, metrics
 from core.clock import SYSTEM_CLOCK, Clock
 from core.ids import new_ids
 from invoicing.billing.contexts import ChunkContexts, load_contexts
@@ -106,9 +107,11 @@ class BillRunner:
     def run(self, bill_run_id: str, progress: Progress | None = None) -> BillRunRow:
         """Execute a pending bill run to completion (synchronously)."""
         tenant_id, window = start_run(self._sessions, bill_run_id, self._clock.now())
+        began, outcome = time.perf_counter(), "completed"  # a duration, not a "now"
         try:
             self._execute(bill_run_id, tenant_id, window, progress)
         except Exception as exc:
+            outcome = "failed"
             log.exception("bill run %s failed", bill_run_id)
             update_run(
                 self._sessions,
@@ -117,6 +120,7 @@ class BillRunner:
                 error=f"{type(exc).__name__}: {exc}",
                 finished_at=self._clock.now(),
             )
+        metrics.bill_run_finished(outcome, time.perf_counter() - began)
         return load_run(self._sessions, bill_run_id)
 
     def _execute(
@@ -149,6 +153,8 @@ class BillRunner:
                     update_run(self._sessions, run_id, **tally.progress_fields())
                     if progress:
                         progress(tally.processed, tally.total)
+        metrics.BILL_RUN_SUBSCRIPTIONS.labels("invoiced").inc(tally.created)
+        metrics.BILL_RUN_SUBSCRIPTIONS.labels("failed").inc(tally.failed)
         update_run(
             self._sessions,
             run_id,

@@ -30,6 +30,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from core import metrics
 from core.errors import Conflict, NotFound
 from invoicing import events
 from invoicing.deliveries.retry import Backoff, Jitter
@@ -297,17 +298,21 @@ def record(
             if not current:
                 row.status, row.next_attempt_at = "pending", now  # changed meanwhile: again
                 continue
+            status = metrics.status_class(outcome.response_code)
             if outcome.ok:
                 row.status = "succeeded"
                 report.synced += 1
+                metrics.ERP_SYNC_ATTEMPTS.labels(connection.provider, "succeeded", status).inc()
                 continue
             later = BACKOFF.next_attempt(row.attempts, now, draw)
             if later is not None:
                 row.next_attempt_at = later
                 report.retrying += 1
+                metrics.ERP_SYNC_ATTEMPTS.labels(connection.provider, "retrying", status).inc()
                 continue
             row.status = "failed"
             report.failed += 1
+            metrics.ERP_SYNC_ATTEMPTS.labels(connection.provider, "failed", status).inc()
             events.record(
                 session,
                 row.tenant_id,

@@ -26,6 +26,7 @@ import orjson
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from core import metrics
 from core.errors import Conflict, NotFound
 from invoicing.deliveries.dispatch import Fanout
 from invoicing.deliveries.retry import Backoff, Jitter
@@ -221,9 +222,11 @@ def record(
                 continue  # given up meanwhile (the endpoint deleted)
             row.response_code = result.status_code
             row.last_error = result.error
+            status = metrics.status_class(result.status_code)
             if result.ok:
                 row.status = "succeeded"
                 report.succeeded += 1
+                metrics.WEBHOOK_ATTEMPTS.labels("succeeded", status).inc()
                 continue
             later = None if row.manual else BACKOFF.next_attempt(row.attempts, now, draw)
             if later is None:
@@ -232,6 +235,7 @@ def record(
             else:
                 row.next_attempt_at = later
                 report.retrying += 1
+            metrics.WEBHOOK_ATTEMPTS.labels("failed" if later is None else "retrying", status).inc()
     return report
 
 
