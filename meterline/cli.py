@@ -432,12 +432,23 @@ def demo(
         ".meterline/demo"
     ),
     port: Annotated[int, typer.Option(help="Port of the demo server.")] = 0,
+    serve: Annotated[
+        bool, typer.Option(help="Leave the server running (dashboard, portal) until Ctrl-C.")
+    ] = False,
 ) -> None:
-    """The whole pipeline end to end on the embedded default, with measured throughput."""
+    """The whole pipeline end to end on the embedded default, with measured throughput;
+    ends by printing the dashboard URL and a customer's portal URL."""
     from meterline.demo import run_demo
 
     raise typer.Exit(
-        run_demo(events=events, customers=customers, data_dir=data_dir, port=port, console=console)
+        run_demo(
+            events=events,
+            customers=customers,
+            data_dir=data_dir,
+            port=port,
+            console=console,
+            serve=serve,
+        )
     )
 
 

@@ -54,7 +54,15 @@ class DemoFailed(Exception):
     pass
 
 
-def run_demo(*, events: int, customers: int, data_dir: Path, port: int, console: Console) -> int:
+def run_demo(
+    *,
+    events: int,
+    customers: int,
+    data_dir: Path,
+    port: int,
+    console: Console,
+    serve: bool = False,
+) -> int:
     if data_dir.exists():
         shutil.rmtree(data_dir)
     data_dir.mkdir(parents=True)
@@ -63,6 +71,8 @@ def run_demo(*, events: int, customers: int, data_dir: Path, port: int, console:
         **os.environ,
         "METERLINE_DATA_DIR": str(data_dir.resolve()),
         "METERLINE_KAFKA_PORT": str(_free_port()),
+        # Links the server makes (the portal's) point at this demo server.
+        "METERLINE_PUBLIC_URL": f"http://127.0.0.1:{port}",
     }
     for key in ("METERLINE_KAFKA_BOOTSTRAP", "METERLINE_CLICKHOUSE_DSN", "METERLINE_DATABASE_URL"):
         env.pop(key, None)
@@ -88,7 +98,16 @@ def run_demo(*, events: int, customers: int, data_dir: Path, port: int, console:
             f"server up in {time.perf_counter() - started:.1f}s "
             f"(Kafka broker, ClickHouse engine, ledger, API, stream worker)"
         )
-        return asyncio.run(_drive(base, creds, events, customers, console))
+        result = asyncio.run(_drive(base, creds, events, customers, console))
+        if result == 0:
+            _print_urls(base, creds, "cust_0000", console)
+        if result == 0 and serve:
+            console.print("serving until Ctrl-C")
+            try:
+                server.wait()
+            except KeyboardInterrupt:
+                console.print("stopping")
+        return result
     except DemoFailed as exc:
         console.print(f"[red]demo failed: {exc}[/red]")
         console.print(f"server log: {data_dir / 'serve.log'}")
@@ -100,6 +119,21 @@ def run_demo(*, events: int, customers: int, data_dir: Path, port: int, console:
         except subprocess.TimeoutExpired:
             server.kill()
         log.close()
+
+
+def _print_urls(base: str, creds: dict[str, str], customer: str, console: Console) -> None:
+    """Where to look next: the operator dashboard (signed in with the demo tenant's key)
+    and one customer's portal (a link valid for an hour)."""
+    headers = {"Authorization": f"Bearer {creds['apiKey']}", "X-Tenant-Id": creds["tenantId"]}
+    with httpx.Client(base_url=f"{base}/api/v1", headers=headers, timeout=30) as client:
+        portal = _check(
+            client.post(f"/customers/{customer}/portal-url", json={}), "make a portal URL"
+        )
+    # print(), not the console: a URL wrapped at the terminal's width cannot be opened.
+    print(f"dashboard: {base}/dashboard")
+    print(f"  sign in with tenant id {creds['tenantId']} and API key {creds['apiKey']}")
+    print(f"portal of {customer} (until {portal['expiresAt']}):")
+    print(f"  {portal['url']}")
 
 
 def _wait_ready(base: str, server: subprocess.Popen[bytes], timeout: float) -> None:
