@@ -7,11 +7,12 @@
 #   infra/postgres.sh url      # SQLAlchemy URL for METERLINE_TEST_POSTGRES_URL
 #
 # The cluster lives in <repo>/.cache/pg (git-ignored) and listens on 127.0.0.1:54329
-# only, so it never collides with a system PostgreSQL on 5432. Durability is switched
+# only (METERLINE_PG_PORT to move it: two clones side by side), so it never collides
+# with a system PostgreSQL on 5432. Durability is switched
 # off (fsync etc.): the data is disposable, speed matters more.
 set -euo pipefail
 
-PORT=54329
+PORT="${METERLINE_PG_PORT:-54329}"
 DB=meterline_test
 APP_USER=meterline
 APP_PASSWORD=meterline
