@@ -115,6 +115,11 @@ class CustomerRow(Base):
     city: Mapped[str | None] = mapped_column(String(200), nullable=True)
     postal_code: Mapped[str | None] = mapped_column(String(40), nullable=True)
     tax_id: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    # The tenant's own key/value pairs ({"crm_id": "42"}); bounded in invoicing/customers.py.
+    meta: Mapped[dict[str, Any]] = mapped_column("metadata", JSON, default=dict)
+    # Soft delete: hidden from the API, its invoices and history kept; its externalId
+    # stays taken (docs/coupons-taxes-customers.md).
+    deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
 
 class SubscriptionRow(Base):
@@ -309,6 +314,7 @@ class TaxRow(Base):
     country: Mapped[str | None] = mapped_column(String(2), nullable=True)
     region: Mapped[str | None] = mapped_column(String(100), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    description: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
 class CouponRow(Base):
@@ -329,6 +335,11 @@ class CouponRow(Base):
     metric_codes: Mapped[list[Any]] = mapped_column(JSON, default=list)
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    description: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # active: may be applied; inactive: no new applications (applied ones go on).
+    status: Mapped[str] = mapped_column(String(20), default="active")
+    # Soft delete: its applications are terminated, its code stays taken.
+    deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
 
 class AppliedCouponRow(Base):
@@ -344,6 +355,13 @@ class AppliedCouponRow(Base):
     amount_remaining: Mapped[Decimal | None] = mapped_column(Money(), nullable=True)
     periods_remaining: Mapped[int | None] = mapped_column(Integer, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    # The terms of this application, copied from the coupon (or overridden) when it was
+    # applied, so that a later change of the coupon never changes it. Null on rows applied
+    # before they existed: the coupon's terms then.
+    percentage: Mapped[Decimal | None] = mapped_column(Money(), nullable=True)
+    amount: Mapped[Decimal | None] = mapped_column(Money(), nullable=True)
+    frequency: Mapped[str | None] = mapped_column(String(20), nullable=True)
+    frequency_duration: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
     coupon: Mapped[CouponRow] = relationship(lazy="joined")
 
@@ -378,6 +396,12 @@ class WalletRow(Base):
     scope_fee_types: Mapped[list[Any]] = mapped_column(JSON, default=list)
     status: Mapped[str] = mapped_column(String(20), default="active")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    # Currency per credit (docs/wallets.md): balances and transactions are kept in the
+    # currency, exact to its minor unit; credits are those amounts divided by the rate.
+    rate_amount: Mapped[Decimal] = mapped_column(Money(), default=Decimal(1), server_default="1")
+    # Auto top-up rules with their firing state (invoicing/wallet_rules.py); None: none.
+    recurring_rules: Mapped[list[Any] | None] = mapped_column(JSON, nullable=True)
+    terminated_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
     # Loaded on access only: wallets are locked FOR UPDATE, which an outer join forbids.
     customer: Mapped[CustomerRow] = relationship()
@@ -395,12 +419,20 @@ class WalletTransactionRow(Base):
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), index=True)
     wallet_id: Mapped[str] = mapped_column(ForeignKey("wallets.id"), index=True)
-    kind: Mapped[str] = mapped_column(String(20))  # top_up | deduction | refund
+    # inbound: top_up | refund; outbound: deduction | forfeit (terminated) | expiry
+    kind: Mapped[str] = mapped_column(String(20))
     amount: Mapped[Decimal] = mapped_column(Money())
     remaining: Mapped[Decimal] = mapped_column(Money(), default=ZERO)
+    # A deduction's: the invoice it paid; a paid top-up's: the credit invoice it needs.
     invoice_id: Mapped[str | None] = mapped_column(ForeignKey("invoices.id"), nullable=True)
     funding: Mapped[list[Any]] = mapped_column(JSON, default=list)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    # pending (a paid top-up whose invoice is not paid yet) | settled | cancelled
+    status: Mapped[str] = mapped_column(String(20), default="settled", server_default="settled")
+    grant: Mapped[str | None] = mapped_column(String(10), nullable=True)  # paid | granted
+    credits: Mapped[Decimal | None] = mapped_column(Money(), nullable=True)
+    # manual | threshold | interval (an auto top-up rule)
+    source: Mapped[str] = mapped_column(String(20), default="manual", server_default="manual")
 
 
 class RolloverBucketRow(Base):
