@@ -13,11 +13,13 @@ from api.errors import install_error_handlers
 from api.limits import DEFAULT_MAX_BYTES, BodyLimit, Scope
 from api.portal import pages as portal_pages
 from api.ports import ApiRuntime
+from api.request_log import RequestLog
 from api.routes import (
     account,
     addons,
     alerts,
     analytics,
+    audit,
     billing,
     billing_entity,
     catalog,
@@ -71,6 +73,7 @@ def create_app(
         return int(getattr(getattr(rt, "settings", None), "max_request_bytes", DEFAULT_MAX_BYTES))
 
     app.add_middleware(BodyLimit, limit=body_limit)
+    app.add_middleware(RequestLog)  # outermost: times and logs every answer
     app.include_router(health.router)
     # exports first: /invoices/export.csv must win over /invoices/{id}.
     for module in (
@@ -91,6 +94,7 @@ def create_app(
         webhooks,
         erp,
         analytics,
+        audit,
     ):
         app.include_router(module.router, prefix="/api/v1", responses=ERROR_RESPONSES)
     # The customer portal: the account API (portal token) and its pages at /portal.

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from api.ports import ApiRuntime, IngestRuntime
 from core.errors import PermissionDenied, Unauthenticated
-from invoicing.tenants import tenant_for_key
+from invoicing.tenants import KeyOwner, key_owner
 
 
 def get_runtime(request: Request) -> ApiRuntime:
@@ -47,20 +47,22 @@ async def current_tenant(request: Request, runtime: IngestRuntimeDep) -> str:
         raise Unauthenticated("send 'Authorization: Bearer <api key>'")
     key = key.strip()
 
-    def lookup() -> str | None:
+    def lookup() -> KeyOwner | None:
         with runtime.sessions() as session:
-            return tenant_for_key(session, key)
+            return key_owner(session, key)
 
     # Looked up on every request (one indexed read): a revoked key stops working at once.
     owner = await asyncio.to_thread(lookup)
     if owner is None:
         raise Unauthenticated("the API key is not valid")
+    # The request and activity logs name the key by its id (api/request_log.py).
+    request.state.tenant_id, request.state.api_key_id = owner.tenant_id, owner.key_id
     tenant = request.headers.get("x-tenant-id")
     if not tenant:
         raise Unauthenticated("send the 'X-Tenant-Id' header with your tenant id")
-    if tenant != owner:
+    if tenant != owner.tenant_id:
         raise PermissionDenied("this API key does not belong to that tenant")
-    return owner
+    return owner.tenant_id
 
 
 TenantDep = Annotated[str, Depends(current_tenant)]

@@ -48,5 +48,21 @@ def tenant_for_key(session: Session, api_key: str) -> str | None:
     return row[0] if row else None
 
 
+@dataclass(frozen=True)
+class KeyOwner:
+    tenant_id: str
+    key_id: str  # the key's id (api_keys.id): what logs name, never the key
+
+
+def key_owner(session: Session, api_key: str) -> KeyOwner | None:
+    """The tenant and id of an API key, or None for an unknown or revoked key."""
+    row = session.execute(
+        select(ApiKey.tenant_id, ApiKey.id).where(
+            ApiKey.key_hash == hash_key(api_key), ApiKey.revoked_at.is_(None)
+        )
+    ).first()
+    return KeyOwner(row[0], row[1]) if row else None
+
+
 def tenant_exists(session: Session, tenant_id: str) -> bool:
     return session.get(Tenant, tenant_id) is not None

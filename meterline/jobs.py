@@ -16,6 +16,7 @@ from invoicing.billing import BillRunner, create_bill_run
 from invoicing.billing.scheduler import TenantClose, close_period
 from invoicing.models import Tenant
 from invoicing.payments import providers
+from invoicing.retention import purge_expired
 from meterline import deliverers
 from meterline.runtime import Runtime
 
@@ -62,6 +63,7 @@ def scheduler_pass(runtime: Runtime, at: datetime) -> JobResult:
         if close.status not in (None, "completed"):
             result.ok = False
     result.lines.extend(deliverers.deliver(runtime, at).lines())
+    result.lines.extend(purge_expired(runtime.sessions, at).lines())  # log retention
     if not result.lines:
         result.lines.append(f"pass at {at.isoformat()}: nothing to do")
     return result

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Query
 from fastapi.responses import Response
 
+from api.activity import ActivityDep, sent
 from api.deps import RuntimeDep, SessionDep, TenantDep
 from api.schemas.alerts import (
     AlertCreate,
@@ -21,9 +22,14 @@ router = APIRouter(tags=["alerts"])
 
 @router.post("/alerts", status_code=201, summary="Create a usage alert")
 def create_alert(
-    body: AlertCreate, session: SessionDep, tenant: TenantDep, runtime: RuntimeDep
+    body: AlertCreate,
+    session: SessionDep,
+    tenant: TenantDep,
+    runtime: RuntimeDep,
+    record: ActivityDep,
 ) -> AlertPublic:
     row = alerts.create_alert(session, tenant, body.to_spec(), runtime.clock.now())
+    record(session, "alert.created", "alert", row.id, sent(body))
     return AlertPublic.from_row(row)
 
 
@@ -50,16 +56,21 @@ def update_alert(
     session: SessionDep,
     tenant: TenantDep,
     runtime: RuntimeDep,
+    record: ActivityDep,
 ) -> AlertPublic:
     row = alerts.update_alert(session, tenant, alert_id, body.changes(), runtime.clock.now())
+    record(session, "alert.updated", "alert", alert_id, sent(body))
     return AlertPublic.from_row(row)
 
 
 @router.delete(
     "/alerts/{alert_id}", status_code=204, response_class=Response, summary="Delete an alert"
 )
-def delete_alert(alert_id: str, session: SessionDep, tenant: TenantDep) -> None:
+def delete_alert(
+    alert_id: str, session: SessionDep, tenant: TenantDep, record: ActivityDep
+) -> None:
     alerts.delete_alert(session, tenant, alert_id)
+    record(session, "alert.deleted", "alert", alert_id)
 
 
 @router.get("/alerts/{alert_id}/triggers", summary="The thresholds an alert reached, newest first")

@@ -6,6 +6,7 @@ import asyncio
 
 from fastapi import APIRouter, Query
 
+from api.activity import ActivityDep, MaybeActivityDep, sent
 from api.deps import RuntimeDep, SessionDep, TenantDep
 from api.schemas.billing import (
     BillRunAccepted,
@@ -33,11 +34,13 @@ def _gateways(runtime: RuntimeDep) -> GatewayFactory:
 
 @router.post("/bill-runs", status_code=202, summary="Start a bill run for a period")
 async def start_bill_run(
-    body: BillRunCreate, runtime: RuntimeDep, tenant: TenantDep
+    body: BillRunCreate, runtime: RuntimeDep, tenant: TenantDep, record: ActivityDep
 ) -> BillRunAccepted:
     def create() -> str:
         with runtime.session() as session:
-            return create_bill_run(session, tenant, body.period_start, body.period_end).id
+            run = create_bill_run(session, tenant, body.period_start, body.period_end)
+            record(session, "bill_run.started", "bill_run", run.id, sent(body))
+            return run.id
 
     run_id = await asyncio.to_thread(create)
     runner = BillRunner(runtime.sessions, runtime.usage, runtime.tax, runtime.clock)
@@ -68,7 +71,7 @@ def list_invoices(
 
 
 @router.post("/invoices/finalize-all", summary="Finalize every DRAFT past its grace period")
-def finalize_all(runtime: RuntimeDep, tenant: TenantDep) -> FinalizeAllResult:
+def finalize_all(runtime: RuntimeDep, tenant: TenantDep, record: ActivityDep) -> FinalizeAllResult:
     now = runtime.clock.now()
     with runtime.session() as session:
         ids = [
@@ -77,6 +80,8 @@ def finalize_all(runtime: RuntimeDep, tenant: TenantDep) -> FinalizeAllResult:
                 session, tenant, runtime.settings.invoice_due_days, now
             )
         ]
+        for invoice_id in ids:
+            record(session, "invoice.finalized", "invoice", invoice_id)
     for invoice_id in ids:  # collected after the commit, as a single finalize is
         collect(runtime.sessions, tenant, invoice_id, "finalize", now, _gateways(runtime))
     return FinalizeAllResult(finalized=len(ids), invoice_ids=ids)
@@ -91,10 +96,14 @@ def get_invoice(invoice_id: str, session: SessionDep, tenant: TenantDep) -> Invo
     "/invoices/{invoice_id}/finalize",
     summary="DRAFT → OPEN, with the next number; collects it where the customer has a provider",
 )
-def finalize_invoice(invoice_id: str, runtime: RuntimeDep, tenant: TenantDep) -> InvoicePublic:
+def finalize_invoice(
+    invoice_id: str, runtime: RuntimeDep, tenant: TenantDep, record: MaybeActivityDep = None
+) -> InvoicePublic:
     now = runtime.clock.now()
     with runtime.session() as session:
         invoices.finalize(session, tenant, invoice_id, runtime.settings.invoice_due_days, now)
+        if record is not None:  # None: called as a function, by a caller that records
+            record(session, "invoice.finalized", "invoice", invoice_id)
     # After the commit: no ledger lock is held while the provider answers.
     collect(runtime.sessions, tenant, invoice_id, "finalize", now, _gateways(runtime))
     with runtime.session() as session:
@@ -103,20 +112,26 @@ def finalize_invoice(invoice_id: str, runtime: RuntimeDep, tenant: TenantDep) ->
 
 @router.post("/invoices/{invoice_id}/refresh", summary="Re-rate a DRAFT with the latest usage")
 def refresh_invoice(
-    invoice_id: str, runtime: RuntimeDep, session: SessionDep, tenant: TenantDep
+    invoice_id: str,
+    runtime: RuntimeDep,
+    session: SessionDep,
+    tenant: TenantDep,
+    record: ActivityDep,
 ) -> InvoicePublic:
     invoice = invoices.get_invoice(session, tenant, invoice_id, lock=True)
     refreshed = drafts.refresh_invoice(
         session, runtime.usage, tenant, invoice, runtime.tax, runtime.clock
     )
+    record(session, "invoice.refreshed", "invoice", invoice_id)
     return InvoicePublic.from_row(refreshed)
 
 
 @router.post("/invoices/{invoice_id}/tax-override", summary="Manual tax override on a DRAFT")
 def tax_override(
-    invoice_id: str, body: TaxOverride, session: SessionDep, tenant: TenantDep
+    invoice_id: str, body: TaxOverride, session: SessionDep, tenant: TenantDep, record: ActivityDep
 ) -> InvoicePublic:
     row = invoices.override_tax(session, tenant, invoice_id, body.to_spec())
+    record(session, "invoice.tax_overridden", "invoice", invoice_id, sent(body))
     return InvoicePublic.from_row(row)
 
 
@@ -125,7 +140,11 @@ def tax_override(
     summary="OPEN or OVERDUE → VOID, optionally crediting or refunding what was paid",
 )
 def void_invoice(
-    invoice_id: str, runtime: RuntimeDep, tenant: TenantDep, body: VoidInvoice | None = None
+    invoice_id: str,
+    runtime: RuntimeDep,
+    tenant: TenantDep,
+    body: VoidInvoice | None = None,
+    record: MaybeActivityDep = None,
 ) -> InvoicePublic:
     now = runtime.clock.now()
     note = body.credit_note if body else None
@@ -138,6 +157,11 @@ def void_invoice(
             note.type if note else None,
             note.amount if note else None,
         )
+        if record is not None:  # None: called as a function, by a caller that records
+            changes = sent(body)
+            if created is not None:
+                changes = {**(changes or {}), "creditNoteId": created.id}
+            record(session, "invoice.voided", "invoice", invoice_id, changes)
     if created is not None:
         # A refund goes out after the commit, as an applied refund note's does.
         credit_notes.send_refund(runtime.sessions, tenant, created.id, now, _gateways(runtime))
@@ -151,9 +175,14 @@ def void_invoice(
     summary="A new DRAFT from a VOID invoice (same period and lines, next revision)",
 )
 def regenerate_invoice(
-    invoice_id: str, runtime: RuntimeDep, session: SessionDep, tenant: TenantDep
+    invoice_id: str,
+    runtime: RuntimeDep,
+    session: SessionDep,
+    tenant: TenantDep,
+    record: ActivityDep,
 ) -> InvoicePublic:
     row = invoices.regenerate(session, tenant, invoice_id, runtime.clock.now())
+    record(session, "invoice.regenerated", "invoice", invoice_id, {"draftId": row.id})
     return InvoicePublic.from_row(row)
 
 
@@ -168,8 +197,11 @@ def pay_invoice(
     runtime: RuntimeDep,
     session: SessionDep,
     tenant: TenantDep,
+    record: ActivityDep,
 ) -> PaymentPublic:
     row = invoices.record_payment(
         session, tenant, invoice_id, body.amount, body.reference, runtime.clock.now()
     )
+    changes = {**(sent(body) or {}), "paymentId": row.id}
+    record(session, "invoice.payment_recorded", "invoice", invoice_id, changes)
     return PaymentPublic.from_row(row)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Query, Response
 
+from api.activity import ActivityDep, sent
 from api.deps import SessionDep, TenantDep
 from api.schemas.catalog import MetricCreate, MetricPublic, MetricUpdate, PlanCreate, PlanPublic
 from api.schemas.common import Page
@@ -13,8 +14,12 @@ router = APIRouter(tags=["catalog"])
 
 
 @router.post("/metrics", status_code=201, summary="Create a billable metric")
-def create_metric(body: MetricCreate, session: SessionDep, tenant: TenantDep) -> MetricPublic:
-    return MetricPublic.from_row(catalog.create_metric(session, tenant, body.to_spec()))
+def create_metric(
+    body: MetricCreate, session: SessionDep, tenant: TenantDep, record: ActivityDep
+) -> MetricPublic:
+    row = catalog.create_metric(session, tenant, body.to_spec())
+    record(session, "metric.created", "metric", row.code, sent(body))
+    return MetricPublic.from_row(row)
 
 
 @router.get("/metrics", summary="List billable metrics, newest first")
@@ -35,9 +40,11 @@ def get_metric(code: str, session: SessionDep, tenant: TenantDep) -> MetricPubli
 
 @router.patch("/metrics/{code}", summary="Update a billable metric")
 def update_metric(
-    code: str, body: MetricUpdate, session: SessionDep, tenant: TenantDep
+    code: str, body: MetricUpdate, session: SessionDep, tenant: TenantDep, record: ActivityDep
 ) -> MetricPublic:
-    return MetricPublic.from_row(catalog.update_metric(session, tenant, code, body.to_spec()))
+    row = catalog.update_metric(session, tenant, code, body.to_spec())
+    record(session, "metric.updated", "metric", code, sent(body))
+    return MetricPublic.from_row(row)
 
 
 @router.delete(
@@ -46,13 +53,18 @@ def update_metric(
     response_class=Response,
     summary="Delete a metric no plan uses",
 )
-def delete_metric(code: str, session: SessionDep, tenant: TenantDep) -> None:
+def delete_metric(code: str, session: SessionDep, tenant: TenantDep, record: ActivityDep) -> None:
     catalog.delete_metric(session, tenant, code)
+    record(session, "metric.deleted", "metric", code)
 
 
 @router.post("/plans", status_code=201, summary="Create a plan with its charges")
-def create_plan(body: PlanCreate, session: SessionDep, tenant: TenantDep) -> PlanPublic:
-    return PlanPublic.from_row(catalog.create_plan(session, tenant, body.to_spec()))
+def create_plan(
+    body: PlanCreate, session: SessionDep, tenant: TenantDep, record: ActivityDep
+) -> PlanPublic:
+    row = catalog.create_plan(session, tenant, body.to_spec())
+    record(session, "plan.created", "plan", row.code, sent(body))
+    return PlanPublic.from_row(row)
 
 
 @router.get("/plans", summary="List plans, newest first")

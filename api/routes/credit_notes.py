@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Query
 
+from api.activity import ActivityDep, sent
 from api.deps import RuntimeDep, SessionDep, TenantDep
 from api.schemas.common import Page
 from api.schemas.credit_notes import CreditNoteCreate, CreditNotePublic, EstimatePublic
@@ -22,9 +23,14 @@ def estimate(
 
 @router.post("/credit-notes", status_code=201, summary="Create a DRAFT credit note")
 def create(
-    body: CreditNoteCreate, runtime: RuntimeDep, session: SessionDep, tenant: TenantDep
+    body: CreditNoteCreate,
+    runtime: RuntimeDep,
+    session: SessionDep,
+    tenant: TenantDep,
+    record: ActivityDep,
 ) -> CreditNotePublic:
     row = credit_notes.create(session, tenant, body.to_spec(), runtime.clock.now())
+    record(session, "credit_note.created", "credit_note", row.id, sent(body))
     return CreditNotePublic.from_row(row)
 
 
@@ -57,9 +63,10 @@ def get(note_id: str, session: SessionDep, tenant: TenantDep) -> CreditNotePubli
 
 @router.post("/credit-notes/{note_id}/issue", summary="DRAFT → ISSUED")
 def issue(
-    note_id: str, runtime: RuntimeDep, session: SessionDep, tenant: TenantDep
+    note_id: str, runtime: RuntimeDep, session: SessionDep, tenant: TenantDep, record: ActivityDep
 ) -> CreditNotePublic:
     row = credit_notes.issue(session, tenant, note_id, runtime.clock.now())
+    record(session, "credit_note.issued", "credit_note", note_id)
     return CreditNotePublic.from_row(row)
 
 
@@ -67,10 +74,13 @@ def issue(
     "/credit-notes/{note_id}/apply",
     summary="ISSUED → APPLIED: offset lowers what is due, credit becomes balance, refund pays back",
 )
-def apply(note_id: str, runtime: RuntimeDep, tenant: TenantDep) -> CreditNotePublic:
+def apply(
+    note_id: str, runtime: RuntimeDep, tenant: TenantDep, record: ActivityDep
+) -> CreditNotePublic:
     now = runtime.clock.now()
     with runtime.session() as session:
         credit_notes.apply(session, tenant, note_id, now)
+        record(session, "credit_note.applied", "credit_note", note_id)
     # After the commit: no ledger lock is held while the provider answers.
     credit_notes.send_refund(
         runtime.sessions, tenant, note_id, now, providers.gateways(runtime.settings.secrets)
@@ -81,8 +91,8 @@ def apply(note_id: str, runtime: RuntimeDep, tenant: TenantDep) -> CreditNotePub
 
 @router.post("/credit-notes/{note_id}/void", summary="DRAFT or ISSUED → VOID")
 def void(
-    note_id: str, runtime: RuntimeDep, session: SessionDep, tenant: TenantDep
+    note_id: str, runtime: RuntimeDep, session: SessionDep, tenant: TenantDep, record: ActivityDep
 ) -> CreditNotePublic:
-    return CreditNotePublic.from_row(
-        credit_notes.void(session, tenant, note_id, runtime.clock.now())
-    )
+    row = credit_notes.void(session, tenant, note_id, runtime.clock.now())
+    record(session, "credit_note.voided", "credit_note", note_id)
+    return CreditNotePublic.from_row(row)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Query, Response
 
+from api.activity import ActivityDep, sent
 from api.deps import SessionDep, TenantDep
 from api.schemas.common import Page
 from api.schemas.credits import (
@@ -26,8 +27,12 @@ router = APIRouter(tags=["credits"])
 
 
 @router.post("/taxes", status_code=201, summary="Create a tax rate of the local tax table")
-def create_tax(body: TaxCreate, session: SessionDep, tenant: TenantDep) -> TaxPublic:
-    return TaxPublic.from_row(taxes.create_tax(session, tenant, body.to_spec()))
+def create_tax(
+    body: TaxCreate, session: SessionDep, tenant: TenantDep, record: ActivityDep
+) -> TaxPublic:
+    row = taxes.create_tax(session, tenant, body.to_spec())
+    record(session, "tax.created", "tax", row.code, sent(body))
+    return TaxPublic.from_row(row)
 
 
 @router.get("/taxes", summary="List tax rates")
@@ -43,13 +48,18 @@ def get_tax(code: str, session: SessionDep, tenant: TenantDep) -> TaxPublic:
 @router.delete(
     "/taxes/{code}", status_code=204, response_class=Response, summary="Delete a tax rate"
 )
-def delete_tax(code: str, session: SessionDep, tenant: TenantDep) -> None:
+def delete_tax(code: str, session: SessionDep, tenant: TenantDep, record: ActivityDep) -> None:
     taxes.delete_tax(session, tenant, code)
+    record(session, "tax.deleted", "tax", code)
 
 
 @router.post("/coupons", status_code=201, summary="Create a coupon")
-def create_coupon(body: CouponCreate, session: SessionDep, tenant: TenantDep) -> CouponPublic:
-    return CouponPublic.from_row(coupons.create_coupon(session, tenant, body.to_spec()))
+def create_coupon(
+    body: CouponCreate, session: SessionDep, tenant: TenantDep, record: ActivityDep
+) -> CouponPublic:
+    row = coupons.create_coupon(session, tenant, body.to_spec())
+    record(session, "coupon.created", "coupon", row.code, sent(body))
+    return CouponPublic.from_row(row)
 
 
 @router.get("/coupons", summary="List coupons")
@@ -64,9 +74,15 @@ def get_coupon(code: str, session: SessionDep, tenant: TenantDep) -> CouponPubli
 
 @router.post("/customers/{external_id}/coupons", status_code=201, summary="Apply a coupon")
 def apply_coupon(
-    external_id: str, body: AppliedCouponCreate, session: SessionDep, tenant: TenantDep
+    external_id: str,
+    body: AppliedCouponCreate,
+    session: SessionDep,
+    tenant: TenantDep,
+    record: ActivityDep,
 ) -> AppliedCouponPublic:
     row = coupons.apply_coupon(session, tenant, external_id, body.to_spec())
+    changes = {**(sent(body) or {}), "appliedCouponId": row.id}
+    record(session, "customer.coupon_applied", "customer", external_id, changes)
     return AppliedCouponPublic.from_row(row, external_id)
 
 
@@ -87,14 +103,20 @@ def customer_coupons(
     summary="Stop an applied coupon",
 )
 def remove_coupon(
-    external_id: str, applied_id: str, session: SessionDep, tenant: TenantDep
+    external_id: str, applied_id: str, session: SessionDep, tenant: TenantDep, record: ActivityDep
 ) -> None:
     coupons.remove_applied_coupon(session, tenant, external_id, applied_id)
+    changes = {"appliedCouponId": applied_id}
+    record(session, "customer.coupon_removed", "customer", external_id, changes)
 
 
 @router.post("/wallets", status_code=201, summary="Create a prepaid wallet")
-def create_wallet(body: WalletCreate, session: SessionDep, tenant: TenantDep) -> WalletPublic:
-    return WalletPublic.from_row(wallets.create_wallet(session, tenant, body.to_spec()))
+def create_wallet(
+    body: WalletCreate, session: SessionDep, tenant: TenantDep, record: ActivityDep
+) -> WalletPublic:
+    row = wallets.create_wallet(session, tenant, body.to_spec())
+    record(session, "wallet.created", "wallet", row.id, sent(body))
+    return WalletPublic.from_row(row)
 
 
 @router.get("/wallets", summary="List wallets")
@@ -114,9 +136,10 @@ def get_wallet(wallet_id: str, session: SessionDep, tenant: TenantDep) -> Wallet
 
 @router.post("/wallets/{wallet_id}/transactions", status_code=201, summary="Top up a wallet")
 def top_up(
-    wallet_id: str, body: TopUpCreate, session: SessionDep, tenant: TenantDep
+    wallet_id: str, body: TopUpCreate, session: SessionDep, tenant: TenantDep, record: ActivityDep
 ) -> TopUpPublic:
     row = wallets.top_up(session, tenant, wallet_id, body.credits)
+    record(session, "wallet.topped_up", "wallet", wallet_id, sent(body))
     wallet = wallets.get_wallet(session, tenant, wallet_id)
     return TopUpPublic(
         transaction=WalletTransactionPublic.from_row(row, wallet.currency),

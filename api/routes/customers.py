@@ -6,6 +6,7 @@ import asyncio
 
 from fastapi import APIRouter, Query
 
+from api.activity import ActivityDep, sent
 from api.deps import RuntimeDep, SessionDep, TenantDep
 from api.schemas.common import Page
 from api.schemas.customers import (
@@ -25,8 +26,12 @@ router = APIRouter(tags=["customers"])
 
 
 @router.post("/customers", status_code=201, summary="Create a customer")
-def create_customer(body: CustomerCreate, session: SessionDep, tenant: TenantDep) -> CustomerPublic:
-    return CustomerPublic.from_row(catalog.create_customer(session, tenant, body.to_spec()))
+def create_customer(
+    body: CustomerCreate, session: SessionDep, tenant: TenantDep, record: ActivityDep
+) -> CustomerPublic:
+    row = catalog.create_customer(session, tenant, body.to_spec())
+    record(session, "customer.created", "customer", row.external_id, sent(body))
+    return CustomerPublic.from_row(row)
 
 
 @router.get("/customers", summary="List customers, newest first")
@@ -47,9 +52,14 @@ def get_customer(external_id: str, session: SessionDep, tenant: TenantDep) -> Cu
 
 @router.patch("/customers/{external_id}", summary="Update a customer")
 def update_customer(
-    external_id: str, body: CustomerUpdate, session: SessionDep, tenant: TenantDep
+    external_id: str,
+    body: CustomerUpdate,
+    session: SessionDep,
+    tenant: TenantDep,
+    record: ActivityDep,
 ) -> CustomerPublic:
     row = catalog.update_customer(session, tenant, external_id, body.to_spec())
+    record(session, "customer.updated", "customer", external_id, sent(body))
     return CustomerPublic.from_row(row)
 
 
@@ -116,9 +126,11 @@ async def get_quota(
 
 @router.post("/subscriptions", status_code=201, summary="Subscribe a customer to a plan")
 def create_subscription(
-    body: SubscriptionCreate, session: SessionDep, tenant: TenantDep
+    body: SubscriptionCreate, session: SessionDep, tenant: TenantDep, record: ActivityDep
 ) -> SubscriptionPublic:
-    return SubscriptionPublic.from_row(catalog.create_subscription(session, tenant, body.to_spec()))
+    row = catalog.create_subscription(session, tenant, body.to_spec())
+    record(session, "subscription.created", "subscription", row.id, sent(body))
+    return SubscriptionPublic.from_row(row)
 
 
 @router.get("/subscriptions", summary="List subscriptions, newest first")
@@ -148,10 +160,12 @@ def terminate_subscription(
     runtime: RuntimeDep,
     session: SessionDep,
     tenant: TenantDep,
+    record: ActivityDep,
     body: TerminateBody | None = None,
 ) -> SubscriptionPublic:
     at = body.at if body else None
     row = catalog.terminate_subscription(
         session, tenant, subscription_id, at, now=runtime.clock.now()
     )
+    record(session, "subscription.terminated", "subscription", subscription_id, sent(body))
     return SubscriptionPublic.from_row(row)

@@ -11,6 +11,7 @@ from typing import Literal
 from fastapi import APIRouter, HTTPException, Query, Request, Response
 
 from api import render
+from api.activity import ActivityDep, sent
 from api.deps import RuntimeDep, SessionDep, TenantDep
 from api.schemas.erp import (
     ConnectionCreate,
@@ -41,7 +42,7 @@ def _context(runtime: RuntimeDep) -> Context:
 
 @router.post("/erp/connections", status_code=201, summary="Connect an ERP")
 async def create_connection(
-    body: ConnectionCreate, runtime: RuntimeDep, tenant: TenantDep
+    body: ConnectionCreate, runtime: RuntimeDep, tenant: TenantDep, record: ActivityDep
 ) -> ConnectionPublic:
     settings = runtime.settings
     row = await asyncio.to_thread(
@@ -54,6 +55,14 @@ async def create_connection(
         _context(runtime),
         check_url=partial(check_url, block_private=settings.webhook_block_private),
     )
+
+    # `connect` commits itself (it may call the ERP first): the entry follows in a
+    # transaction of its own (docs/audit-log.md).
+    def recorded() -> None:
+        with runtime.session() as session:
+            record(session, "erp_connection.created", "erp_connection", row.id, sent(body))
+
+    await asyncio.to_thread(recorded)
     return ConnectionPublic.from_row(row, settings.secrets)
 
 
@@ -79,9 +88,14 @@ def get_connection(
     summary="Disconnect an ERP (future syncs stop; the log and the ERP's records stay)",
 )
 def delete_connection(
-    connection_id: str, runtime: RuntimeDep, session: SessionDep, tenant: TenantDep
+    connection_id: str,
+    runtime: RuntimeDep,
+    session: SessionDep,
+    tenant: TenantDep,
+    record: ActivityDep,
 ) -> Response:
     connections.disconnect(session, tenant, connection_id, runtime.clock.now())
+    record(session, "erp_connection.disconnected", "erp_connection", connection_id)
     return Response(status_code=204)
 
 
@@ -163,15 +177,27 @@ async def sync_invoice(body: SyncRequest, runtime: RuntimeDep, tenant: TenantDep
 
 @router.get("/settings", summary="The tenant's settings")
 def get_settings(session: SessionDep, tenant: TenantDep) -> SettingsPublic:
-    return SettingsPublic(multi_erp=tenant_settings.get(session, tenant).multi_erp)
+    return SettingsPublic.of(tenant_settings.get(session, tenant))
 
 
 @router.put("/settings", summary="Change the tenant's settings (what is absent stays)")
 def put_settings(
-    body: SettingsUpdate, runtime: RuntimeDep, session: SessionDep, tenant: TenantDep
+    body: SettingsUpdate,
+    runtime: RuntimeDep,
+    session: SessionDep,
+    tenant: TenantDep,
+    record: ActivityDep,
 ) -> SettingsPublic:
-    changed = tenant_settings.update(session, tenant, runtime.clock.now(), multi_erp=body.multi_erp)
-    return SettingsPublic(multi_erp=changed.multi_erp)
+    changed = tenant_settings.update(
+        session,
+        tenant,
+        runtime.clock.now(),
+        multi_erp=body.multi_erp,
+        activity_retention_days=body.activity_retention_days,
+        request_log_retention_days=body.request_log_retention_days,
+    )
+    record(session, "settings.updated", "settings", tenant, sent(body))
+    return SettingsPublic.of(changed)
 
 
 def _instant(value: str | None, name: str, *, end: bool) -> datetime | None:

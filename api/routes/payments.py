@@ -6,6 +6,7 @@ import asyncio
 
 from fastapi import APIRouter, Query, Request, Response
 
+from api.activity import ActivityDep, sent
 from api.deps import RuntimeDep, SessionDep, TenantDep
 from api.schemas.common import Page
 from api.schemas.payments import (
@@ -60,11 +61,16 @@ def get_payment(payment_id: str, session: SessionDep, tenant: TenantDep) -> Paym
 
 @router.post("/payment-providers", status_code=201, summary="Connect a payment provider")
 def connect_provider(
-    body: PaymentProviderCreate, runtime: RuntimeDep, session: SessionDep, tenant: TenantDep
+    body: PaymentProviderCreate,
+    runtime: RuntimeDep,
+    session: SessionDep,
+    tenant: TenantDep,
+    record: ActivityDep,
 ) -> PaymentProviderPublic:
     row = providers.connect(
         session, tenant, body.provider, body.config, runtime.clock.now(), runtime.settings.secrets
     )
+    record(session, "payment_provider.connected", "payment_provider", row.id, sent(body))
     return PaymentProviderPublic.from_row(row)
 
 
@@ -87,16 +93,20 @@ def update_provider(
     runtime: RuntimeDep,
     session: SessionDep,
     tenant: TenantDep,
+    record: ActivityDep,
 ) -> PaymentProviderPublic:
     box = runtime.settings.secrets
-    return PaymentProviderPublic.from_row(
-        providers.update(session, tenant, provider_id, body.config, box)
-    )
+    row = providers.update(session, tenant, provider_id, body.config, box)
+    record(session, "payment_provider.updated", "payment_provider", provider_id, sent(body))
+    return PaymentProviderPublic.from_row(row)
 
 
 @router.delete("/payment-providers/{provider_id}", status_code=204, summary="Disconnect a provider")
-def delete_provider(provider_id: str, session: SessionDep, tenant: TenantDep) -> Response:
+def delete_provider(
+    provider_id: str, session: SessionDep, tenant: TenantDep, record: ActivityDep
+) -> Response:
     providers.delete(session, tenant, provider_id)
+    record(session, "payment_provider.disconnected", "payment_provider", provider_id)
     return Response(status_code=204)
 
 
@@ -175,7 +185,11 @@ async def payment_url(
 
 @router.put("/dunning", summary="Set the dunning schedule (days after dueAt)")
 def set_dunning(
-    body: DunningPolicyIn, runtime: RuntimeDep, session: SessionDep, tenant: TenantDep
+    body: DunningPolicyIn,
+    runtime: RuntimeDep,
+    session: SessionDep,
+    tenant: TenantDep,
+    record: ActivityDep,
 ) -> DunningPolicyPublic:
     policy = dunning.set_policy(
         session,
@@ -184,6 +198,7 @@ def set_dunning(
         body.uncollectible_after_days,
         runtime.clock.now(),
     )
+    record(session, "dunning_policy.updated", "dunning_policy", tenant, sent(body))
     return DunningPolicyPublic.of(policy)
 
 

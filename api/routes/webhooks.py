@@ -6,6 +6,7 @@ from typing import Literal
 
 from fastapi import APIRouter, Query, Response
 
+from api.activity import ActivityDep, sent
 from api.deps import RuntimeDep, SessionDep, TenantDep
 from api.schemas.webhooks import (
     DeliveryList,
@@ -24,7 +25,11 @@ Status = Literal["pending", "succeeded", "failed"]
 
 @router.post("/webhook-endpoints", status_code=201, summary="Add a webhook endpoint")
 def create_endpoint(
-    body: EndpointCreate, runtime: RuntimeDep, session: SessionDep, tenant: TenantDep
+    body: EndpointCreate,
+    runtime: RuntimeDep,
+    session: SessionDep,
+    tenant: TenantDep,
+    record: ActivityDep,
 ) -> EndpointPublic:
     settings = runtime.settings
     row = endpoints.create(
@@ -35,6 +40,7 @@ def create_endpoint(
         runtime.clock.now(),
         block_private=settings.webhook_block_private,
     )
+    record(session, "webhook_endpoint.created", "webhook_endpoint", row.id, sent(body))
     return EndpointPublic.from_row(row)
 
 
@@ -57,6 +63,7 @@ def patch_endpoint(
     runtime: RuntimeDep,
     session: SessionDep,
     tenant: TenantDep,
+    record: ActivityDep,
 ) -> EndpointPublic:
     settings = runtime.settings
     row = endpoints.change(
@@ -68,6 +75,7 @@ def patch_endpoint(
         runtime.clock.now(),
         block_private=settings.webhook_block_private,
     )
+    record(session, "webhook_endpoint.updated", "webhook_endpoint", endpoint_id, sent(body))
     return EndpointPublic.from_row(row)
 
 
@@ -78,9 +86,14 @@ def patch_endpoint(
     summary="Delete a webhook endpoint (what still waits for it is given up)",
 )
 def delete_endpoint(
-    endpoint_id: str, runtime: RuntimeDep, session: SessionDep, tenant: TenantDep
+    endpoint_id: str,
+    runtime: RuntimeDep,
+    session: SessionDep,
+    tenant: TenantDep,
+    record: ActivityDep,
 ) -> Response:
     endpoints.delete(session, tenant, endpoint_id, runtime.clock.now())
+    record(session, "webhook_endpoint.deleted", "webhook_endpoint", endpoint_id)
     return Response(status_code=204)
 
 

@@ -8,6 +8,7 @@ from pydantic import ConfigDict, Field
 
 from api.schemas.common import Body, Public
 from api.schemas.money import Timestamp
+from invoicing import tenant_settings
 from invoicing.erp import connections
 from invoicing.erp.base import PROVIDERS
 from invoicing.models import ErpConnectionRow, ErpSyncLogRow
@@ -133,9 +134,29 @@ class SyncResult(Public):
 
 class SettingsPublic(Public):
     multi_erp: bool = Field(description="more than one ERP may be connected at once")
+    activity_retention_days: int = Field(description="days the activity log keeps")
+    request_log_retention_days: int = Field(description="days the request log keeps")
+
+    @classmethod
+    def of(cls, settings: tenant_settings.TenantSettings) -> SettingsPublic:
+        return cls(
+            multi_erp=settings.multi_erp,
+            activity_retention_days=settings.activity_retention_days,
+            request_log_retention_days=settings.request_log_retention_days,
+        )
 
 
 class SettingsUpdate(Body):
     model_config = ConfigDict(extra="forbid")
 
     multi_erp: bool | None = None
+    activity_retention_days: int | None = Field(
+        None,
+        ge=tenant_settings.ACTIVITY_RETENTION_BOUNDS[0],
+        le=tenant_settings.ACTIVITY_RETENTION_BOUNDS[1],
+    )
+    request_log_retention_days: int | None = Field(
+        None,
+        ge=tenant_settings.REQUEST_LOG_RETENTION_BOUNDS[0],
+        le=tenant_settings.REQUEST_LOG_RETENTION_BOUNDS[1],
+    )
