@@ -16,6 +16,7 @@ from invoicing.activity import Actor
 from invoicing.db import transaction
 from invoicing.retention import purge_expired
 from tests.audit.conftest import activity, key_id
+from tests.billing.fakes import InMemoryUsage
 from tests.helpers.ledger_api import DEFAULT_NOW, ApiClient
 
 pytestmark = pytest.mark.ledger
@@ -92,6 +93,7 @@ def _customers(rec: Recorded) -> None:
                   "acme", json={"couponCode": "c10"})  # fmt: skip
     rec("DELETE", f"/customers/acme/coupons/{applied['id']}", "customer.coupon_removed",
         "customer", "acme")  # fmt: skip
+    rec.api.runtime.usage = InMemoryUsage()  # a termination may rate the period so far
     sub = {"customerId": "acme", "planCode": "basic", "startDate": "2026-10-01"}
     created = rec("POST", "/subscriptions", "subscription.created", "subscription", json=sub)
     rec("POST", f"/subscriptions/{created['id']}/terminate", "subscription.terminated",
