@@ -81,6 +81,10 @@ bench-csv: install ## Invoice CSV export of 1,000,000 lines: server memory and t
 bench-analytics: install ## Revenue analytics over 100,000 customers and 1,000,000 invoices (SQLite) against a plain scan
 	$(BIN)/python -m bench.analytics
 
+.PHONY: bench-entitlements
+bench-entitlements: install ## Customer entitlements read: p99 per request against GET /healthz and a one-row read
+	$(BIN)/python -m bench.entitlements
+
 .PHONY: bench-webhooks
 bench-webhooks: install ## Webhook soak: 10,000 events to 3 endpoints (one flaky), kill -9 of the worker midway
 	$(BIN)/python -m bench.webhooks

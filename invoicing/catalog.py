@@ -283,6 +283,10 @@ def create_plan(session: Session, tenant_id: str, spec: PlanSpec) -> PlanRow:
         usage_thresholds=thresholds,
     )
     insert_unique(session, row, f"a plan with code {row.code!r} already exists")
+    if spec.entitlements:
+        from invoicing.features import set_plan_entitlements
+
+        set_plan_entitlements(session, tenant_id, row, spec.entitlements)
     return row
 
 

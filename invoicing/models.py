@@ -85,6 +85,12 @@ class PlanRow(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     # Progressive billing: [{"amount": "100", "recurring": false}, ...] (decimal text).
     usage_thresholds: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    # Features the plan grants (docs/features-and-entitlements.md), by feature code.
+    entitlements: Mapped[list[EntitlementRow]] = relationship(
+        lazy="selectin",
+        order_by="[EntitlementRow.created_at, EntitlementRow.id]",
+        cascade="all, delete-orphan",
+    )
 
 
 class CustomerRow(Base):
@@ -987,3 +993,46 @@ class RequestLogRow(Base):
     route: Mapped[str | None] = mapped_column(String(300), nullable=True)  # the template
     status: Mapped[int] = mapped_column(Integer)
     duration_us: Mapped[int] = mapped_column(Integer)  # microseconds, to the last byte
+
+
+class FeatureRow(Base):
+    """Something a plan grants (docs/features-and-entitlements.md), with typed privileges:
+    [{"code", "name", "type": boolean|integer|select, "options": [...] | null}]."""
+
+    __tablename__ = "features"
+    __table_args__ = (UniqueConstraint("tenant_id", "code"),)
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), index=True)
+    code: Mapped[str] = mapped_column(String(100))
+    name: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str | None] = mapped_column(Text, nullable=True)
+    privileges: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class EntitlementRow(Base):
+    """A feature granted by a plan (plan_id) or overridden for one subscription
+    (subscription_id): exactly one of the two is set; values {privilege code: value}."""
+
+    __tablename__ = "entitlements"
+    __table_args__ = (
+        UniqueConstraint("plan_id", "feature_id"),
+        UniqueConstraint("subscription_id", "feature_id"),
+    )
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), index=True)
+    feature_id: Mapped[str] = mapped_column(
+        ForeignKey("features.id", ondelete="CASCADE"), index=True
+    )
+    plan_id: Mapped[str | None] = mapped_column(
+        ForeignKey("plans.id", ondelete="CASCADE"), nullable=True, index=True
+    )
+    subscription_id: Mapped[str | None] = mapped_column(
+        ForeignKey("subscriptions.id", ondelete="CASCADE"), nullable=True, index=True
+    )
+    values: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    feature: Mapped[FeatureRow] = relationship(lazy="joined")

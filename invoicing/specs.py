@@ -99,6 +99,15 @@ class PlanSpec:
     charges: tuple[ChargeSpec, ...] = ()
     fixed_charges: tuple[FixedChargeSpec, ...] = ()
     usage_thresholds: tuple[UsageThresholdSpec, ...] = ()
+    entitlements: tuple[EntitlementSpec, ...] = ()
+
+
+@dataclass(frozen=True)
+class EntitlementSpec:
+    """A feature granted with its privilege values (invoicing/features.py checks them)."""
+
+    feature: str
+    values: Mapping[str, Any]
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BeforeValidator, Field
 
 from api.schemas.common import Body, Code, FiltersIn, Public, filters_spec
+from api.schemas.features import EntitlementIn, EntitlementPublic, entitlement_specs
 from api.schemas.money import Decimal_, Timestamp, plain, plain_or_none
 from invoicing.models import BillableMetric, PlanRow
 from invoicing.specs import (
@@ -187,6 +188,9 @@ class PlanCreate(Body):
         default_factory=list,
         description="Progressive billing: invoice the usage so far when its amount reaches one",
     )
+    entitlements: list[EntitlementIn] = Field(
+        default_factory=list, description="Features the plan grants, with privilege values"
+    )
 
     def to_spec(self) -> PlanSpec:
         return PlanSpec(
@@ -205,6 +209,7 @@ class PlanCreate(Body):
             usage_thresholds=tuple(
                 UsageThresholdSpec(t.amount, t.recurring) for t in self.usage_thresholds
             ),
+            entitlements=entitlement_specs(self.entitlements),
         )
 
 
@@ -257,6 +262,7 @@ class PlanPublic(Public):
     charges: list[ChargePublic]
     fixed_charges: list[FixedChargePublic]
     usage_thresholds: list[UsageThresholdPublic]
+    entitlements: list[EntitlementPublic]
     created_at: Timestamp
 
     @classmethod
@@ -278,5 +284,8 @@ class PlanPublic(Public):
             usage_thresholds=[
                 UsageThresholdPublic.model_validate(doc) for doc in row.usage_thresholds or ()
             ],
+            entitlements=sorted(
+                (EntitlementPublic.from_row(e) for e in row.entitlements), key=lambda e: e.feature
+            ),
             created_at=row.created_at,
         )
