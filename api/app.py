@@ -23,6 +23,7 @@ from api.routes import (
     billing,
     billing_entity,
     catalog,
+    coupons,
     credit_notes,
     credits,
     customers,
@@ -35,6 +36,7 @@ from api.routes import (
     health,
     one_off,
     payments,
+    taxes,
     webhooks,
 )
 from api.schemas.common import ERROR_RESPONSES
@@ -84,6 +86,8 @@ def create_app(
         features,
         customers,
         credits,
+        coupons,
+        taxes,
         billing,
         payments,
         credit_notes,

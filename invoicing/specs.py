@@ -193,6 +193,7 @@ class TaxSpec:
     rate: Decimal  # a percentage
     country: str | None = None
     region: str | None = None
+    description: str | None = None
 
 
 @dataclass(frozen=True)
@@ -208,12 +209,17 @@ class CouponSpec:
     plan_codes: tuple[str, ...] = ()
     metric_codes: tuple[str, ...] = ()
     expires_at: datetime | None = None
+    description: str | None = None
 
 
 @dataclass(frozen=True)
 class AppliedCouponSpec:
     coupon_code: str
-    amount: Decimal | None = None  # a fixed coupon's amount for this customer
+    # Overrides of the coupon's terms for this customer (None: the coupon's).
+    amount: Decimal | None = None  # a fixed coupon's amount
+    percentage: Decimal | None = None  # a percentage coupon's rate
+    frequency: str | None = None
+    frequency_duration: int | None = None
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Query, Response
 
 from api.activity import ActivityDep, sent
-from api.deps import SessionDep, TenantDep
+from api.deps import RuntimeDep, SessionDep, TenantDep
 from api.schemas.common import Page
 from api.schemas.credits import (
     AppliedCouponCreate,
@@ -62,9 +62,16 @@ def create_coupon(
     return CouponPublic.from_row(row)
 
 
-@router.get("/coupons", summary="List coupons")
-def list_coupons(session: SessionDep, tenant: TenantDep) -> Page[CouponPublic]:
-    return Page[CouponPublic].of(coupons.list_coupons(session, tenant), CouponPublic.from_row)
+@router.get("/coupons", summary="List coupons (deleted ones never), newest first")
+def list_coupons(
+    session: SessionDep,
+    tenant: TenantDep,
+    status: str | None = Query(None, pattern="^(active|inactive)$"),
+    type: str | None = Query(None, pattern="^(percentage|fixed|fixed_amount)$"),
+    frequency: str | None = Query(None, pattern="^(once|recurring|forever)$"),
+) -> Page[CouponPublic]:
+    page = coupons.list_coupons(session, tenant, status=status, kind=type, frequency=frequency)
+    return Page[CouponPublic].of(page, CouponPublic.from_row)
 
 
 @router.get("/coupons/{code}", summary="Get a coupon")
@@ -79,8 +86,10 @@ def apply_coupon(
     session: SessionDep,
     tenant: TenantDep,
     record: ActivityDep,
+    runtime: RuntimeDep,
 ) -> AppliedCouponPublic:
-    row = coupons.apply_coupon(session, tenant, external_id, body.to_spec())
+    now = runtime.clock.now()
+    row = coupons.apply_coupon(session, tenant, external_id, body.to_spec(), now)
     changes = {**(sent(body) or {}), "appliedCouponId": row.id}
     record(session, "customer.coupon_applied", "customer", external_id, changes)
     return AppliedCouponPublic.from_row(row, external_id)

@@ -5,12 +5,14 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Literal
 
-from pydantic import Field
+from pydantic import ConfigDict, Field
 
 from api.schemas.common import Body, Code, Public
 from api.schemas.money import Decimal_, EndInstant, Timestamp, money, plain, plain_or_none
+from invoicing.coupons import CouponPatch, frequency_of, percentage_of
 from invoicing.models import AppliedCouponRow, CouponRow, TaxRow, WalletRow, WalletTransactionRow
 from invoicing.specs import AppliedCouponSpec, CouponSpec, TaxSpec, WalletSpec
+from invoicing.taxes import TaxPatch
 
 # -- taxes -----------------------------------------------------------------------------
 
@@ -21,6 +23,7 @@ class TaxCreate(Body):
     rate: Decimal_ = Field(description="A percentage from 0 to 100")
     country: str | None = None
     region: str | None = None
+    description: str | None = Field(default=None, max_length=2000)
 
     def to_spec(self) -> TaxSpec:
         return TaxSpec(
@@ -29,6 +32,30 @@ class TaxCreate(Body):
             rate=self.rate,
             country=self.country,
             region=self.region,
+            description=self.description,
+        )
+
+
+class TaxUpdate(Body):
+    """Only the fields sent change; null clears description, country or region. A new
+    rate applies to what is rated from then on; issued invoices keep theirs."""
+
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    rate: Decimal_ | None = Field(default=None, description="A percentage from 0 to 100")
+    description: str | None = Field(default=None, max_length=2000)
+    country: str | None = None
+    region: str | None = None
+
+    model_config = ConfigDict(extra="forbid")
+
+    def to_spec(self) -> TaxPatch:
+        return TaxPatch(
+            name=self.name,
+            rate=self.rate,
+            description=self.description,
+            country=self.country,
+            region=self.region,
+            sent=frozenset(self.model_fields_set),
         )
 
 
@@ -39,6 +66,7 @@ class TaxPublic(Public):
     rate: Decimal_
     country: str | None
     region: str | None
+    description: str | None
     created_at: Timestamp
 
     @classmethod
@@ -50,6 +78,7 @@ class TaxPublic(Public):
             rate=plain(row.rate),
             country=row.country,
             region=row.region,
+            description=row.description,
             created_at=row.created_at,
         )
 
@@ -79,6 +108,7 @@ class CouponCreate(Body):
     metric_codes: list[str] | None = None
     applies_to: CouponScopeIn | None = None
     expires_at: EndInstant = None
+    description: str | None = Field(default=None, max_length=2000)
 
     def to_spec(self) -> CouponSpec:
         scope = self.applies_to or CouponScopeIn()
@@ -96,6 +126,45 @@ class CouponCreate(Body):
                 self.metric_codes or scope.metric_codes or scope.billable_metric_codes or ()
             ),
             expires_at=self.expires_at,
+            description=self.description,
+        )
+
+
+class CouponUpdate(Body):
+    """Only the fields sent change. Name, description, expiresAt (null: never) and
+    status always; the terms (percentage, amount, frequency, frequencyDuration, scope)
+    only while the coupon was never applied (409 `coupon_applied`)."""
+
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    description: str | None = Field(default=None, max_length=2000)
+    expires_at: EndInstant = None
+    status: Literal["active", "inactive"] | None = None
+    percentage: Decimal_ | None = None
+    percentage_rate: Decimal_ | None = Field(default=None, description="A synonym of percentage")
+    amount: Decimal_ | None = None
+    frequency: Literal["once", "recurring", "forever"] | None = None
+    frequency_duration: int | None = Field(default=None, ge=1)
+    plan_codes: list[str] | None = None
+    metric_codes: list[str] | None = None
+
+    model_config = ConfigDict(extra="forbid")
+
+    def to_spec(self) -> CouponPatch:
+        sent = set(self.model_fields_set)
+        if "percentage_rate" in sent:
+            sent = (sent - {"percentage_rate"}) | {"percentage"}
+        return CouponPatch(
+            name=self.name,
+            description=self.description,
+            expires_at=self.expires_at,
+            status=self.status,
+            percentage=self.percentage if self.percentage is not None else self.percentage_rate,
+            amount=self.amount,
+            frequency=self.frequency,
+            frequency_duration=self.frequency_duration,
+            plan_codes=None if self.plan_codes is None else tuple(self.plan_codes),
+            metric_codes=None if self.metric_codes is None else tuple(self.metric_codes),
+            sent=frozenset(sent),
         )
 
 
@@ -108,6 +177,8 @@ class CouponPublic(Public):
     id: str
     code: str
     name: str
+    description: str | None
+    status: str
     type: str
     percentage: Decimal_ | None
     amount: Decimal_ | None
@@ -124,6 +195,8 @@ class CouponPublic(Public):
             id=row.id,
             code=row.code,
             name=row.name,
+            description=row.description,
+            status=row.status,
             type=row.kind,
             percentage=plain_or_none(row.percentage),
             amount=plain_or_none(row.amount),
@@ -139,11 +212,29 @@ class CouponPublic(Public):
 
 
 class AppliedCouponCreate(Body):
+    """Apply a coupon; each term sent overrides the coupon's for this customer only."""
+
     coupon_code: str
     amount: Decimal_ | None = Field(default=None, description="A fixed coupon's amount here")
+    percentage: Decimal_ | None = Field(default=None, description="A percentage coupon's rate")
+    percentage_rate: Decimal_ | None = Field(default=None, description="A synonym of percentage")
+    frequency: Literal["once", "recurring", "forever"] | None = None
+    frequency_duration: int | None = Field(default=None, ge=1)
 
     def to_spec(self) -> AppliedCouponSpec:
-        return AppliedCouponSpec(coupon_code=self.coupon_code, amount=self.amount)
+        return AppliedCouponSpec(
+            coupon_code=self.coupon_code,
+            amount=self.amount,
+            percentage=self.percentage if self.percentage is not None else self.percentage_rate,
+            frequency=self.frequency,
+            frequency_duration=self.frequency_duration,
+        )
+
+
+class AppliedCouponCreateFor(AppliedCouponCreate):
+    """`POST /applied-coupons`: the same, naming the customer in the body."""
+
+    customer_id: str = Field(min_length=1, description="The customer's externalId")
 
 
 class AppliedCouponPublic(Public):
@@ -153,9 +244,11 @@ class AppliedCouponPublic(Public):
     status: str
     type: str
     percentage: Decimal_ | None
+    amount: Decimal_ | None
     amount_remaining: Decimal_ | None
     periods_remaining: int | None
     frequency: str
+    frequency_duration: int | None
     created_at: Timestamp
 
     @classmethod
@@ -166,10 +259,16 @@ class AppliedCouponPublic(Public):
             customer_id=customer_external_id,
             status=row.status,
             type=row.coupon.kind,
-            percentage=plain_or_none(row.coupon.percentage),
+            percentage=plain_or_none(percentage_of(row)),
+            amount=plain_or_none(row.amount if row.amount is not None else row.coupon.amount),
             amount_remaining=plain_or_none(row.amount_remaining),
             periods_remaining=row.periods_remaining,
-            frequency=row.coupon.frequency,
+            frequency=frequency_of(row),
+            frequency_duration=(
+                row.frequency_duration
+                if row.frequency is not None
+                else row.coupon.frequency_duration
+            ),
             created_at=row.created_at,
         )
 

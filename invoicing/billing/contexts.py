@@ -15,7 +15,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import TypeVar
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from invoicing.billing.selection import BillingItem
@@ -250,8 +250,10 @@ def _load_coupons(
             AppliedCouponRow.periods_remaining,
             CouponRow.code,
             CouponRow.kind,
-            CouponRow.percentage,
-            CouponRow.frequency,
+            # An application's own terms (invoicing.coupons.apply_coupon) win; rows
+            # applied before they were copied have none.
+            func.coalesce(AppliedCouponRow.percentage, CouponRow.percentage).label("percentage"),
+            func.coalesce(AppliedCouponRow.frequency, CouponRow.frequency).label("frequency"),
             CouponRow.plan_codes,
             CouponRow.metric_codes,
         )

@@ -16,7 +16,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Table, bindparam, delete, insert, select, update
+from sqlalchemy import Table, bindparam, delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from core.errors import Conflict
@@ -80,7 +80,7 @@ def _record_coupon_uses(
                 AppliedCouponRow.amount_remaining,
                 AppliedCouponRow.periods_remaining,
                 CouponRow.kind,
-                CouponRow.frequency,
+                func.coalesce(AppliedCouponRow.frequency, CouponRow.frequency),
             )
             .join(CouponRow, CouponRow.id == AppliedCouponRow.coupon_id)
             .where(AppliedCouponRow.id.in_(list(chunk)))

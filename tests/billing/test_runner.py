@@ -179,6 +179,7 @@ def test_coupons_wallets_and_plain_customers_through_one_path(sessions, tenant):
             tenant,
             "coupon",
             AppliedCouponCreate.model_validate({"couponCode": "five"}).to_spec(),
+            OCT_CLOSE,
         )
         create_wallet(
             session,

@@ -32,6 +32,7 @@ from tests.ledger import new_tenant, session_factory
 pytestmark = pytest.mark.ledger
 
 API_CALLS = MetricSpec(code="api_calls", name="API calls", aggregation="count")
+COUPON_DAY = datetime(2026, 10, 20, tzinfo=UTC)
 PER_CALL = ChargeSpec(metric="api_calls", model="per_unit", properties={"unitAmount": "0.01"})
 
 
@@ -242,10 +243,12 @@ def test_coupon_tax_and_wallet_rules(factory: sessionmaker[Session]) -> None:
         coupons.create_coupon(
             session, tenant, CouponSpec("ten", "fixed_amount", amount=Decimal(10), currency="usd")
         )
-        applied = coupons.apply_coupon(session, tenant, "acme", AppliedCouponSpec("ten"))
+        applied = coupons.apply_coupon(
+            session, tenant, "acme", AppliedCouponSpec("ten"), COUPON_DAY
+        )
         assert (applied.amount_remaining, applied.coupon.kind) == (Decimal(10), "fixed")
         with pytest.raises(Conflict):
-            coupons.apply_coupon(session, tenant, "acme", AppliedCouponSpec("ten"))
+            coupons.apply_coupon(session, tenant, "acme", AppliedCouponSpec("ten"), COUPON_DAY)
         assert [r.id for r in coupons.applied_coupons(session, tenant, "acme").rows] == [applied.id]
 
         with pytest.raises(InvalidInput, match="a region needs its country"):
