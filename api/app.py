@@ -36,6 +36,7 @@ from api.routes import (
     health,
     one_off,
     payments,
+    subscriptions,
     taxes,
     webhooks,
 )
@@ -86,6 +87,7 @@ def create_app(
         features,
         customers,
         credits,
+        subscriptions,
         coupons,
         taxes,
         billing,

@@ -530,7 +530,7 @@ def create_subscription(
             f"{customer.external_id!r} pays in {customer.currency}"
         )
     overrides = copy.deepcopy(dict(spec.overrides))
-    _validate_overrides(plan, overrides)
+    validate_overrides(plan, overrides)
     row = SubscriptionRow(
         id=spec.id or new_id("sub"),
         tenant_id=tenant_id,
@@ -546,7 +546,8 @@ def create_subscription(
     return row
 
 
-def _validate_overrides(plan: PlanRow, overrides: dict[str, Any]) -> None:
+def validate_overrides(plan: PlanRow, overrides: dict[str, Any]) -> None:
+    """Check a subscription's overrides against its plan, normalising them in place."""
     if overrides.get("usageThresholds") is not None:
         overrides["usageThresholds"] = usage_thresholds_doc(
             overrides["usageThresholds"], "overrides.usageThresholds"

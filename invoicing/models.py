@@ -145,6 +145,10 @@ class SubscriptionRow(Base):
     overrides: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     terminated_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    name: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    # A plan change ends this subscription and starts a linked one (as in Lago).
+    previous_subscription_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    next_subscription_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
 
     customer: Mapped[CustomerRow] = relationship(lazy="joined")
     plan: Mapped[PlanRow] = relationship(lazy="joined")

@@ -15,7 +15,6 @@ from api.schemas.customers import (
     CustomerUpdate,
     SubscriptionCreate,
     SubscriptionPublic,
-    TerminateBody,
 )
 from api.schemas.usage import QuotaPublic, UsageFrom, UsagePublic, UsageTo
 from invoicing import catalog
@@ -152,20 +151,3 @@ def get_subscription(
     subscription_id: str, session: SessionDep, tenant: TenantDep
 ) -> SubscriptionPublic:
     return SubscriptionPublic.from_row(catalog.get_subscription(session, tenant, subscription_id))
-
-
-@router.post("/subscriptions/{subscription_id}/terminate", summary="End a subscription now")
-def terminate_subscription(
-    subscription_id: str,
-    runtime: RuntimeDep,
-    session: SessionDep,
-    tenant: TenantDep,
-    record: ActivityDep,
-    body: TerminateBody | None = None,
-) -> SubscriptionPublic:
-    at = body.at if body else None
-    row = catalog.terminate_subscription(
-        session, tenant, subscription_id, at, now=runtime.clock.now()
-    )
-    record(session, "subscription.terminated", "subscription", subscription_id, sent(body))
-    return SubscriptionPublic.from_row(row)

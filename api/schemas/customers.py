@@ -181,10 +181,6 @@ class SubscriptionCreate(Body):
         )
 
 
-class TerminateBody(Body):
-    at: EndInstant = None
-
-
 class SubscriptionPublic(Public):
     id: str
     customer_id: str
@@ -195,11 +191,17 @@ class SubscriptionPublic(Public):
     overrides: dict[str, Any]
     created_at: Timestamp
     terminated_at: Timestamp | None
+    name: str | None = None
+    previous_subscription_id: str | None = None
+    next_subscription_id: str | None = None
 
     @classmethod
     def from_row(cls, row: SubscriptionRow) -> SubscriptionPublic:
         return cls(
             id=row.id,
+            name=row.name,
+            previous_subscription_id=row.previous_subscription_id,
+            next_subscription_id=row.next_subscription_id,
             customer_id=row.customer.external_id,
             plan_code=row.plan.code,
             start_date=row.start_date,

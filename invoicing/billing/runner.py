@@ -36,7 +36,7 @@ from invoicing.models import BillRunRow
 from invoicing.tax.service import TaxService
 from invoicing.taxes import tax_rates
 from rating.context import TaxRate
-from rating.model import MeteredQuantity, Period
+from rating.model import MeteredQuantity, Period, Subscription
 from rating.pipeline import RatingResult
 
 log = logging.getLogger(__name__)
@@ -123,6 +123,37 @@ class BillRunner:
         metrics.bill_run_finished(outcome, time.perf_counter() - began)
         return load_run(self._sessions, bill_run_id)
 
+    def bill_subscription(
+        self, tenant_id: str, subscription: Subscription, customer_row_id: str, period: Period
+    ) -> list[str]:
+        """Invoice one subscription's `period` now, outside any bill run (a termination's
+        final invoice), through the bill run's rating path; returns the invoice ids.
+
+        Idempotent like a run: a period already invoiced creates nothing. A failure
+        raises (nothing is written), so the period's bill run can still bill it."""
+        cutoff = self._clock.now()
+        with self._sessions() as session:
+            taxes = tax_rates(session, tenant_id)
+            invoiced = invoiced_keys(session, tenant_id, period, [subscription.id])
+        items = items_to_bill([(subscription, customer_row_id)], period, invoiced)
+        items = [i for i in items if i.period == period]
+        if not items:
+            return []
+        usage: Mapping[str, tuple[MeteredQuantity, ...]] = {}
+        if subscription.plan.charges:  # a plan of fixed fees reads no usage
+            with self._usage.bill_run_usage(tenant_id) as reader:
+                usage = reader.metered_quantities([i.usage_request for i in items])
+        with self._sessions() as session:
+            contexts = load_contexts(session, tenant_id, items, taxes)
+            late = LateUsage.load(session, self._usage, tenant_id, items, cutoff)
+        rated = [
+            (item, rate_item(self._tax, tenant_id, contexts, late, item, usage.get(item.key, ())))
+            for item in items
+        ]
+        ids = new_ids("inv", len(rated))
+        self._write(None, tenant_id, rated, cutoff, ids)
+        return ids
+
     def _execute(
         self, run_id: str, tenant_id: str, window: Period, progress: Progress | None
     ) -> None:
@@ -204,17 +235,19 @@ class BillRunner:
 
     def _write(
         self,
-        run_id: str,
+        run_id: str | None,
         tenant_id: str,
         rated: Sequence[tuple[BillingItem, RatingResult]],
         cutoff: datetime,
+        invoice_ids: Sequence[str] | None = None,
     ) -> None:
         """The invoices, their lines and their ledger effects, in one transaction."""
         if not rated:
             return
         now = self._clock.now()
         invoices, lines, settled = [], [], []
-        for invoice_id, (item, result) in zip(new_ids("inv", len(rated)), rated, strict=True):
+        ids = new_ids("inv", len(rated)) if invoice_ids is None else invoice_ids
+        for invoice_id, (item, result) in zip(ids, rated, strict=True):
             invoice = result.invoice
             invoices.append(
                 invoice_row(invoice_id, tenant_id, run_id, item.customer_row_id, invoice, now)

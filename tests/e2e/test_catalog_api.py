@@ -4,6 +4,7 @@ subscriptions — field names, status codes, error shape, pagination, money as s
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -275,7 +276,7 @@ def test_customer_fields_and_patch(stack: Any) -> None:
     assert client.ok("GET", "/customers/acme") == patched
 
 
-def test_subscription_create_get_terminate(stack: Any) -> None:
+def test_subscription_create_get_terminate(stack: Any, travel_clock: Any) -> None:
     client = stack.tenant("cat-subs")
     client.ok("POST", "/metrics", json=API_CALLS)
     client.ok("POST", "/plans", json=_plan())
@@ -297,6 +298,7 @@ def test_subscription_create_get_terminate(stack: Any) -> None:
     assert created["startDate"] == "2026-10-01T00:00:00Z" and created["endDate"] is None
     assert client.ok("GET", f"/subscriptions/{created['id']}") == created
 
+    travel_clock.travel_to(datetime(2026, 10, 20, tzinfo=UTC))
     terminated = client.ok(
         "POST", f"/subscriptions/{created['id']}/terminate", json={"at": "2026-10-15T00:00:00Z"}
     )

@@ -3,6 +3,8 @@ quarterly plans, plan changes, overrides."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 
 from tests.helpers.scenarios import (
@@ -51,12 +53,20 @@ def test_subscription_starting_mid_month_is_prorated(stack):
     assert totals(inv) == ("56.84", Z, Z, Z, "56.84", "56.84")
 
 
-def test_subscription_terminated_mid_month(stack):
+def test_subscription_terminated_mid_month(stack, travel_clock):
     c = stack.tenant("sc-terminated")
     metric(c, "calls", "count")
     plan(c, "pro", [per_unit("calls", "1")], baseFee="100")
     sub = customer(c, "leaver", "pro")
-    ended = c.ok("POST", f"/subscriptions/{sub['id']}/terminate", json={"at": "2026-10-10"})
+    # Terminated within October (a past instant of the current period), no final
+    # invoice: October's bill run bills the partial period.
+    travel_clock.travel_to(datetime(2026, 10, 20, tzinfo=UTC))
+    ended = c.ok(
+        "POST",
+        f"/subscriptions/{sub['id']}/terminate",
+        json={"at": "2026-10-10", "finalInvoice": False},
+    )
+    travel_clock.reset()
     # an end date includes that whole day: the subscription ends Oct 11 00:00
     assert (ended["status"], ended["endDate"]) == ("terminated", "2026-10-11T00:00:00Z")
     send(
@@ -171,13 +181,19 @@ def test_weekly_and_quarterly_subscriptions_ended_before_the_run(stack):
     assert totals(quarter) == ("51.00", Z, Z, Z, "51.00", "51.00")
 
 
-def test_plan_change_mid_month_splits_events_by_subscription(stack):
+def test_plan_change_mid_month_splits_events_by_subscription(stack, travel_clock):
     c = stack.tenant("sc-plan-change")
     metric(c, "calls", "count")
     plan(c, "basic", [per_unit("calls", "1")], baseFee="31")
     plan(c, "premium", [per_unit("calls", "2")], baseFee="62")
     basic = customer(c, "mover", "basic")
-    c.ok("POST", f"/subscriptions/{basic['id']}/terminate", json={"at": "2026-10-15T00:00:00Z"})
+    travel_clock.travel_to(datetime(2026, 10, 20, tzinfo=UTC))
+    c.ok(
+        "POST",
+        f"/subscriptions/{basic['id']}/terminate",
+        json={"at": "2026-10-15T00:00:00Z", "finalInvoice": False},
+    )
+    travel_clock.reset()
     premium = c.ok(
         "POST",
         "/subscriptions",
