@@ -38,6 +38,7 @@ from api.routes import (
     payments,
     subscriptions,
     taxes,
+    wallets,
     webhooks,
 )
 from api.schemas.common import ERROR_RESPONSES
@@ -90,6 +91,7 @@ def create_app(
         subscriptions,
         coupons,
         taxes,
+        wallets,
         billing,
         payments,
         credit_notes,

@@ -71,6 +71,14 @@ def _transition(
             events.invoice_data(invoice),
             now,
         )
+    if invoice.type == "credit" and target in ("PAID", "VOID"):
+        from invoicing import wallets
+
+        # A wallet top-up's invoice: paid credits settle, or are cancelled.
+        if target == "PAID":
+            wallets.invoice_paid(session, tenant_id, invoice, now)
+        else:
+            wallets.invoice_voided(session, invoice)
 
 
 def get_invoice(

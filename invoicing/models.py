@@ -406,6 +406,12 @@ class WalletRow(Base):
     scope_fee_types: Mapped[list[Any]] = mapped_column(JSON, default=list)
     status: Mapped[str] = mapped_column(String(20), default="active")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    # Currency per credit (docs/wallets.md): balances and transactions are kept in the
+    # currency, exact to its minor unit; credits are those amounts divided by the rate.
+    rate_amount: Mapped[Decimal] = mapped_column(Money(), default=Decimal(1), server_default="1")
+    # Auto top-up rules with their firing state (invoicing/wallet_rules.py); None: none.
+    recurring_rules: Mapped[list[Any] | None] = mapped_column(JSON, nullable=True)
+    terminated_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
     # Loaded on access only: wallets are locked FOR UPDATE, which an outer join forbids.
     customer: Mapped[CustomerRow] = relationship()
@@ -423,12 +429,20 @@ class WalletTransactionRow(Base):
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), index=True)
     wallet_id: Mapped[str] = mapped_column(ForeignKey("wallets.id"), index=True)
-    kind: Mapped[str] = mapped_column(String(20))  # top_up | deduction | refund
+    # inbound: top_up | refund; outbound: deduction | forfeit (terminated) | expiry
+    kind: Mapped[str] = mapped_column(String(20))
     amount: Mapped[Decimal] = mapped_column(Money())
     remaining: Mapped[Decimal] = mapped_column(Money(), default=ZERO)
+    # A deduction's: the invoice it paid; a paid top-up's: the credit invoice it needs.
     invoice_id: Mapped[str | None] = mapped_column(ForeignKey("invoices.id"), nullable=True)
     funding: Mapped[list[Any]] = mapped_column(JSON, default=list)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    # pending (a paid top-up whose invoice is not paid yet) | settled | cancelled
+    status: Mapped[str] = mapped_column(String(20), default="settled", server_default="settled")
+    grant: Mapped[str | None] = mapped_column(String(10), nullable=True)  # paid | granted
+    credits: Mapped[Decimal | None] = mapped_column(Money(), nullable=True)
+    # manual | threshold | interval (an auto top-up rule)
+    source: Mapped[str] = mapped_column(String(20), default="manual", server_default="manual")
 
 
 class RolloverBucketRow(Base):

@@ -1,6 +1,6 @@
-"""What an operator looks at across a tenant's ledger (the dashboard's reads): the API
-key a person signs in with, the customers who were invoiced most, recent bill runs,
-quota blocks and alert triggers. Every read is scoped by tenant."""
+"""What an operator looks at across a tenant's ledger (the dashboard's reads): whether
+the key a person signed in with still stands, the customers who were invoiced most,
+recent bill runs, quota blocks and alert triggers. Every read is scoped by tenant."""
 
 from __future__ import annotations
 
@@ -21,23 +21,6 @@ from invoicing.models import (
     InvoiceRow,
     QuotaCrossingRow,
 )
-from invoicing.tenants import hash_key
-
-
-@dataclass(frozen=True)
-class KeyOwner:
-    key_id: str
-    tenant_id: str
-
-
-def key_owner(session: Session, api_key: str) -> KeyOwner | None:
-    """The id and tenant of a valid (unrevoked) API key, or None."""
-    row = session.execute(
-        select(ApiKey.id, ApiKey.tenant_id).where(
-            ApiKey.key_hash == hash_key(api_key), ApiKey.revoked_at.is_(None)
-        )
-    ).first()
-    return KeyOwner(row[0], row[1]) if row else None
 
 
 def key_active(session: Session, tenant_id: str, key_id: str) -> bool:

@@ -227,11 +227,40 @@ class WalletSpec:
     customer_id: str  # the customer's external id
     currency: str | None = None  # None: the customer's
     name: str | None = None
-    credits: Decimal = Decimal(0)
+    credits: Decimal = Decimal(0)  # granted credits (the contract's older name)
     priority: int = 50
     expires_at: datetime | None = None
     scope_metrics: tuple[str, ...] = ()
     scope_fee_types: tuple[str, ...] = ()
+    rate_amount: Decimal = Decimal(1)  # currency per credit
+    paid_credits: Decimal = Decimal(0)
+    granted_credits: Decimal = Decimal(0)
+    rules: tuple[WalletRuleSpec, ...] = ()
+
+
+@dataclass(frozen=True)
+class WalletRuleSpec:
+    """An auto top-up rule: below `threshold_credits`, or every `interval`."""
+
+    trigger: str  # threshold | interval
+    threshold_credits: Decimal | None = None
+    interval: str | None = None  # weekly | monthly
+    paid_credits: Decimal = Decimal(0)
+    granted_credits: Decimal = Decimal(0)
+
+
+@dataclass(frozen=True)
+class WalletPatch:
+    """What `PATCH /wallets/{id}` changes (the patch rule above: `expires_at` and
+    `name` are nullable; scope lists and rules replace the old ones when given)."""
+
+    name: str | None = None
+    priority: int | None = None
+    expires_at: datetime | None = None
+    scope_metrics: tuple[str, ...] | None = None
+    scope_fee_types: tuple[str, ...] | None = None
+    rules: tuple[WalletRuleSpec, ...] | None = None
+    sent: frozenset[str] = frozenset()
 
 
 # The tax override's amounts are parsed (rating.money.to_decimal) by `override_tax`

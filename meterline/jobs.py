@@ -17,6 +17,7 @@ from invoicing.billing.scheduler import TenantClose, close_period
 from invoicing.models import Tenant
 from invoicing.payments import providers
 from invoicing.retention import purge_expired
+from invoicing.wallet_jobs import wallet_pass
 from meterline import deliverers
 from meterline.runtime import Runtime
 
@@ -62,6 +63,7 @@ def scheduler_pass(runtime: Runtime, at: datetime) -> JobResult:
         result.lines.extend(describe(close))
         if close.status not in (None, "completed"):
             result.ok = False
+    result.lines.extend(wallet_pass(runtime.sessions, at))
     result.lines.extend(deliverers.deliver(runtime, at).lines())
     result.lines.extend(purge_expired(runtime.sessions, at).lines())  # log retention
     if not result.lines:

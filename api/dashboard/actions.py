@@ -12,10 +12,12 @@ from urllib.parse import quote
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from api.activity import Recorder
 from api.dashboard.render import page
 from api.dashboard.session import (
     COOKIE,
     Operator,
+    OperatorSession,
     checked_form,
     clear_cookie,
     form_fields,
@@ -28,9 +30,10 @@ from api.dashboard.session import (
 from api.deps import RuntimeDep
 from api.routes import billing
 from core.errors import DomainError
+from invoicing.activity import Actor
 from invoicing.documents.build import invoice_document
 from invoicing.documents.pdf import render_pdf
-from invoicing.operations import KeyOwner, key_owner
+from invoicing.tenants import KeyOwner, key_owner
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +100,12 @@ async def sign_out(request: Request, operator: Operator) -> Response:
     return response
 
 
+def _recorder(runtime: RuntimeDep, operator: OperatorSession) -> Recorder:
+    """The activity log's actor of a dashboard action: the key the operator signed in
+    with (by id), as for the same action through the API."""
+    return Recorder(operator.tenant_id, Actor("api_key", operator.key_id), runtime.clock)
+
+
 def _back(fields: dict[str, str], **query: str) -> RedirectResponse:
     status = fields.get("status", "")
     params = {"status": status, **query} if status.isalpha() else query
@@ -110,7 +119,13 @@ async def finalize(
 ) -> Response:
     fields = await checked_form(request, operator)
     try:
-        await asyncio.to_thread(billing.finalize_invoice, invoice_id, runtime, operator.tenant_id)
+        await asyncio.to_thread(
+            billing.finalize_invoice,
+            invoice_id,
+            runtime,
+            operator.tenant_id,
+            record=_recorder(runtime, operator),
+        )
     except DomainError as exc:
         return _back(fields, error=exc.code)
     return _back(fields, notice="finalized")
@@ -122,7 +137,13 @@ async def void(
 ) -> Response:
     fields = await checked_form(request, operator)
     try:
-        await asyncio.to_thread(billing.void_invoice, invoice_id, runtime, operator.tenant_id)
+        await asyncio.to_thread(
+            billing.void_invoice,
+            invoice_id,
+            runtime,
+            operator.tenant_id,
+            record=_recorder(runtime, operator),
+        )
     except DomainError as exc:
         return _back(fields, error=exc.code)
     return _back(fields, notice="voided")

@@ -21,7 +21,6 @@ from api.schemas.credits import (
     WalletTransactionPublic,
 )
 from invoicing import coupons, taxes, wallets
-from invoicing.pages import whole
 
 router = APIRouter(tags=["credits"])
 
@@ -121,9 +120,14 @@ def remove_coupon(
 
 @router.post("/wallets", status_code=201, summary="Create a prepaid wallet")
 def create_wallet(
-    body: WalletCreate, session: SessionDep, tenant: TenantDep, record: ActivityDep
+    body: WalletCreate,
+    session: SessionDep,
+    tenant: TenantDep,
+    record: ActivityDep,
+    runtime: RuntimeDep,
 ) -> WalletPublic:
-    row = wallets.create_wallet(session, tenant, body.to_spec())
+    now, due_days = runtime.clock.now(), runtime.settings.invoice_due_days
+    row = wallets.create_wallet(session, tenant, body.to_spec(), now=now, due_days=due_days)
     record(session, "wallet.created", "wallet", row.id, sent(body))
     return WalletPublic.from_row(row)
 
@@ -145,24 +149,23 @@ def get_wallet(wallet_id: str, session: SessionDep, tenant: TenantDep) -> Wallet
 
 @router.post("/wallets/{wallet_id}/transactions", status_code=201, summary="Top up a wallet")
 def top_up(
-    wallet_id: str, body: TopUpCreate, session: SessionDep, tenant: TenantDep, record: ActivityDep
+    wallet_id: str,
+    body: TopUpCreate,
+    session: SessionDep,
+    tenant: TenantDep,
+    record: ActivityDep,
+    runtime: RuntimeDep,
 ) -> TopUpPublic:
-    row = wallets.top_up(session, tenant, wallet_id, body.credits)
+    rows = wallets.fund(
+        session,
+        tenant,
+        wallet_id,
+        paid=body.paid_credits,
+        granted=body.credits + body.granted_credits,
+        now=runtime.clock.now(),
+        due_days=runtime.settings.invoice_due_days,
+    )
     record(session, "wallet.topped_up", "wallet", wallet_id, sent(body))
     wallet = wallets.get_wallet(session, tenant, wallet_id)
-    return TopUpPublic(
-        transaction=WalletTransactionPublic.from_row(row, wallet.currency),
-        wallet=WalletPublic.from_row(wallet),
-    )
-
-
-@router.get("/wallets/{wallet_id}/transactions", summary="The wallet's ledger, newest first")
-def wallet_transactions(
-    wallet_id: str, session: SessionDep, tenant: TenantDep
-) -> Page[WalletTransactionPublic]:
-    wallet = wallets.get_wallet(session, tenant, wallet_id)
-    rows = wallets.transactions(session, tenant, wallet_id)
-    return Page[WalletTransactionPublic].of(
-        whole(list(reversed(rows))),
-        lambda row: WalletTransactionPublic.from_row(row, wallet.currency),
-    )
+    made = [WalletTransactionPublic.from_row(row, wallet.currency) for row in rows]
+    return TopUpPublic(transaction=made[0], transactions=made, wallet=WalletPublic.from_row(wallet))

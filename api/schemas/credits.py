@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import ConfigDict, Field
 
@@ -11,8 +11,16 @@ from api.schemas.common import Body, Code, Public
 from api.schemas.money import Decimal_, EndInstant, Timestamp, money, plain, plain_or_none
 from invoicing.coupons import CouponPatch, frequency_of, percentage_of
 from invoicing.models import AppliedCouponRow, CouponRow, TaxRow, WalletRow, WalletTransactionRow
-from invoicing.specs import AppliedCouponSpec, CouponSpec, TaxSpec, WalletSpec
+from invoicing.specs import (
+    AppliedCouponSpec,
+    CouponSpec,
+    TaxSpec,
+    WalletPatch,
+    WalletRuleSpec,
+    WalletSpec,
+)
 from invoicing.taxes import TaxPatch
+from invoicing.wallets import INBOUND, credits_of
 
 # -- taxes -----------------------------------------------------------------------------
 
@@ -282,14 +290,37 @@ class WalletScopeIn(Body):
     fee_types: list[str] | None = None
 
 
+class WalletRuleIn(Body):
+    """An auto top-up rule (docs/wallets.md)."""
+
+    trigger: Literal["threshold", "interval"]
+    threshold_credits: Decimal_ | None = None
+    interval: Literal["weekly", "monthly"] | None = None
+    paid_credits: Decimal_ = Decimal(0)
+    granted_credits: Decimal_ = Decimal(0)
+
+    def to_spec(self) -> WalletRuleSpec:
+        return WalletRuleSpec(
+            trigger=self.trigger,
+            threshold_credits=self.threshold_credits,
+            interval=self.interval,
+            paid_credits=self.paid_credits,
+            granted_credits=self.granted_credits,
+        )
+
+
 class WalletCreate(Body):
     customer_id: str
     currency: str | None = None
     name: str | None = None
-    credits: Decimal_ = Decimal(0)
+    credits: Decimal_ = Field(default=Decimal(0), description="Granted credits (older name)")
+    rate_amount: Decimal_ = Field(default=Decimal(1), description="Currency per credit")
+    paid_credits: Decimal_ = Field(default=Decimal(0), description="Invoiced; usable once paid")
+    granted_credits: Decimal_ = Field(default=Decimal(0), description="Free; usable at once")
     priority: int = Field(default=50, ge=1, le=100)
     expires_at: EndInstant = None
     scope: WalletScopeIn | None = None
+    recurring_transaction_rules: list[WalletRuleIn] = Field(default_factory=list, max_length=10)
 
     def to_spec(self) -> WalletSpec:
         scope = self.scope or WalletScopeIn()
@@ -302,11 +333,42 @@ class WalletCreate(Body):
             expires_at=self.expires_at,
             scope_metrics=tuple(scope.metrics or scope.metric_codes or ()),
             scope_fee_types=tuple(scope.fee_types or ()),
+            rate_amount=self.rate_amount,
+            paid_credits=self.paid_credits,
+            granted_credits=self.granted_credits,
+            rules=tuple(r.to_spec() for r in self.recurring_transaction_rules),
+        )
+
+
+class WalletUpdate(Body):
+    name: str | None = Field(default=None, max_length=200)
+    priority: int | None = Field(default=None, ge=1, le=100)
+    expires_at: EndInstant = None
+    scope: WalletScopeIn | None = None
+    recurring_transaction_rules: list[WalletRuleIn] | None = Field(default=None, max_length=10)
+
+    def to_patch(self) -> WalletPatch:
+        sent = {"name", "expires_at"} & self.model_fields_set
+        scope = self.scope
+        return WalletPatch(
+            name=self.name,
+            priority=self.priority,
+            expires_at=self.expires_at,
+            scope_metrics=None
+            if scope is None
+            else tuple(scope.metrics or scope.metric_codes or ()),
+            scope_fee_types=None if scope is None else tuple(scope.fee_types or ()),
+            rules=None
+            if self.recurring_transaction_rules is None
+            else tuple(r.to_spec() for r in self.recurring_transaction_rules),
+            sent=frozenset(sent),
         )
 
 
 class TopUpCreate(Body):
-    credits: Decimal_
+    credits: Decimal_ = Field(default=Decimal(0), description="Granted credits (older name)")
+    paid_credits: Decimal_ = Decimal(0)
+    granted_credits: Decimal_ = Decimal(0)
 
 
 class WalletScopePublic(Public):
@@ -320,12 +382,15 @@ class WalletPublic(Public):
     name: str | None
     currency: str
     balance: Decimal_
-    credits: Decimal_ = Field(description="The balance (a synonym)")
+    credits: Decimal_ = Field(description="The balance in credits (balance / rateAmount)")
     priority: int
     expires_at: Timestamp | None
     scope: WalletScopePublic
     status: str
     created_at: Timestamp
+    rate_amount: Decimal_
+    terminated_at: Timestamp | None
+    recurring_transaction_rules: list[dict[str, Any]]
 
     @classmethod
     def from_row(cls, row: WalletRow) -> WalletPublic:
@@ -336,7 +401,7 @@ class WalletPublic(Public):
             name=row.name,
             currency=row.currency,
             balance=balance,
-            credits=balance,
+            credits=credits_of(row.balance, row.rate_amount, row.currency),
             priority=row.priority,
             expires_at=row.expires_at,
             scope=WalletScopePublic(
@@ -344,6 +409,9 @@ class WalletPublic(Public):
             ),
             status=row.status,
             created_at=row.created_at,
+            rate_amount=plain(row.rate_amount),
+            terminated_at=row.terminated_at,
+            recurring_transaction_rules=[dict(r) for r in row.recurring_rules or []],
         )
 
 
@@ -361,15 +429,27 @@ class WalletTransactionPublic(Public):
     invoice_id: str | None
     funded_by: list[FundingPublic]
     created_at: Timestamp
+    direction: Literal["inbound", "outbound"]
+    status: str = Field(description="pending (a paid top-up not paid yet) | settled | cancelled")
+    grant: str | None = Field(description="paid | granted (top-ups)")
+    credits: Decimal_ | None
+    source: str | None = Field(description="A top-up's: manual | threshold | interval")
+    funded: list[FundingPublic] = Field(description="A top-up's: what it paid, and how much")
 
     @classmethod
-    def from_row(cls, row: WalletTransactionRow, currency: str) -> WalletTransactionPublic:
+    def from_row(
+        cls,
+        row: WalletTransactionRow,
+        currency: str,
+        funded: list[tuple[str, Decimal]] | None = None,
+    ) -> WalletTransactionPublic:
+        inbound = row.kind in INBOUND
         return cls(
             id=row.id,
             wallet_id=row.wallet_id,
             type=row.kind,
             amount=money(row.amount, currency),
-            remaining=money(row.remaining, currency) if row.kind != "deduction" else None,
+            remaining=money(row.remaining, currency) if inbound else None,
             invoice_id=row.invoice_id,
             funded_by=[
                 FundingPublic(
@@ -379,9 +459,19 @@ class WalletTransactionPublic(Public):
                 for part in row.funding or []
             ],
             created_at=row.created_at,
+            direction="inbound" if inbound else "outbound",
+            status=row.status,
+            grant=row.grant,
+            credits=plain_or_none(row.credits),
+            source=row.source if inbound else None,
+            funded=[
+                FundingPublic(transaction_id=tid, amount=money(amount, currency))
+                for tid, amount in funded or []
+            ],
         )
 
 
 class TopUpPublic(Public):
-    transaction: WalletTransactionPublic
+    transaction: WalletTransactionPublic = Field(description="The first of `transactions`")
+    transactions: list[WalletTransactionPublic] = Field(description="Granted, then paid")
     wallet: WalletPublic

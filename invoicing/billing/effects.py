@@ -32,6 +32,7 @@ from invoicing.models import (
     WalletTransactionRow,
     new_id,
 )
+from invoicing.wallet_rules import after_balance_change
 from invoicing.wallets import refund_invoice
 from rating.money import ZERO
 from rating.pipeline import RatingResult
@@ -221,6 +222,8 @@ def _deduct_wallets(
     )
     # Balances that fell: their wallet-balance alerts, in this transaction.
     record_wallet_triggers(session, tenant_id, {wid: balances[wid] for wid in ids}, now)
+    # And their auto top-up rules: a balance at or below a threshold tops up once.
+    after_balance_change(session, tenant_id, ids, now)
 
 
 def _store_rollover(session: Session, tenant_id: str, settled: Sequence[Settled]) -> None:

@@ -121,7 +121,8 @@ def test_customer_wallet_and_invoice_bytes(api: tuple[TestClient, LedgerRuntime]
             f'{{"id":"{wallet["id"]}","customerId":"acme","name":null,"currency":"USD",'
             '"balance":"20.50","credits":"20.50","priority":50,"expiresAt":null,'
             '"scope":{"metrics":[],"feeTypes":["CHARGE"]},"status":"active",'
-            f'"createdAt":"{wallet["createdAt"]}"}}'
+            f'"createdAt":"{wallet["createdAt"]}","rateAmount":"1","terminatedAt":null,'
+            '"recurringTransactionRules":[]}'
         ).encode()
     )
     raw, topped = _created(client, f"/wallets/{wallet['id']}/transactions", {"credits": 1})

@@ -129,6 +129,13 @@ def test_finalize_a_draft_and_download_its_pdf(seeded: Dashboard, browser: Brows
     browser.go("/dashboard/invoices")
     assert "OPEN" in browser.text(row)
     assert seeded.api.ok("GET", f"/invoices/{seeded.draft_id}")["status"] == "OPEN"
+    # The activity log names the signed-in key, as for the same action through the API.
+    [entry] = seeded.api.ok("GET", f"/activity?resourceId={seeded.draft_id}")["data"]
+    key_id = seeded.api.ok("GET", "/request-log?limit=1")["data"][0]["apiKeyId"]
+    assert (entry["action"], entry["actor"]) == (
+        "invoice.finalized",
+        {"type": "api_key", "id": key_id},
+    )
     browser.screenshot("finalized")
     browser.assert_no_console_errors()
 
