@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from api.ports import ApiRuntime, IngestRuntime
 from core.errors import PermissionDenied, Unauthenticated
+from invoicing.portal_tokens import is_portal_token
 from invoicing.tenants import KeyOwner, key_owner
 
 
@@ -46,6 +47,12 @@ async def current_tenant(request: Request, runtime: IngestRuntimeDep) -> str:
     if scheme.lower() != "bearer" or not key.strip():
         raise Unauthenticated("send 'Authorization: Bearer <api key>'")
     key = key.strip()
+    if is_portal_token(key):
+        raise Unauthenticated(
+            "a portal token opens the customer's account API (/api/v1/account/…) only; "
+            "this endpoint needs a tenant API key",
+            code="portal_token_not_accepted",
+        )
 
     def lookup() -> KeyOwner | None:
         with runtime.sessions() as session:

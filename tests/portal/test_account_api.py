@@ -210,6 +210,7 @@ def test_a_portal_token_opens_no_tenant_endpoint(api: ApiClient) -> None:
         for headers in (as_customer, with_tenant):
             response = api.get(url, headers=headers)
             assert response.status_code == 401, (url, headers)
+            assert response.json()["error"]["code"] == "portal_token_not_accepted"
 
 
 # -- tenant isolation ------------------------------------------------------------------
