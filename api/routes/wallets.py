@@ -6,6 +6,7 @@ from typing import Literal
 
 from fastapi import APIRouter, Query
 
+from api.activity import ActivityDep, sent
 from api.deps import RuntimeDep, SessionDep, TenantDep
 from api.schemas.common import Page
 from api.schemas.credits import WalletPublic, WalletTransactionPublic, WalletUpdate
@@ -17,22 +18,27 @@ router = APIRouter(tags=["credits"])
 
 @router.patch("/wallets/{wallet_id}", summary="Change a wallet's name, priority, expiry, scope")
 def update_wallet(
-    wallet_id: str, body: WalletUpdate, runtime: RuntimeDep, tenant: TenantDep
+    wallet_id: str,
+    body: WalletUpdate,
+    session: SessionDep,
+    tenant: TenantDep,
+    record: ActivityDep,
+    runtime: RuntimeDep,
 ) -> WalletPublic:
-    with runtime.session() as session:
-        row = wallets.update_wallet(
-            session, tenant, wallet_id, body.to_patch(), runtime.clock.now()
-        )
-        return WalletPublic.from_row(row)
+    row = wallets.update_wallet(session, tenant, wallet_id, body.to_patch(), runtime.clock.now())
+    record(session, "wallet.updated", "wallet", wallet_id, sent(body))
+    return WalletPublic.from_row(row)
 
 
 @router.post(
     "/wallets/{wallet_id}/terminate", summary="End a wallet; its remaining credits are forfeited"
 )
-def terminate_wallet(wallet_id: str, runtime: RuntimeDep, tenant: TenantDep) -> WalletPublic:
-    with runtime.session() as session:
-        row = wallets.close_wallet(session, tenant, wallet_id, runtime.clock.now())
-        return WalletPublic.from_row(row)
+def terminate_wallet(
+    wallet_id: str, session: SessionDep, tenant: TenantDep, record: ActivityDep, runtime: RuntimeDep
+) -> WalletPublic:
+    row = wallets.close_wallet(session, tenant, wallet_id, runtime.clock.now())
+    record(session, "wallet.terminated", "wallet", wallet_id)
+    return WalletPublic.from_row(row)
 
 
 @router.get("/wallets/{wallet_id}/transactions", summary="The wallet's ledger, newest first")

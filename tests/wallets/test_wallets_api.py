@@ -102,6 +102,8 @@ def test_update_changes_name_priority_expiry_and_scope(api):
         "Prepaid", 3, "2027-01-01T00:00:00Z"
     )  # fmt: skip
     assert changed["scope"] == {"metrics": [], "feeTypes": ["USAGE_FEE"]}
+    [entry] = [e for e in api.ok("GET", "/activity")["data"] if e["action"] == "wallet.updated"]
+    assert (entry["resourceId"], entry["changes"]["priority"]) == (wallet["id"], 3)
     cleared = api.ok("PATCH", f"/wallets/{wallet['id']}", json={"expiresAt": None})
     assert (cleared["expiresAt"], cleared["name"], cleared["priority"]) == (None, "Prepaid", 3)
 
@@ -142,6 +144,8 @@ def test_terminate_forfeits_the_balance_and_cancels_pending_top_ups(api):
     assert api.ok("GET", f"/invoices/{pending['invoiceId']}")["status"] == "VOID"
 
     url = f"/wallets/{wallet['id']}"
+    actions = [e["action"] for e in api.ok("GET", "/activity")["data"]]
+    assert actions[:2] == ["wallet.terminated", "wallet.topped_up"]
     assert api.error("POST", f"{url}/terminate", 409)["code"] == "illegal_transition"
     assert api.error("PATCH", url, 409, json={"name": "x"})["code"] == "illegal_transition"
     assert api.error("POST", f"{url}/transactions", 409, json={"credits": "1"})
