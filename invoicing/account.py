@@ -124,8 +124,11 @@ def wallets(session: Session, tenant_id: str, customer_id: str) -> Page[WalletRo
 def available_plans(
     session: Session, tenant_id: str, currency: str, *, limit: int, cursor: str | None
 ) -> Page[PlanRow]:
-    """The tenant's plans a customer of `currency` could subscribe to, newest first."""
-    query = select(PlanRow).where(PlanRow.tenant_id == tenant_id, PlanRow.currency == currency)
+    """The tenant's plans a customer of `currency` could subscribe to, newest first
+    (archived plans take no new subscriptions: docs/plan-changes.md)."""
+    query = select(PlanRow).where(
+        PlanRow.tenant_id == tenant_id, PlanRow.currency == currency, PlanRow.archived_at.is_(None)
+    )
     return keyset_page(session, query, PlanRow, limit, cursor)
 
 

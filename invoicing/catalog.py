@@ -18,6 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from core.errors import Conflict, NotFound, ValidationFailed
+from invoicing import plan_versions
 from invoicing.models import (
     BillableMetric,
     CustomerRow,
@@ -165,6 +166,12 @@ def delete_metric(session: Session, tenant_id: str, code: str) -> None:
     row = get_metric(session, tenant_id, code)
     plans = session.execute(select(PlanRow).where(PlanRow.tenant_id == tenant_id)).scalars()
     users = [p.code for p in plans if any(c["metric"] == code for c in p.charges)]
+    pinned = session.execute(
+        select(SubscriptionRow.plan_versions).where(SubscriptionRow.tenant_id == tenant_id)
+    ).scalars()
+    if any(code in plan_versions.metric_codes(versions) for versions in pinned):
+        # An earlier version of a patched plan still bills it (docs/plan-changes.md).
+        users.append("(earlier versions kept by subscriptions)")
     if users:
         raise Conflict(f"metric {code!r} is used by plans {', '.join(sorted(users))}")
     session.delete(row)
@@ -222,6 +229,16 @@ def _charge_doc(
         "payInAdvance": spec.pay_in_advance,
         "filters": stored_filters(spec.filters, f"{where}.filters"),
     }
+
+
+def charge_doc(spec: ChargeSpec, index: int, known: Mapping[str, BillableMetric]) -> dict[str, Any]:
+    """A checked charge as the plan stores it (plan creation and update share it)."""
+    return _charge_doc(spec, index, known)
+
+
+def fixed_charge_doc(spec: FixedChargeSpec, index: int) -> dict[str, Any]:
+    """A checked fixed charge as the plan stores it."""
+    return _fixed_charge_doc(spec, index)
 
 
 def _fixed_charge_doc(spec: FixedChargeSpec, index: int) -> dict[str, Any]:
@@ -291,10 +308,18 @@ def create_plan(session: Session, tenant_id: str, spec: PlanSpec) -> PlanRow:
 
 
 def list_plans(
-    session: Session, tenant_id: str, *, limit: int, cursor: str | None = None
+    session: Session,
+    tenant_id: str,
+    *,
+    limit: int,
+    cursor: str | None = None,
+    archived: bool = False,
 ) -> Page[PlanRow]:
-    """The tenant's plans, newest first, one page."""
-    query = select(PlanRow).where(PlanRow.tenant_id == tenant_id)
+    """The tenant's plans, newest first, one page: the live ones, or the archived ones."""
+    query = select(PlanRow).where(
+        PlanRow.tenant_id == tenant_id,
+        PlanRow.archived_at.is_not(None) if archived else PlanRow.archived_at.is_(None),
+    )
     return keyset_page(session, query, PlanRow, limit, cursor)
 
 
@@ -522,6 +547,10 @@ def create_subscription(
         plan = get_plan(session, tenant_id, spec.plan_code)
     except NotFound as exc:
         raise ValidationFailed(exc.message) from None
+    if plan.archived_at is not None:
+        raise Conflict(
+            f"plan {plan.code!r} is archived: it takes no new subscriptions", code="plan_archived"
+        )
     if spec.end_date is not None and spec.end_date <= spec.start_date:
         raise ValidationFailed("endDate must be after startDate")
     if plan.currency != customer.currency:
@@ -624,12 +653,17 @@ def terminate_subscription(
 
 
 def subscription_domain(row: SubscriptionRow, metrics: Mapping[str, Metric]) -> Subscription:
+    # A patched plan's earlier versions pinned on the subscription (plan_versions.py).
+    last, history = plan_versions.pinned(row.plan, row.plan_versions)
     return Subscription(
         id=row.id,
         customer=customer_domain(row.customer),
-        plan=plan_domain(row.plan, metrics, row.overrides),
+        plan=plan_domain(last, metrics, row.overrides),
         start=row.start_date,
         end=row.end_date,
+        plan_history=tuple(
+            (until, plan_domain(plan, metrics, row.overrides)) for until, plan in history
+        ),
     )
 
 

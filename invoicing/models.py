@@ -85,6 +85,8 @@ class PlanRow(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     # Progressive billing: [{"amount": "100", "recurring": false}, ...] (decimal text).
     usage_thresholds: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    # Archived plans (DELETE) take no new subscriptions; existing ones go on billing.
+    archived_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     # Features the plan grants (docs/features-and-entitlements.md), by feature code.
     entitlements: Mapped[list[EntitlementRow]] = relationship(
         lazy="selectin",
@@ -143,6 +145,9 @@ class SubscriptionRow(Base):
     end_date: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     status: Mapped[str] = mapped_column(String(20), default="active")
     overrides: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # Earlier definitions of a patched plan that this subscription keeps
+    # (invoicing/plan_versions.py); None: it bills the plan as it is.
+    plan_versions: Mapped[list[Any] | None] = mapped_column(JSON, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     terminated_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     name: Mapped[str | None] = mapped_column(String(200), nullable=True)

@@ -152,6 +152,19 @@ class Subscription:
     plan: Plan
     start: datetime
     end: datetime | None = None
+    # Earlier versions of the plan kept for this subscription (docs/plan-changes.md):
+    # (until, plan), ascending: `plan` bills the periods starting before `until`
+    # (and after the previous entry's); `self.plan` the periods after the last.
+    plan_history: tuple[tuple[datetime, Plan], ...] = ()
+
+    def for_period(self, start: datetime) -> Subscription:
+        """This subscription with the plan version that bills the period starting at `start`."""
+        if not self.plan_history:
+            return self
+        for until, plan in self.plan_history:
+            if start < until:
+                return dataclasses.replace(self, plan=plan, plan_history=())
+        return dataclasses.replace(self, plan_history=())
 
 
 @dataclass(frozen=True)

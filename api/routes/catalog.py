@@ -5,10 +5,17 @@ from __future__ import annotations
 from fastapi import APIRouter, Query, Response
 
 from api.activity import ActivityDep, sent
-from api.deps import SessionDep, TenantDep
-from api.schemas.catalog import MetricCreate, MetricPublic, MetricUpdate, PlanCreate, PlanPublic
+from api.deps import RuntimeDep, SessionDep, TenantDep
+from api.schemas.catalog import (
+    MetricCreate,
+    MetricPublic,
+    MetricUpdate,
+    PlanCreate,
+    PlanPublic,
+    PlanUpdate,
+)
 from api.schemas.common import Page
-from invoicing import catalog
+from invoicing import catalog, plan_changes
 
 router = APIRouter(tags=["catalog"])
 
@@ -73,11 +80,42 @@ def list_plans(
     tenant: TenantDep,
     limit: int = Query(50, ge=1, le=500),
     cursor: str | None = None,
+    archived: bool = Query(False, description="true: the archived plans instead"),
 ) -> Page[PlanPublic]:
-    page = catalog.list_plans(session, tenant, limit=limit, cursor=cursor)
+    page = catalog.list_plans(session, tenant, limit=limit, cursor=cursor, archived=archived)
     return Page[PlanPublic].of(page, PlanPublic.from_row)
 
 
 @router.get("/plans/{code}", summary="Get a plan")
 def get_plan(code: str, session: SessionDep, tenant: TenantDep) -> PlanPublic:
     return PlanPublic.from_row(catalog.get_plan(session, tenant, code))
+
+
+@router.patch(
+    "/plans/{code}",
+    summary="Update a plan; with cascade, subscriptions without overrides follow next period",
+)
+def update_plan(
+    code: str,
+    body: PlanUpdate,
+    session: SessionDep,
+    tenant: TenantDep,
+    runtime: RuntimeDep,
+    record: ActivityDep,
+) -> PlanPublic:
+    row = plan_changes.update_plan(session, tenant, code, body.to_spec(), runtime.clock.now())
+    record(session, "plan.updated", "plan", code, sent(body))
+    return PlanPublic.from_row(row)
+
+
+@router.delete(
+    "/plans/{code}",
+    status_code=204,
+    response_class=Response,
+    summary="Archive a plan: no new subscriptions, existing ones go on billing",
+)
+def archive_plan(
+    code: str, session: SessionDep, tenant: TenantDep, runtime: RuntimeDep, record: ActivityDep
+) -> None:
+    plan_changes.archive_plan(session, tenant, code, runtime.clock.now())
+    record(session, "plan.archived", "plan", code)

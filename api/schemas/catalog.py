@@ -10,7 +10,9 @@ from pydantic import BeforeValidator, Field
 from api.schemas.common import Body, Code, FiltersIn, Public, filters_spec
 from api.schemas.features import EntitlementIn, EntitlementPublic, entitlement_specs
 from api.schemas.money import Decimal_, Timestamp, plain, plain_or_none
+from core.errors import ValidationFailed
 from invoicing.models import BillableMetric, PlanRow
+from invoicing.plan_changes import PlanPatch
 from invoicing.specs import (
     ChargeSpec,
     FixedChargeSpec,
@@ -213,6 +215,70 @@ class PlanCreate(Body):
         )
 
 
+class PlanUpdate(Body):
+    """PATCH /plans/{code}: what is sent changes, lists replace (docs/plan-changes.md)."""
+
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    description: str | None = None
+    base_fee: Decimal_ | None = Field(default=None, description="Also accepted as `amount`")
+    amount: Decimal_ | None = None
+    pay_in_advance: bool | None = None
+    trial_days: int | None = Field(default=None, ge=0)
+    minimum_commitment: Decimal_ | None = None
+    maximum_spend: Decimal_ | None = None
+    charges: list[ChargeIn] | None = Field(
+        default=None, description="Replaces the charges; send a charge's id to keep it"
+    )
+    fixed_charges: list[FixedChargeIn] | None = None
+    usage_thresholds: list[UsageThresholdIn] | None = None
+    entitlements: list[EntitlementIn] | None = Field(
+        default=None, description="Replaces the features the plan grants (applies at once)"
+    )
+    cascade: bool = Field(
+        default=False,
+        description="Subscriptions without overrides follow from their next period",
+    )
+    # Not changeable: a subscription's periods and money depend on them.
+    code: str | None = None
+    currency: str | None = None
+    interval: str | None = None
+
+    def to_spec(self) -> PlanPatch:
+        fixed = self.model_fields_set & {"code", "currency", "interval"}
+        if fixed:
+            raise ValidationFailed(
+                f"{', '.join(sorted(fixed))} of a plan cannot change: create a new plan"
+            )
+        sent = set(self.model_fields_set)
+        base_fee = self.base_fee
+        if "amount" in sent:
+            if "base_fee" in sent:
+                raise ValidationFailed("send baseFee or amount, not both")
+            sent.add("base_fee")
+            base_fee = self.amount
+        return PlanPatch(
+            name=self.name,
+            description=self.description,
+            base_fee=base_fee,
+            pay_in_advance=self.pay_in_advance,
+            trial_days=self.trial_days,
+            minimum_commitment=self.minimum_commitment,
+            maximum_spend=self.maximum_spend,
+            charges=None if self.charges is None else tuple(c.to_spec() for c in self.charges),
+            fixed_charges=None
+            if self.fixed_charges is None
+            else tuple(c.to_spec() for c in self.fixed_charges),
+            usage_thresholds=None
+            if self.usage_thresholds is None
+            else tuple(UsageThresholdSpec(t.amount, t.recurring) for t in self.usage_thresholds),
+            entitlements=None
+            if self.entitlements is None
+            else entitlement_specs(self.entitlements),
+            cascade=self.cascade,
+            sent=frozenset(sent),
+        )
+
+
 class RolloverPublic(Public):
     cap: Decimal_ | None
     expiry_periods: int | None
@@ -263,6 +329,7 @@ class PlanPublic(Public):
     fixed_charges: list[FixedChargePublic]
     usage_thresholds: list[UsageThresholdPublic]
     entitlements: list[EntitlementPublic]
+    archived_at: Timestamp | None = None
     created_at: Timestamp
 
     @classmethod
@@ -287,5 +354,6 @@ class PlanPublic(Public):
             entitlements=sorted(
                 (EntitlementPublic.from_row(e) for e in row.entitlements), key=lambda e: e.feature
             ),
+            archived_at=row.archived_at,
             created_at=row.created_at,
         )

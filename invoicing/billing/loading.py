@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import Row, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from invoicing import plan_versions
 from invoicing.billing.contexts import batches
 from invoicing.billing.selection import InvoicedKey, earliest_end
 from invoicing.catalog import metrics_by_code, plan_domain
@@ -37,7 +38,15 @@ def subscription_pages(
                 select(PlanRow).where(PlanRow.tenant_id == tenant_id)
             ).scalars()
         }
-    plans: dict[tuple[str, str], Plan] = {}
+    plans: dict[tuple[str, str, str], Plan] = {}
+
+    def rating_plan(row: PlanRow, overrides: Any) -> Plan:
+        key = (row.id, json_dumps(overrides or {}), json_dumps(plan_versions.definition(row)))
+        plan = plans.get(key)
+        if plan is None:
+            plan = plans[key] = plan_domain(row, metrics, overrides)
+        return plan
+
     after: str | None = None
     while True:
         with sessions() as session:
@@ -46,10 +55,9 @@ def subscription_pages(
         after = last
         page = []
         for row in rows:
-            plan_key = (row.plan_id, json_dumps(row.overrides or {}))
-            plan = plans.get(plan_key)
-            if plan is None:
-                plan = plans[plan_key] = plan_domain(plan_rows[row.plan_id], metrics, row.overrides)
+            # A patched plan's earlier versions pinned on the subscription (if any).
+            current, history = plan_versions.pinned(plan_rows[row.plan_id], row.plan_versions)
+            plan = rating_plan(current, row.overrides)
             customer = Customer(
                 external_id=row.external_id,
                 name=row.name,
@@ -59,7 +67,12 @@ def subscription_pages(
                 tax_exempt=row.tax_exempt,
             )
             subscription = Subscription(
-                id=row.id, customer=customer, plan=plan, start=row.start_date, end=row.end_date
+                id=row.id,
+                customer=customer,
+                plan=plan,
+                start=row.start_date,
+                end=row.end_date,
+                plan_history=tuple((until, rating_plan(p, row.overrides)) for until, p in history),
             )
             page.append((subscription, row.customer_id))
         if page:
@@ -89,6 +102,7 @@ def _page(
             SubscriptionRow.created_at,
             SubscriptionRow.plan_id,
             SubscriptionRow.overrides,
+            SubscriptionRow.plan_versions,
             SubscriptionRow.start_date,
             SubscriptionRow.end_date,
             SubscriptionRow.customer_id,

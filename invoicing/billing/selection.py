@@ -69,7 +69,7 @@ def items_to_bill(
             items.append(
                 BillingItem(
                     f"{subscription.id}|{period.start.isoformat()}",
-                    subscription,
+                    subscription.for_period(period.start),
                     period,
                     active,
                     customer_row_id,

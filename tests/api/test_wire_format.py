@@ -86,6 +86,7 @@ def test_catalog_bytes(api: tuple[TestClient, LedgerRuntime]) -> None:
             '"filters":{}}],'
             f'"fixedCharges":[{{"id":"{fixed["id"]}","name":"Setup","amount":"99.90","units":"1",'
             '"oneTime":true,"payInAdvance":true,"prorated":true}],"usageThresholds":[],'
+            '"entitlements":[],"archivedAt":null,'
             f'"createdAt":"{plan["createdAt"]}"}}'
         ).encode()
     )
