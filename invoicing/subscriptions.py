@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import String, cast, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.errors import Conflict, NotFound, ValidationFailed
@@ -21,7 +21,8 @@ from core.ids import new_id
 from invoicing import catalog, credit_notes, invoices
 from invoicing.billing import BillRunner
 from invoicing.catalog import get_plan, get_subscription, insert_unique
-from invoicing.models import InvoiceLineRow, InvoiceRow, SubscriptionRow
+from invoicing.models import CustomerRow, InvoiceLineRow, InvoiceRow, PlanRow, SubscriptionRow
+from invoicing.pages import Page, keyset_page
 from rating.model import Interval, Period
 from rating.money import ZERO
 from rating.periods import period_containing
@@ -312,3 +313,55 @@ def terminate(
             row = get_subscription(session, tenant_id, subscription_id)
             notes = credit_unused_advance_fees(session, tenant_id, row, ended, now)
     return Termination(subscription_id, invoice_ids, notes, successor)
+
+
+STATUSES = ("pending", "active", "terminated")
+
+
+def public_status(row: SubscriptionRow, now: datetime) -> str:
+    """`pending` until the start (a scheduled plan change's successor, a future start),
+    then the stored status (`active` or `terminated`)."""
+    if row.status == "active" and row.start_date > now:
+        return "pending"
+    return row.status
+
+
+def list_subscriptions(
+    session: Session,
+    tenant_id: str,
+    *,
+    limit: int,
+    cursor: str | None,
+    now: datetime,
+    customer_external_id: str | None = None,
+    plan_code: str | None = None,
+    status: str | None = None,
+    overridden: bool | None = None,
+) -> Page[SubscriptionRow]:
+    """The tenant's subscriptions, newest first, one page, filtered by customer, plan
+    code, status (as `public_status` tells it) and whether they carry overrides."""
+    query = select(SubscriptionRow).where(SubscriptionRow.tenant_id == tenant_id)
+    if customer_external_id is not None:
+        query = query.join(CustomerRow, CustomerRow.id == SubscriptionRow.customer_id).where(
+            CustomerRow.external_id == customer_external_id
+        )
+    if plan_code is not None:
+        query = query.join(PlanRow, PlanRow.id == SubscriptionRow.plan_id).where(
+            PlanRow.code == plan_code
+        )
+    if status is not None:
+        if status not in STATUSES:
+            raise ValidationFailed(f"status must be one of {', '.join(STATUSES)}")
+        if status == "terminated":
+            query = query.where(SubscriptionRow.status == "terminated")
+        else:
+            started = SubscriptionRow.start_date <= now
+            query = query.where(
+                SubscriptionRow.status == "active", started if status == "active" else ~started
+            )
+    if overridden is not None:
+        # Overrides are a JSON object, stored as written: "{}" when there are none.
+        text = cast(SubscriptionRow.overrides, String)
+        none = text.is_(None) | text.in_(("{}", "null"))
+        query = query.where(~none if overridden else none)
+    return keyset_page(session, query, SubscriptionRow, limit, cursor)

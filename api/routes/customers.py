@@ -17,7 +17,7 @@ from api.schemas.customers import (
     SubscriptionPublic,
 )
 from api.schemas.usage import QuotaPublic, UsageFrom, UsagePublic, UsageTo
-from invoicing import catalog
+from invoicing import catalog, subscriptions
 from invoicing.quotas import quota_state
 from invoicing.usage import customer_usage, projected_usage
 
@@ -125,29 +125,47 @@ async def get_quota(
 
 @router.post("/subscriptions", status_code=201, summary="Subscribe a customer to a plan")
 def create_subscription(
-    body: SubscriptionCreate, session: SessionDep, tenant: TenantDep, record: ActivityDep
+    body: SubscriptionCreate,
+    runtime: RuntimeDep,
+    session: SessionDep,
+    tenant: TenantDep,
+    record: ActivityDep,
 ) -> SubscriptionPublic:
     row = catalog.create_subscription(session, tenant, body.to_spec())
     record(session, "subscription.created", "subscription", row.id, sent(body))
-    return SubscriptionPublic.from_row(row)
+    return SubscriptionPublic.from_row(row, runtime.clock.now())
 
 
-@router.get("/subscriptions", summary="List subscriptions, newest first")
+@router.get("/subscriptions", summary="List subscriptions, newest first, with filters")
 def list_subscriptions(
+    runtime: RuntimeDep,
     session: SessionDep,
     tenant: TenantDep,
     limit: int = Query(50, ge=1, le=500),
     cursor: str | None = None,
     customer_id: str | None = Query(None, alias="customerId"),
+    plan_code: str | None = Query(None, alias="planCode"),
+    status: str | None = Query(None, description="pending | active | terminated"),
+    overridden: bool | None = Query(None, description="with (true) or without overrides"),
 ) -> Page[SubscriptionPublic]:
-    page = catalog.list_subscriptions(
-        session, tenant, limit=limit, cursor=cursor, customer_external_id=customer_id
+    now = runtime.clock.now()
+    page = subscriptions.list_subscriptions(
+        session,
+        tenant,
+        limit=limit,
+        cursor=cursor,
+        now=now,
+        customer_external_id=customer_id,
+        plan_code=plan_code,
+        status=status,
+        overridden=overridden,
     )
-    return Page[SubscriptionPublic].of(page, SubscriptionPublic.from_row)
+    return Page[SubscriptionPublic].of(page, lambda row: SubscriptionPublic.from_row(row, now))
 
 
 @router.get("/subscriptions/{subscription_id}", summary="Get a subscription")
 def get_subscription(
-    subscription_id: str, session: SessionDep, tenant: TenantDep
+    subscription_id: str, runtime: RuntimeDep, session: SessionDep, tenant: TenantDep
 ) -> SubscriptionPublic:
-    return SubscriptionPublic.from_row(catalog.get_subscription(session, tenant, subscription_id))
+    row = catalog.get_subscription(session, tenant, subscription_id)
+    return SubscriptionPublic.from_row(row, runtime.clock.now())

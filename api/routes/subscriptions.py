@@ -26,22 +26,22 @@ def _runner(runtime: RuntimeDep) -> BillRunner:
 
 def _read(runtime: RuntimeDep, tenant: str, subscription_id: str) -> SubscriptionPublic:
     with runtime.sessions() as session:
-        return SubscriptionPublic.from_row(
-            catalog.get_subscription(session, tenant, subscription_id)
-        )
+        row = catalog.get_subscription(session, tenant, subscription_id)
+        return SubscriptionPublic.from_row(row, runtime.clock.now())
 
 
 @router.patch("/subscriptions/{subscription_id}", summary="Update a subscription")
 def update_subscription(
     subscription_id: str,
     body: SubscriptionUpdate,
+    runtime: RuntimeDep,
     session: SessionDep,
     tenant: TenantDep,
     record: ActivityDep,
 ) -> SubscriptionPublic:
     row = subscriptions.update_subscription(session, tenant, subscription_id, body.to_patch())
     record(session, "subscription.updated", "subscription", subscription_id, sent(body))
-    return SubscriptionPublic.from_row(row)
+    return SubscriptionPublic.from_row(row, runtime.clock.now())
 
 
 @router.post(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from pydantic import ConfigDict, Field
@@ -10,6 +11,7 @@ from api.schemas.common import Body, Public
 from api.schemas.money import EndInstant, StartInstant, Timestamp
 from invoicing.models import CustomerRow, SubscriptionRow
 from invoicing.specs import CustomerPatch, CustomerSpec, PostalAddressSpec, SubscriptionSpec
+from invoicing.subscriptions import public_status
 
 # -- customers -------------------------------------------------------------------------
 
@@ -196,7 +198,8 @@ class SubscriptionPublic(Public):
     next_subscription_id: str | None = None
 
     @classmethod
-    def from_row(cls, row: SubscriptionRow) -> SubscriptionPublic:
+    def from_row(cls, row: SubscriptionRow, now: datetime | None = None) -> SubscriptionPublic:
+        """The subscription; with `now`, `pending` until it starts."""
         return cls(
             id=row.id,
             name=row.name,
@@ -206,7 +209,7 @@ class SubscriptionPublic(Public):
             plan_code=row.plan.code,
             start_date=row.start_date,
             end_date=row.end_date,
-            status=row.status,
+            status=row.status if now is None else public_status(row, now),
             overrides=row.overrides or {},
             created_at=row.created_at,
             terminated_at=row.terminated_at,
