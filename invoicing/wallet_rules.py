@@ -145,13 +145,16 @@ def after_balance_change(
 def run_rules(session: Session, now: datetime) -> int:
     """The scheduler's pass over every active wallet with rules: due interval top-ups,
     then thresholds; the number of top-ups made. Idempotent at the same `now`."""
-    ids = list(
-        session.execute(
-            select(WalletRow.id)
+    # A wallet without rules may hold SQL NULL or JSON null: both are skipped unlocked.
+    ids = [
+        wallet_id
+        for wallet_id, rules in session.execute(
+            select(WalletRow.id, WalletRow.recurring_rules)
             .where(WalletRow.status == "active", WalletRow.recurring_rules.is_not(None))
             .order_by(WalletRow.id)
-        ).scalars()
-    )
+        )
+        if rules
+    ]
     fired = 0
     for wallet_id in ids:
         wallet = _locked(session, wallet_id)

@@ -413,6 +413,41 @@ def expire_due(session: Session, now: datetime) -> int:
     return len(due)
 
 
+def wallet_data(wallet: WalletRow, customer_external_id: str) -> dict[str, object]:
+    """A wallet's fields for a domain event (the money fields as GET shows them)."""
+    return {
+        "id": wallet.id,
+        "customerId": customer_external_id,
+        "currency": wallet.currency,
+        "balance": format(round_money(wallet.balance, wallet.currency), "f"),
+        "credits": format(credits_of(wallet.balance, wallet.rate_amount, wallet.currency), "f"),
+        "status": wallet.status,
+    }
+
+
+def record_depleted(
+    session: Session, tenant_id: str, wallet_ids: Sequence[str], now: datetime
+) -> int:
+    """`wallet.depleted` for each of these wallets whose balance is now 0 (the caller
+    debited them: they held credits before), in the caller's transaction."""
+    rows = session.execute(
+        select(WalletRow, CustomerRow.external_id)
+        .join(CustomerRow, CustomerRow.id == WalletRow.customer_id)
+        .where(
+            WalletRow.tenant_id == tenant_id,
+            WalletRow.id.in_(sorted(wallet_ids)),
+        )
+        .execution_options(populate_existing=True)
+    ).all()
+    # Compared here: SQLite keeps money as text, where `balance <= 0` is never true.
+    empty = [(wallet, external_id) for wallet, external_id in rows if wallet.balance <= 0]
+    for wallet, external_id in empty:
+        events.record(
+            session, tenant_id, "wallet.depleted", wallet.id, wallet_data(wallet, external_id), now
+        )
+    return len(empty)
+
+
 def get_transaction(session: Session, tenant_id: str, transaction_id: str) -> WalletTransactionRow:
     """The tenant's wallet transaction of that id, or NotFound."""
     row = session.execute(

@@ -33,7 +33,7 @@ from invoicing.models import (
     new_id,
 )
 from invoicing.wallet_rules import after_balance_change
-from invoicing.wallets import refund_invoice
+from invoicing.wallets import record_depleted, refund_invoice
 from rating.money import ZERO
 from rating.pipeline import RatingResult
 
@@ -222,7 +222,9 @@ def _deduct_wallets(
     )
     # Balances that fell: their wallet-balance alerts, in this transaction.
     record_wallet_triggers(session, tenant_id, {wid: balances[wid] for wid in ids}, now)
-    # And their auto top-up rules: a balance at or below a threshold tops up once.
+    # Emptied wallets say so, then their auto top-up rules: at or below a threshold,
+    # one top-up.
+    record_depleted(session, tenant_id, ids, now)
     after_balance_change(session, tenant_id, ids, now)
 
 

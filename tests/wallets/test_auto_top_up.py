@@ -11,7 +11,9 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 
+from invoicing.models import DomainEventRow
 from invoicing.wallet_jobs import wallet_pass
 from tests.helpers.ledger_api import ApiClient
 
@@ -90,6 +92,22 @@ def test_a_bill_run_pays_from_the_wallet_and_a_threshold_tops_it_up_once(api):
         {"transactionId": deduction["id"], "amount": "18.00"}
     ]
     assert (auto["grant"], auto["amount"], auto["credits"]) == ("granted", "50.00", "25")
+
+    with api.runtime.session() as session:
+        depleted = (
+            session.execute(
+                select(DomainEventRow.data).where(
+                    DomainEventRow.tenant_id == api.tenant_id,
+                    DomainEventRow.type == "wallet.depleted",
+                )
+            )
+            .scalars()
+            .all()
+        )
+    assert depleted == [
+        {"id": wallet["id"], "customerId": "acme", "currency": "USD", "balance": "0.00",
+         "credits": "0.00", "status": "active"}
+    ]  # fmt: skip
 
     # A rerun bills nothing and takes nothing; a pass finds nothing to top up.
     assert _bill_october(api)["status"] == "completed"
