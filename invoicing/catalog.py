@@ -465,10 +465,12 @@ def _grace_days(days: int) -> int:
 
 
 def get_customer(session: Session, tenant_id: str, external_id: str) -> CustomerRow:
-    """The tenant's customer of that externalId, or NotFound."""
+    """The tenant's customer of that externalId (not deleted), or NotFound."""
     row = session.execute(
         select(CustomerRow).where(
-            CustomerRow.tenant_id == tenant_id, CustomerRow.external_id == external_id
+            CustomerRow.tenant_id == tenant_id,
+            CustomerRow.external_id == external_id,
+            CustomerRow.deleted_at.is_(None),
         )
     ).scalar_one_or_none()
     if row is None:
@@ -479,8 +481,10 @@ def get_customer(session: Session, tenant_id: str, external_id: str) -> Customer
 def list_customers(
     session: Session, tenant_id: str, *, limit: int, cursor: str | None = None
 ) -> Page[CustomerRow]:
-    """The tenant's customers, newest first, one page."""
-    query = select(CustomerRow).where(CustomerRow.tenant_id == tenant_id)
+    """The tenant's customers (deleted ones never), newest first, one page."""
+    query = select(CustomerRow).where(
+        CustomerRow.tenant_id == tenant_id, CustomerRow.deleted_at.is_(None)
+    )
     return keyset_page(session, query, CustomerRow, limit, cursor)
 
 

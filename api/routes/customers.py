@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request, Response
 
 from api.activity import ActivityDep, sent
 from api.deps import RuntimeDep, SessionDep, TenantDep
@@ -17,7 +17,7 @@ from api.schemas.customers import (
     SubscriptionPublic,
 )
 from api.schemas.usage import QuotaPublic, UsageFrom, UsagePublic, UsageTo
-from invoicing import catalog, subscriptions
+from invoicing import catalog, customers, subscriptions
 from invoicing.quotas import quota_state
 from invoicing.usage import customer_usage, projected_usage
 
@@ -28,19 +28,41 @@ router = APIRouter(tags=["customers"])
 def create_customer(
     body: CustomerCreate, session: SessionDep, tenant: TenantDep, record: ActivityDep
 ) -> CustomerPublic:
+    customers.ensure_reusable(session, tenant, body.external_id)
     row = catalog.create_customer(session, tenant, body.to_spec())
+    if body.metadata is not None:
+        customers.set_metadata(row, body.metadata)
     record(session, "customer.created", "customer", row.external_id, sent(body))
     return CustomerPublic.from_row(row)
 
 
-@router.get("/customers", summary="List customers, newest first")
+@router.get("/customers", summary="List and search customers, newest first")
 def list_customers(
+    request: Request,
     session: SessionDep,
     tenant: TenantDep,
     limit: int = Query(50, ge=1, le=500),
     cursor: str | None = None,
+    country: str | None = None,
+    currency: str | None = None,
+    q: str | None = Query(None, max_length=200, description="Part of name, email or externalId"),
 ) -> Page[CustomerPublic]:
-    page = catalog.list_customers(session, tenant, limit=limit, cursor=cursor)
+    # metadata[key]=value, any number of them (FastAPI declares no such family).
+    metadata = {
+        name[len("metadata[") : -1]: value
+        for name, value in request.query_params.multi_items()
+        if name.startswith("metadata[") and name.endswith("]")
+    }
+    page = customers.search_customers(
+        session,
+        tenant,
+        limit=limit,
+        cursor=cursor,
+        country=country,
+        currency=currency,
+        metadata=metadata,
+        text=q,
+    )
     return Page[CustomerPublic].of(page, CustomerPublic.from_row)
 
 
@@ -58,8 +80,27 @@ def update_customer(
     record: ActivityDep,
 ) -> CustomerPublic:
     row = catalog.update_customer(session, tenant, external_id, body.to_spec())
+    if body.metadata is not None:
+        customers.merge_metadata(row, body.metadata)
     record(session, "customer.updated", "customer", external_id, sent(body))
     return CustomerPublic.from_row(row)
+
+
+@router.delete(
+    "/customers/{external_id}",
+    status_code=204,
+    response_class=Response,
+    summary="Delete a customer (its subscriptions end now; its invoices stay)",
+)
+def delete_customer(
+    external_id: str,
+    session: SessionDep,
+    tenant: TenantDep,
+    runtime: RuntimeDep,
+    record: ActivityDep,
+) -> None:
+    ended = customers.delete_customer(session, tenant, external_id, runtime.clock.now())
+    record(session, "customer.deleted", "customer", external_id, {"terminatedSubscriptions": ended})
 
 
 @router.get(

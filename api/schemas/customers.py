@@ -36,6 +36,9 @@ class CustomerCreate(Body):
     city: str | None = Field(default=None, max_length=200)
     postal_code: str | None = Field(default=None, max_length=40)
     tax_id: str | None = Field(default=None, max_length=100, description="VAT or GST number")
+    metadata: dict[str, str] | None = Field(
+        default=None, description="Your key/value texts: 50 keys, 40 and 500 characters"
+    )
 
     # API.md: a field the contract does not know is a 422, never silently dropped.
     model_config = ConfigDict(extra="forbid")
@@ -80,6 +83,9 @@ class CustomerUpdate(Body):
     city: str | None = Field(default=None, max_length=200)
     postal_code: str | None = Field(default=None, max_length=40)
     tax_id: str | None = Field(default=None, max_length=100, description="VAT or GST number")
+    metadata: dict[str, str | None] | None = Field(
+        default=None, description="Keys sent are set, a key sent as null is removed"
+    )
 
     model_config = ConfigDict(extra="forbid")
 
@@ -131,6 +137,7 @@ class CustomerPublic(Public):
     city: str | None
     postal_code: str | None
     tax_id: str | None
+    metadata: dict[str, str]
 
     @classmethod
     def from_row(cls, row: CustomerRow) -> CustomerPublic:
@@ -154,6 +161,7 @@ class CustomerPublic(Public):
             city=row.city,
             postal_code=row.postal_code,
             tax_id=row.tax_id,
+            metadata=dict(row.meta or {}),
         )
 
 

@@ -108,7 +108,8 @@ def test_customer_wallet_and_invoice_bytes(api: tuple[TestClient, LedgerRuntime]
             '"currency":"USD","country":"DE","region":null,"taxExempt":false,"timezone":"UTC",'
             f'"invoiceGraceDays":0,"netPaymentTermDays":null,"paymentProvider":null,'
             f'"paymentProviderCustomerId":null,"createdAt":"{customer["createdAt"]}",'
-            '"addressLine1":null,"addressLine2":null,"city":null,"postalCode":null,"taxId":null}'
+            '"addressLine1":null,"addressLine2":null,"city":null,"postalCode":null,"taxId":null,'
+            '"metadata":{}}'
         ).encode()
     )
 

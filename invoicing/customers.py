@@ -1,0 +1,140 @@
+"""Customer search, metadata and deletion (docs/coupons-taxes-customers.md).
+
+Metadata is the tenant's own key/value text pairs, bounded as Stripe bounds them (50
+keys, keys up to 40 characters, values up to 500). Deleting a customer is soft: the row
+stays for its invoices, credit notes and history, every lookup by externalId stops
+finding it, and its externalId stays taken.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, or_, select
+from sqlalchemy.orm import Session
+
+from core.errors import Conflict, ValidationFailed
+from invoicing.catalog import country_code, currency_code, get_customer, terminate_subscription
+from invoicing.models import AppliedCouponRow, CustomerRow, SubscriptionRow
+from invoicing.pages import Page, keyset_page
+
+MAX_KEYS = 50
+MAX_KEY = 40
+MAX_VALUE = 500
+
+
+def _checked(metadata: Mapping[str, Any]) -> dict[str, str]:
+    if len(metadata) > MAX_KEYS:
+        raise ValidationFailed(f"metadata holds at most {MAX_KEYS} keys")
+    result: dict[str, str] = {}
+    for key, value in metadata.items():
+        if not 1 <= len(key) <= MAX_KEY or "[" in key or "]" in key:
+            raise ValidationFailed(
+                f"metadata key {key[:50]!r}: 1 to {MAX_KEY} characters, no brackets"
+            )
+        if not isinstance(value, str) or len(value) > MAX_VALUE:
+            raise ValidationFailed(f"metadata[{key}]: a text of at most {MAX_VALUE} characters")
+        result[key] = value
+    return result
+
+
+def set_metadata(row: CustomerRow, metadata: Mapping[str, Any]) -> None:
+    """Replace the customer's metadata (creation)."""
+    row.meta = _checked(metadata)
+
+
+def merge_metadata(row: CustomerRow, changes: Mapping[str, Any]) -> None:
+    """PATCH: the keys sent are set, a key sent as null is removed, the others stay."""
+    merged = dict(row.meta or {})
+    for key, value in changes.items():
+        if value is None:
+            merged.pop(key, None)
+        else:
+            merged[key] = value
+    row.meta = _checked(merged)
+
+
+def ensure_reusable(session: Session, tenant_id: str, external_id: str) -> None:
+    """A deleted customer's externalId is not given to a new customer (409)."""
+    deleted = session.execute(
+        select(CustomerRow.id).where(
+            CustomerRow.tenant_id == tenant_id,
+            CustomerRow.external_id == external_id,
+            CustomerRow.deleted_at.is_not(None),
+        )
+    ).first()
+    if deleted is not None:
+        raise Conflict(
+            f"customer {external_id!r} was deleted; its externalId stays with its invoices "
+            "and cannot be reused",
+            code="customer_deleted",
+        )
+
+
+def search_customers(
+    session: Session,
+    tenant_id: str,
+    *,
+    limit: int,
+    cursor: str | None = None,
+    country: str | None = None,
+    currency: str | None = None,
+    metadata: Mapping[str, str] | None = None,
+    text: str | None = None,
+) -> Page[CustomerRow]:
+    """The tenant's live customers, newest first, one page; every filter given must hold
+    (`text`: a case-insensitive part of the name, email or externalId)."""
+    query = select(CustomerRow).where(
+        CustomerRow.tenant_id == tenant_id, CustomerRow.deleted_at.is_(None)
+    )
+    if country is not None:
+        query = query.where(CustomerRow.country == country_code(country))
+    if currency is not None:
+        query = query.where(CustomerRow.currency == currency_code(currency))
+    for key, value in (metadata or {}).items():
+        query = query.where(CustomerRow.meta[key].as_string() == value)
+    if text is not None and text.strip():
+        needle = text.strip().lower()
+        query = query.where(
+            or_(
+                func.lower(CustomerRow.name).contains(needle, autoescape=True),
+                func.lower(CustomerRow.email).contains(needle, autoescape=True),
+                func.lower(CustomerRow.external_id).contains(needle, autoescape=True),
+            )
+        )
+    return keyset_page(session, query, CustomerRow, limit, cursor)
+
+
+def delete_customer(session: Session, tenant_id: str, external_id: str, now: datetime) -> int:
+    """Soft-delete a customer: its active subscriptions end now (billed up to now by
+    their period close, as any termination) and its active coupons stop; returns how
+    many subscriptions it terminated."""
+    row = get_customer(session, tenant_id, external_id)
+    subscriptions = (
+        session.execute(
+            select(SubscriptionRow.id).where(
+                SubscriptionRow.customer_id == row.id, SubscriptionRow.status != "terminated"
+            )
+        )
+        .scalars()
+        .all()
+    )
+    for subscription_id in subscriptions:
+        terminate_subscription(session, tenant_id, subscription_id, now=now)
+    coupons = (
+        session.execute(
+            select(AppliedCouponRow).where(
+                AppliedCouponRow.customer_id == row.id, AppliedCouponRow.status == "active"
+            )
+        )
+        .unique()
+        .scalars()
+        .all()
+    )
+    for applied in coupons:
+        applied.status = "removed"
+    row.deleted_at = now
+    session.flush()
+    return len(subscriptions)
