@@ -191,6 +191,10 @@ def start_next_subscription(
         raise ValidationFailed(exc.message) from None
     if plan.id == old.plan_id:
         raise ValidationFailed(f"the subscription is already on plan {plan_code!r}")
+    if plan.archived_at is not None:
+        raise Conflict(
+            f"plan {plan.code!r} is archived: it takes no new subscriptions", code="plan_archived"
+        )
     if plan.currency != old.plan.currency:
         raise ValidationFailed(
             f"plan {plan.code!r} bills in {plan.currency} but the subscription bills in "
@@ -253,6 +257,10 @@ def check_change(session: Session, tenant_id: str, subscription_id: str, plan_co
         raise ValidationFailed(exc.message) from None
     if plan.id == old.plan_id:
         raise ValidationFailed(f"the subscription is already on plan {plan_code!r}")
+    if plan.archived_at is not None:
+        raise Conflict(
+            f"plan {plan.code!r} is archived: it takes no new subscriptions", code="plan_archived"
+        )
     if plan.currency != old.plan.currency:
         raise ValidationFailed(
             f"plan {plan.code!r} bills in {plan.currency} but the subscription bills in "

@@ -122,6 +122,11 @@ def test_change_plan_refusals(api: ApiClient) -> None:
     assert api.error("POST", url, 422, json={"planCode": "basic"})["code"] == "validation_error"
     assert api.error("POST", url, 422, json={"planCode": "nope"})["code"] == "validation_error"
     assert api.error("POST", url, 422, json={"planCode": "basic", "at": "soon"})
+    plan(api, "retired", "40")
+    api.ok("DELETE", "/plans/retired")  # archived: no new subscriptions, by change either
+    for at in ({}, {"at": "periodEnd"}):
+        archived = api.error("POST", url, 409, json={"planCode": "retired", **at})
+        assert archived["code"] == "plan_archived"
     assert api.ok("GET", f"/subscriptions/{sub}")["status"] == "active"
     api.ok("POST", f"/subscriptions/{sub}/terminate")
     assert api.error("POST", url, 409, json={"planCode": "euro"})["code"] == "terminated"
