@@ -136,7 +136,8 @@ def seed(api: ApiClient) -> None:
     globex = subscribe("globex", "basic", "2026-10-01T00:00:00Z", overrides={"baseFee": "12.50"})
     subscribe("yoyo", "eu", "2026-10-15T00:00:00Z")
     subscribe("initech", "wk", "2026-11-01T00:00:00Z", "2026-11-30T00:00:00Z")
-    api.ok("POST", f"/subscriptions/{globex}/terminate", json={"at": "2026-12-20T00:00:00Z"})
+    # Ended later than the seeding clock: an end date (terminate takes only the past).
+    api.ok("PATCH", f"/subscriptions/{globex}", json={"endDate": "2026-12-20T00:00:00Z"})
     api.clock.set(NOW)
 
 
