@@ -69,18 +69,14 @@ def _interval(row: SubscriptionRow) -> Interval:
 
 
 def _check_instant(row: SubscriptionRow, at: datetime, now: datetime) -> None:
-    """`at` lies in the current period (the one containing now), not after now."""
+    """`at` is not before the current period (the one containing now): billed periods
+    are not reopened. A later `at` schedules the end."""
     current = period_containing(_interval(row), now)
     if at < current.start:
         raise ValidationFailed(
             f"at ({at.isoformat()}) is before the current period, which starts "
             f"{current.start.isoformat()}: billed periods are not reopened",
             code="before_current_period",
-        )
-    if at > now:
-        raise ValidationFailed(
-            "at is in the future: set endDate with PATCH to end a subscription later",
-            code="future_instant",
         )
 
 
@@ -313,7 +309,9 @@ def terminate(
         customer_row_id = row.customer_id
         period = final_period(row, ended)
     invoice_ids: list[str] = []
-    if final_invoice and period is not None:
+    # A scheduled end (`at` after now) is billed by its period's bill run, up to `at`:
+    # its usage is not all in yet.
+    if final_invoice and period is not None and ended <= now:
         invoice_ids = runner.bill_subscription(tenant_id, domain, customer_row_id, period)
     notes: list[str] = []
     if credit_unused:
@@ -328,9 +326,11 @@ STATUSES = ("pending", "active", "terminated")
 
 def public_status(row: SubscriptionRow, now: datetime) -> str:
     """`pending` until the start (a scheduled plan change's successor, a future start),
-    then the stored status (`active` or `terminated`)."""
+    then the stored status (`active` or `terminated`; `active` until a scheduled end)."""
     if row.status == "active" and row.start_date > now:
         return "pending"
+    if row.status == "terminated" and row.terminated_at is not None and row.terminated_at > now:
+        return "active"  # a scheduled end, not reached yet
     return row.status
 
 

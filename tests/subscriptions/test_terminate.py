@@ -107,18 +107,27 @@ def test_terminate_without_credit_keeps_the_advance_fee(api: ApiClient) -> None:
     assert (ended["creditNoteIds"], ended["finalInvoiceIds"]) == ([], [])
 
 
-def test_terminate_instants_outside_the_current_period_are_refused(api: ApiClient) -> None:
+def test_terminate_before_the_current_period_is_refused_and_later_is_scheduled(
+    api: ApiClient,
+) -> None:
     plan(api, "pro", "31")
     sub = subscribe(api, "acme", "pro", "2026-09-01")
-    early = api.error("POST", f"/subscriptions/{sub}/terminate", 422, json={"at": "2026-09-29"})
+    url = f"/subscriptions/{sub}/terminate"
+    early = api.error("POST", url, 422, json={"at": "2026-09-29"})
     assert early["code"] == "before_current_period"
-    late = api.error(
-        "POST", f"/subscriptions/{sub}/terminate", 422, json={"at": "2026-10-20T00:00:00Z"}
-    )
-    assert late["code"] == "future_instant"
-    unknown = api.error("POST", f"/subscriptions/{sub}/terminate", 422, json={"when": "now"})
+    unknown = api.error("POST", url, 422, json={"when": "now"})
     assert unknown["code"] == "validation_error"
     assert api.ok("GET", f"/subscriptions/{sub}")["status"] == "active"
+    now = api.clock.now()
+    later = api.ok("POST", url, json={"at": "2026-10-20T00:00:00Z"})
+    # Scheduled: nothing billed now (its period's bill run bills up to the end), and
+    # active until then.
+    assert (later["status"], later["finalInvoiceIds"]) == ("active", [])
+    assert later["endDate"].startswith("2026-10-20")
+    assert api.error("POST", url, 409)["code"] == "conflict"
+    api.clock.set(datetime(2026, 10, 20, 0, 0, 1, tzinfo=UTC))
+    assert api.ok("GET", f"/subscriptions/{sub}")["status"] == "terminated"
+    assert now < api.clock.now()
 
 
 def test_another_tenants_subscription_is_not_found(
