@@ -56,13 +56,18 @@ LINE_FIELDS = (
 )  # fmt: skip
 
 
+# What a scenario may take besides the stack: the travelling clock.
+SCENARIO_PARAMETERS = (["stack"], ["stack", "travel_clock"])
+
+
 def scenarios() -> Iterator[tuple[str, Callable[..., None]]]:
-    """Every scenario function (a `test_*` taking only `stack`), by name."""
+    """Every scenario function (a `test_*` taking `stack`, and perhaps `travel_clock`),
+    by name."""
     for module in SCENARIO_MODULES:
         for name, fn in sorted(vars(module).items()):
             if not (name.startswith("test_") and inspect.isfunction(fn)):
                 continue
-            if list(inspect.signature(fn).parameters) == ["stack"]:
+            if list(inspect.signature(fn).parameters) in SCENARIO_PARAMETERS:
                 yield name, fn
 
 
@@ -106,15 +111,18 @@ def tenant_invoices(client: Any) -> list[dict[str, Any]]:
     )
 
 
-def test_every_scenario_invoice_matches_the_snapshot(stack):
+def test_every_scenario_invoice_matches_the_snapshot(stack, travel_clock):
     found: dict[str, Any] = {}
     failures: dict[str, str] = {}
     for name, scenario in scenarios():
         recording = RecordingStack(stack)
+        wants_clock = "travel_clock" in inspect.signature(scenario).parameters
         try:
-            scenario(recording)
+            scenario(recording, travel_clock) if wants_clock else scenario(recording)
         except AssertionError as exc:  # keep going: the snapshot diff tells more
             failures[name] = str(exc).splitlines()[0] if str(exc) else "AssertionError"
+        finally:
+            travel_clock.reset()
         found[name] = [inv for client in recording.tenants for inv in tenant_invoices(client)]
     assert len(found) >= 35, sorted(found)
     text = json.dumps(found, indent=1, sort_keys=True, ensure_ascii=False) + "\n"
