@@ -176,11 +176,8 @@ def credit_unused_advance_fees(
     return ids
 
 
-def start_next_subscription(
-    session: Session, tenant_id: str, old: SubscriptionRow, plan_code: str, start: datetime
-) -> SubscriptionRow:
-    """The subscription to `plan_code` that follows `old` from `start` (no overrides:
-    they belonged to the old plan's charges), linked both ways."""
+def _target_plan(session: Session, tenant_id: str, old: SubscriptionRow, plan_code: str) -> PlanRow:
+    """The plan `old` may change to: known, another one, live, in the same currency."""
     try:
         plan = get_plan(session, tenant_id, plan_code)
     except NotFound as exc:
@@ -197,6 +194,15 @@ def start_next_subscription(
             f"{old.plan.currency}",
             code="currency_mismatch",
         )
+    return plan
+
+
+def start_next_subscription(
+    session: Session, tenant_id: str, old: SubscriptionRow, plan_code: str, start: datetime
+) -> SubscriptionRow:
+    """The subscription to `plan_code` that follows `old` from `start` (no overrides:
+    they belonged to the old plan's charges), linked both ways."""
+    plan = _target_plan(session, tenant_id, old, plan_code)
     row = SubscriptionRow(
         id=new_id("sub"),
         tenant_id=tenant_id,
@@ -247,22 +253,7 @@ def check_change(session: Session, tenant_id: str, subscription_id: str, plan_co
             f"subscription {subscription_id!r} already has a plan change",
             code="plan_change_pending",
         )
-    try:
-        plan = get_plan(session, tenant_id, plan_code)
-    except NotFound as exc:
-        raise ValidationFailed(exc.message) from None
-    if plan.id == old.plan_id:
-        raise ValidationFailed(f"the subscription is already on plan {plan_code!r}")
-    if plan.archived_at is not None:
-        raise Conflict(
-            f"plan {plan.code!r} is archived: it takes no new subscriptions", code="plan_archived"
-        )
-    if plan.currency != old.plan.currency:
-        raise ValidationFailed(
-            f"plan {plan.code!r} bills in {plan.currency} but the subscription bills in "
-            f"{old.plan.currency}",
-            code="currency_mismatch",
-        )
+    _target_plan(session, tenant_id, old, plan_code)
 
 
 @dataclass(frozen=True)

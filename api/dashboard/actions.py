@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from urllib.parse import quote
 
 from fastapi import APIRouter, Request
@@ -117,36 +118,34 @@ def _back(fields: dict[str, str], **query: str) -> RedirectResponse:
 async def finalize(
     invoice_id: str, request: Request, runtime: RuntimeDep, operator: Operator
 ) -> Response:
-    fields = await checked_form(request, operator)
-    try:
-        await asyncio.to_thread(
-            billing.finalize_invoice,
-            invoice_id,
-            runtime,
-            operator.tenant_id,
-            record=_recorder(runtime, operator),
-        )
-    except DomainError as exc:
-        return _back(fields, error=exc.code)
-    return _back(fields, notice="finalized")
+    return await _act(billing.finalize_invoice, "finalized", invoice_id, request, runtime, operator)
 
 
 @router.post("/invoices/{invoice_id}/void")
 async def void(
     invoice_id: str, request: Request, runtime: RuntimeDep, operator: Operator
 ) -> Response:
+    return await _act(billing.void_invoice, "voided", invoice_id, request, runtime, operator)
+
+
+async def _act(
+    action: Callable[..., object],
+    done: str,
+    invoice_id: str,
+    request: Request,
+    runtime: RuntimeDep,
+    operator: OperatorSession,
+) -> Response:
+    """An invoice action of the API's own, after the form's CSRF check; back to the
+    invoices page with a notice, or the error's code."""
     fields = await checked_form(request, operator)
     try:
         await asyncio.to_thread(
-            billing.void_invoice,
-            invoice_id,
-            runtime,
-            operator.tenant_id,
-            record=_recorder(runtime, operator),
+            action, invoice_id, runtime, operator.tenant_id, record=_recorder(runtime, operator)
         )
     except DomainError as exc:
         return _back(fields, error=exc.code)
-    return _back(fields, notice="voided")
+    return _back(fields, notice=done)
 
 
 @router.get("/invoices/{invoice_id}/pdf")
