@@ -3,9 +3,10 @@ tenant only; `from` and `to` are months, both included."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query
 
 from api.deps import RuntimeDep, SessionDep, TenantDep
 from api.schemas.analytics import (
@@ -47,60 +48,48 @@ def _window(runtime: RuntimeDep, start: str | None, end: str | None) -> analytic
     return analytics.window(first, last, runtime.clock.now())
 
 
-@router.get("/analytics/mrr", summary="MRR at each month's end, with its movements")
-def mrr(
+@dataclass(frozen=True)
+class Asked:
+    """The query of a monthly figure: whose (tenant, currency, customer) and which months."""
+
+    scope: analytics.Scope
+    window: analytics.Window
+
+
+def _asked(
     runtime: RuntimeDep,
-    session: SessionDep,
     tenant: TenantDep,
     currency: Currency = None,
     start: From = None,
     end: To = None,
     customer_id: Customer = None,
-) -> MrrMonths:
-    scope, win = _scope(tenant, currency, customer_id), _window(runtime, start, end)
-    return MrrMonths(data=[MrrMonth.of(f) for f in analytics.mrr(session, scope, win)])
+) -> Asked:
+    return Asked(_scope(tenant, currency, customer_id), _window(runtime, start, end))
+
+
+AskedDep = Annotated[Asked, Depends(_asked)]
+
+
+@router.get("/analytics/mrr", summary="MRR at each month's end, with its movements")
+def mrr(session: SessionDep, asked: AskedDep) -> MrrMonths:
+    return MrrMonths(
+        data=[MrrMonth.of(f) for f in analytics.mrr(session, asked.scope, asked.window)]
+    )
 
 
 @router.get("/analytics/gross-revenue", summary="Invoiced per month, less credit notes")
-def gross_revenue(
-    runtime: RuntimeDep,
-    session: SessionDep,
-    tenant: TenantDep,
-    currency: Currency = None,
-    start: From = None,
-    end: To = None,
-    customer_id: Customer = None,
-) -> MonthAmounts:
-    scope, win = _scope(tenant, currency, customer_id), _window(runtime, start, end)
-    return MonthAmounts.of(analytics.gross_revenue(session, scope, win))
+def gross_revenue(session: SessionDep, asked: AskedDep) -> MonthAmounts:
+    return MonthAmounts.of(analytics.gross_revenue(session, asked.scope, asked.window))
 
 
 @router.get("/analytics/invoice-collections", summary="Payments received per month")
-def invoice_collections(
-    runtime: RuntimeDep,
-    session: SessionDep,
-    tenant: TenantDep,
-    currency: Currency = None,
-    start: From = None,
-    end: To = None,
-    customer_id: Customer = None,
-) -> MonthAmounts:
-    scope, win = _scope(tenant, currency, customer_id), _window(runtime, start, end)
-    return MonthAmounts.of(analytics.invoice_collections(session, scope, win))
+def invoice_collections(session: SessionDep, asked: AskedDep) -> MonthAmounts:
+    return MonthAmounts.of(analytics.invoice_collections(session, asked.scope, asked.window))
 
 
 @router.get("/analytics/invoiced-usage", summary="Usage fees invoiced per month and metric")
-def invoiced_usage(
-    runtime: RuntimeDep,
-    session: SessionDep,
-    tenant: TenantDep,
-    currency: Currency = None,
-    start: From = None,
-    end: To = None,
-    customer_id: Customer = None,
-) -> UsageAmounts:
-    scope, win = _scope(tenant, currency, customer_id), _window(runtime, start, end)
-    figures = analytics.invoiced_usage(session, scope, win)
+def invoiced_usage(session: SessionDep, asked: AskedDep) -> UsageAmounts:
+    figures = analytics.invoiced_usage(session, asked.scope, asked.window)
     return UsageAmounts(data=[UsageAmount.of(f) for f in figures])
 
 
