@@ -21,6 +21,7 @@ from invoicing.billing.selection import BillingItem
 from invoicing.billing.usage import UsageSource
 from invoicing.billing.writer import replace_lines
 from invoicing.catalog import metrics_by_code, subscription_domain
+from invoicing.custom_sections import copy_onto
 from invoicing.models import InvoiceRow, SubscriptionRow
 from invoicing.tax.service import TaxService
 from invoicing.taxes import tax_rates
@@ -71,4 +72,5 @@ def refresh_invoice(
     apply_effects(session, tenant_id, [Settled(invoice.id, subscription.id, result)], clock.now())
     # Fee adjustments win over the new rating (invoicing/adjustments.py).
     reapply_adjustments(session, tenant_id, invoice)
+    copy_onto(session, invoice)  # the sections as they are now
     return invoice

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from core.errors import Conflict, NotFound, ValidationFailed
 from invoicing import events
+from invoicing.custom_sections import copy_onto
 from invoicing.models import CustomerRow, InvoiceRow, InvoiceSequence, PaymentRow, new_id
 from invoicing.pages import Page, keyset_page
 from invoicing.specs import TaxOverrideSpec
@@ -145,6 +146,8 @@ def finalize(
             code="illegal_transition",
             details={"status": invoice.status, "target": "OPEN"},
         )
+    # The custom sections as they are now: this copy is the one the invoice keeps.
+    copy_onto(session, invoice)
     invoice.status = "OPEN"
     invoice.number = next_number(session, tenant_id)
     invoice.issued_at = now
@@ -456,6 +459,7 @@ def regenerate(session: Session, tenant_id: str, invoice_id: str, now: datetime)
     ]
     recompute_totals(invoice)
     session.add(invoice)
+    copy_onto(session, invoice)
     session.flush()
     events.record(
         session, tenant_id, "invoice.created", invoice.id, events.invoice_data(invoice), now

@@ -128,6 +128,13 @@ class CustomerRow(Base):
     # Soft delete: hidden from the API, its invoices and history kept; its externalId
     # stays taken (docs/coupons-taxes-customers.md).
     deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    # Invoice custom sections (docs/invoice-custom-sections.md): the codes of the
+    # customer's own list, in print order (None or empty: the tenant's appliesToAll
+    # sections), and whether its invoices carry none at all (None: false).
+    invoice_custom_section_codes: Mapped[list[Any] | None] = mapped_column(JSON, nullable=True)
+    skip_invoice_custom_sections: Mapped[bool | None] = mapped_column(
+        Boolean, default=False, nullable=True
+    )
 
 
 class SubscriptionRow(Base):
@@ -248,6 +255,12 @@ class InvoiceRow(Base):
     customer: Mapped[CustomerRow] = relationship(lazy="joined")
     lines: Mapped[list[InvoiceLineRow]] = relationship(
         order_by="InvoiceLineRow.position", cascade="all, delete-orphan", lazy="selectin"
+    )
+    # Its copy of the custom sections: refreshed while DRAFT, frozen at finalize.
+    custom_sections: Mapped[list[InvoiceSectionCopyRow]] = relationship(
+        order_by="InvoiceSectionCopyRow.position",
+        cascade="all, delete-orphan",
+        lazy="selectin",
     )
 
 
@@ -1059,3 +1072,37 @@ class EntitlementRow(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
     feature: Mapped[FeatureRow] = relationship(lazy="joined")
+
+
+class InvoiceCustomSectionRow(Base):
+    """A reusable text block printed on invoices (docs/invoice-custom-sections.md).
+    Soft-deleted: its code stays taken, issued invoices keep their copies."""
+
+    __tablename__ = "invoice_custom_sections"
+    __table_args__ = (UniqueConstraint("tenant_id", "code"),)
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), index=True)
+    code: Mapped[str] = mapped_column(String(100))
+    name: Mapped[str] = mapped_column(String(200))
+    display_name: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    description: Mapped[str | None] = mapped_column(Text, nullable=True)
+    details: Mapped[str] = mapped_column(Text)
+    applies_to_all: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class InvoiceSectionCopyRow(Base):
+    """An invoice's copy of one custom section as printed: what the section said when
+    the invoice was last refreshed as a DRAFT, or finalized."""
+
+    __tablename__ = "invoice_section_copies"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    invoice_id: Mapped[str] = mapped_column(ForeignKey("invoices.id"), index=True)
+    position: Mapped[int] = mapped_column(Integer)
+    code: Mapped[str] = mapped_column(String(100))
+    display_name: Mapped[str] = mapped_column(String(200))
+    details: Mapped[str] = mapped_column(Text)

@@ -32,6 +32,7 @@ from core.errors import NotFound, ValidationFailed
 from invoicing import events
 from invoicing.addons import MAX_AMOUNT, add_on_taxes, get_add_on, unit_price
 from invoicing.catalog import currency_code, get_customer
+from invoicing.custom_sections import copy_onto
 from invoicing.models import CustomerRow, InvoiceLineRow, InvoiceRow, new_id
 from invoicing.tax.base import TaxableLine, TaxQuote, TaxRequest
 from invoicing.tax.local import LocalRatesProvider
@@ -247,6 +248,7 @@ def create_one_off(
     invoice.total = result.total
     invoice.amount_due = result.amount_due
     session.add(invoice)
+    copy_onto(session, invoice)
     session.flush()
     events.record(
         session, tenant_id, "invoice.created", invoice.id, events.invoice_data(invoice), now

@@ -36,6 +36,7 @@ from invoicing.billing.contexts import (
     load_rollover,
 )
 from invoicing.billing.writer import INVOICE_LINES, bulk_insert, line_rows
+from invoicing.custom_sections import copy_onto
 from invoicing.invoices import finalize, get_invoice
 from invoicing.models import (
     CustomerRow,
@@ -297,6 +298,7 @@ class ProgressiveWatch:
         bulk_insert(session, INVOICE_LINES, line_rows(invoice_id, rated, None))
         invoice = get_invoice(session, tenant_id, invoice_id)
         session.refresh(invoice)
+        copy_onto(session, invoice)
         data = domain_events.invoice_data(invoice)
         domain_events.record(session, tenant_id, "invoice.created", invoice_id, data, now)
         finalize(session, tenant_id, invoice_id, self._due_days, now)  # invoice.finalized

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from core.errors import Conflict, NotFound, ValidationFailed
 from invoicing import events
 from invoicing.catalog import get_customer, non_negative
+from invoicing.custom_sections import copy_onto
 from invoicing.models import (
     CustomerRow,
     InvoiceLineRow,
@@ -286,6 +287,7 @@ def _credit_invoice(
         )
     )
     session.add(invoice)
+    copy_onto(session, invoice)
     session.flush()
     return invoice
 

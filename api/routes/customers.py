@@ -17,7 +17,7 @@ from api.schemas.customers import (
     SubscriptionPublic,
 )
 from api.schemas.usage import QuotaPublic, UsageFrom, UsagePublic, UsageTo
-from invoicing import catalog, customers, subscriptions
+from invoicing import catalog, custom_sections, customers, subscriptions
 from invoicing.quotas import quota_state
 from invoicing.usage import customer_usage, projected_usage
 
@@ -32,6 +32,13 @@ def create_customer(
     row = catalog.create_customer(session, tenant, body.to_spec())
     if body.metadata is not None:
         customers.set_metadata(row, body.metadata)
+    custom_sections.set_customer_sections(
+        session,
+        tenant,
+        row,
+        codes=body.invoice_custom_section_codes,
+        skip=body.skip_invoice_custom_sections,
+    )
     record(session, "customer.created", "customer", row.external_id, sent(body))
     return CustomerPublic.from_row(row)
 
@@ -82,6 +89,13 @@ def update_customer(
     row = catalog.update_customer(session, tenant, external_id, body.to_spec())
     if body.metadata is not None:
         customers.merge_metadata(row, body.metadata)
+    custom_sections.set_customer_sections(
+        session,
+        tenant,
+        row,
+        codes=body.invoice_custom_section_codes,
+        skip=body.skip_invoice_custom_sections,
+    )
     record(session, "customer.updated", "customer", external_id, sent(body))
     return CustomerPublic.from_row(row)
 

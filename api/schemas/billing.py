@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from pydantic import BeforeValidator, Field
 
 from api.schemas.common import Body, Public
+from api.schemas.custom_sections import SectionCopyPublic
 from api.schemas.money import (
     Decimal_,
     StartInstant,
@@ -133,6 +134,10 @@ class InvoicePublic(Public):
     regenerated_from: str | None = Field(
         default=None, description="the VOID invoice this one was regenerated from"
     )
+    custom_sections: list[SectionCopyPublic] = Field(
+        default_factory=list,
+        description="The invoice's copy of its custom sections (frozen at finalize)",
+    )
 
     @classmethod
     def from_row(cls, row: InvoiceRow) -> InvoicePublic:
@@ -160,6 +165,7 @@ class InvoicePublic(Public):
             created_at=row.created_at,
             regenerated_from=row.regenerated_from,
             lines=[InvoiceLinePublic.from_row(line, cur) for line in row.lines],
+            custom_sections=[SectionCopyPublic.from_row(s) for s in row.custom_sections],
         )
 
 

@@ -9,6 +9,7 @@ from pydantic import ConfigDict, Field
 
 from api.schemas.common import Body, Public
 from api.schemas.money import EndInstant, StartInstant, Timestamp
+from invoicing.custom_sections import customer_codes
 from invoicing.models import CustomerRow, SubscriptionRow
 from invoicing.specs import CustomerPatch, CustomerSpec, PostalAddressSpec, SubscriptionSpec
 from invoicing.subscriptions import public_status
@@ -38,6 +39,14 @@ class CustomerCreate(Body):
     tax_id: str | None = Field(default=None, max_length=100, description="VAT or GST number")
     metadata: dict[str, str] | None = Field(
         default=None, description="Your key/value texts: 50 keys, 40 and 500 characters"
+    )
+    invoice_custom_section_codes: list[str] | None = Field(
+        default=None,
+        description="The customer's own invoice custom sections, in print order "
+        "(absent or empty: the tenant's appliesToAll sections)",
+    )
+    skip_invoice_custom_sections: bool | None = Field(
+        default=None, description="true: the customer's invoices carry no custom sections"
     )
 
     # API.md: a field the contract does not know is a 422, never silently dropped.
@@ -86,6 +95,10 @@ class CustomerUpdate(Body):
     metadata: dict[str, str | None] | None = Field(
         default=None, description="Keys sent are set, a key sent as null is removed"
     )
+    invoice_custom_section_codes: list[str] | None = Field(
+        default=None, description="Replaces the customer's own list ([]: none of its own)"
+    )
+    skip_invoice_custom_sections: bool | None = None
 
     model_config = ConfigDict(extra="forbid")
 
@@ -138,6 +151,8 @@ class CustomerPublic(Public):
     postal_code: str | None
     tax_id: str | None
     metadata: dict[str, str]
+    invoice_custom_section_codes: list[str] = Field(default_factory=list)
+    skip_invoice_custom_sections: bool = False
 
     @classmethod
     def from_row(cls, row: CustomerRow) -> CustomerPublic:
@@ -162,6 +177,8 @@ class CustomerPublic(Public):
             postal_code=row.postal_code,
             tax_id=row.tax_id,
             metadata=dict(row.meta or {}),
+            invoice_custom_section_codes=customer_codes(row),
+            skip_invoice_custom_sections=bool(row.skip_invoice_custom_sections),
         )
 
 

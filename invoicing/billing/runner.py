@@ -31,7 +31,8 @@ from invoicing.billing.loading import invoiced_keys, subscription_pages
 from invoicing.billing.runs import MAX_FAILURES, failure, load_run, start_run, update_run
 from invoicing.billing.selection import BillingItem, items_to_bill
 from invoicing.billing.usage import UsageSource
-from invoicing.billing.writer import insert_invoices, invoice_row, line_rows
+from invoicing.billing.writer import bulk_insert, insert_invoices, invoice_row, line_rows
+from invoicing.custom_sections import SECTION_COPIES, copy_tuples, invoice_copies
 from invoicing.models import BillRunRow
 from invoicing.tax.service import TaxService
 from invoicing.taxes import tax_rates
@@ -256,5 +257,14 @@ class BillRunner:
             if result.coupon_uses or result.wallet_debits or result.rollover_out:
                 settled.append(Settled(invoice_id, item.subscription.id, result))
         with self._sessions() as session, session.begin():
+            # Each invoice's copy of its customer's custom sections, read in the same
+            # transaction (docs/invoice-custom-sections.md).
+            copies = invoice_copies(session, tenant_id, {item.customer_row_id for item, _ in rated})
+            sections = [
+                row
+                for invoice_id, (item, _) in zip(ids, rated, strict=True)
+                for row in copy_tuples(invoice_id, copies[item.customer_row_id])
+            ]
             insert_invoices(session, invoices, lines)
+            bulk_insert(session, SECTION_COPIES, sections)
             apply_effects(session, tenant_id, settled, now)

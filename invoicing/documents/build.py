@@ -17,6 +17,7 @@ from invoicing.billing_entities import find_billing_entity
 from invoicing.documents.model import (
     Document,
     DocumentLine,
+    DocumentSection,
     Party,
     PaymentInstructions,
     Period,
@@ -77,6 +78,9 @@ def build_invoice_document(
         ),
         payment=PaymentInstructions(iban=iban, terms=payment_terms(issue, due)),
         notes=_notes(invoice),
+        sections=tuple(
+            DocumentSection(heading=s.display_name, text=s.details) for s in invoice.custom_sections
+        ),
     )
 
 

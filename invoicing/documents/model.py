@@ -111,6 +111,15 @@ class PaymentInstructions:
 
 
 @dataclass(frozen=True)
+class DocumentSection:
+    """An invoice custom section as printed: a heading and its text (which may hold
+    line breaks)."""
+
+    heading: str
+    text: str
+
+
+@dataclass(frozen=True)
 class DocumentReference:
     """The invoice a credit note corrects."""
 
@@ -134,6 +143,7 @@ class Document:
     payment: PaymentInstructions = PaymentInstructions()
     notes: tuple[str, ...] = ()
     refers_to: DocumentReference | None = None  # credit notes: the invoice corrected
+    sections: tuple[DocumentSection, ...] = ()  # invoices: their custom sections' copy
 
     @property
     def title(self) -> str:

@@ -203,6 +203,7 @@ def _story(document: Document, styles: Styles) -> list[Flowable]:
     story.append(Spacer(1, 6 * mm))
     story.append(KeepTogether([_summary(document, styles)]))
     story += _payment(document, styles)
+    story += _sections(document, styles)
     return story
 
 
@@ -344,6 +345,22 @@ def _summary(document: Document, styles: Styles) -> Table:
     summary.setStyle(_plain_cells())
     summary.hAlign = "LEFT"
     return summary
+
+
+def _sections(document: Document, styles: Styles) -> list[Flowable]:
+    """The invoice's custom sections: each heading kept with the start of its text,
+    the text wrapped and, when long, carried on to the next page paragraph by
+    paragraph (a paragraph itself splits between its lines)."""
+    block: list[Flowable] = []
+    for section in document.sections:
+        heading = _p(section.heading, styles.section_heading)
+        heading.keepWithNext = True
+        block += [Spacer(1, 6 * mm), heading]
+        for paragraph in section.text.replace("\r\n", "\n").split("\n\n"):
+            if paragraph.strip():
+                lines = (escape(line) for line in paragraph.strip("\n").split("\n"))
+                block.append(Paragraph("<br/>".join(lines), styles.section_text))
+    return block
 
 
 def _payment(document: Document, styles: Styles) -> list[Flowable]:

@@ -66,6 +66,8 @@ class Styles:
     heading: ParagraphStyle
     due_label: ParagraphStyle
     due_value: ParagraphStyle
+    section_heading: ParagraphStyle
+    section_text: ParagraphStyle
 
 
 @cache
@@ -85,6 +87,8 @@ def paragraph_styles() -> Styles:
         heading=style("heading", 9, fontName=BOLD, alignment=TA_LEFT),
         due_label=style("due_label", 11, fontName=BOLD),
         due_value=style("due_value", 11, fontName=BOLD, alignment=TA_RIGHT),
+        section_heading=style("section_heading", 9.5, fontName=BOLD, spaceAfter=1.5 * mm),
+        section_text=style("section_text", 8.5, 1.35, spaceAfter=2 * mm, splitLongWords=1),
     )
 
 

@@ -59,6 +59,9 @@ def render_ubl(document: Document) -> bytes:
     )
     for note in document.notes:
         writer.text(root, "Note", note)
+    # The custom sections are free text of the invoice (EN 16931 BT-22), one note each.
+    for section in document.sections:
+        writer.text(root, "Note", f"{section.heading}: {section.text}")
     writer.text(root, "DocumentCurrencyCode", document.currency)
     if document.buyer.customer_id:
         writer.text(root, "BuyerReference", document.buyer.customer_id)
