@@ -116,6 +116,11 @@ class CustomerRow(Base):
     # customer's id there (a Stripe `cus_…`); None: payments are recorded by hand.
     payment_provider: Mapped[str | None] = mapped_column(String(20), nullable=True)
     payment_provider_customer_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    # The method the customer saved on a checkout page (invoicing/payments/checkout.py),
+    # as the provider that reported it names it: later charges at that provider use it.
+    payment_method_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    payment_method_provider: Mapped[str | None] = mapped_column(String(20), nullable=True)
+    payment_method_saved_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     # The buyer's postal address and tax id, as the invoice documents show them.
     address_line1: Mapped[str | None] = mapped_column(String(300), nullable=True)
@@ -648,7 +653,7 @@ class PaymentNotificationRow(Base):
     provider_id: Mapped[str] = mapped_column(String(40))
     provider: Mapped[str] = mapped_column(String(20))
     event_id: Mapped[str] = mapped_column(String(255))
-    kind: Mapped[str] = mapped_column(String(10))  # charge | refund
+    kind: Mapped[str] = mapped_column(String(10))  # charge | refund | method
     reference: Mapped[str] = mapped_column(String(255))
     succeeded: Mapped[bool] = mapped_column(Boolean)
     final: Mapped[bool] = mapped_column(Boolean)

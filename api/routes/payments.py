@@ -10,6 +10,8 @@ from api.activity import ActivityDep, sent
 from api.deps import RuntimeDep, SessionDep, TenantDep
 from api.schemas.common import Page
 from api.schemas.payments import (
+    CheckoutUrlIn,
+    CheckoutUrlPublic,
     DunningPolicyIn,
     DunningPolicyPublic,
     DunningStepList,
@@ -26,7 +28,7 @@ from api.schemas.payments import (
 )
 from invoicing import dunning, invoices
 from invoicing.pages import whole
-from invoicing.payments import links, notifications, providers
+from invoicing.payments import checkout, links, notifications, providers
 
 router = APIRouter(tags=["payments"])
 
@@ -178,6 +180,36 @@ async def payment_url(
     if not issued.created:
         response.status_code = 200
     return PaymentUrlPublic.from_row(issued.attempt)
+
+
+@router.post(
+    "/customers/{external_id}/checkout-url",
+    status_code=201,
+    summary="A page at the customer's payment provider to save a payment method",
+    description="Each call makes a new page; the provider's notification that the method "
+    "was saved stores it on the customer (paymentMethod), and later charges use it.",
+    responses={502: {"description": "the provider refused to make the page"}},
+)
+async def checkout_url(
+    external_id: str, runtime: RuntimeDep, tenant: TenantDep, body: CheckoutUrlIn | None = None
+) -> CheckoutUrlPublic:
+    wanted = body or CheckoutUrlIn()
+    issued = await asyncio.to_thread(
+        checkout.checkout_url,
+        runtime.sessions,
+        tenant,
+        external_id,
+        runtime.clock.now(),
+        providers.gateways(runtime.settings.secrets),
+        success_url=wanted.success_url,
+        cancel_url=wanted.cancel_url,
+    )
+    return CheckoutUrlPublic(
+        customer_id=issued.customer_external_id,
+        provider=issued.provider,
+        url=issued.link.url,
+        expires_at=issued.link.expires_at,
+    )
 
 
 # -- dunning ---------------------------------------------------------------------------

@@ -130,6 +130,12 @@ def _address(body: CustomerCreate | CustomerUpdate) -> PostalAddressSpec:
     )
 
 
+class SavedPaymentMethodPublic(Public):
+    id: str = Field(description="the provider's id: a Stripe pm_…, a GoCardless mandate, …")
+    provider: str = Field(description="charges at this provider use it")
+    saved_at: Timestamp | None
+
+
 class CustomerPublic(Public):
     id: str
     external_id: str
@@ -144,6 +150,9 @@ class CustomerPublic(Public):
     net_payment_term_days: int | None
     payment_provider: str | None
     payment_provider_customer_id: str | None
+    payment_method: SavedPaymentMethodPublic | None = Field(
+        description="saved on a checkout page (POST /customers/{externalId}/checkout-url)"
+    )
     created_at: Timestamp
     address_line1: str | None
     address_line2: str | None
@@ -170,6 +179,13 @@ class CustomerPublic(Public):
             net_payment_term_days=row.net_payment_term_days,
             payment_provider=row.payment_provider,
             payment_provider_customer_id=row.payment_provider_customer_id,
+            payment_method=SavedPaymentMethodPublic(
+                id=row.payment_method_id,
+                provider=row.payment_method_provider,
+                saved_at=row.payment_method_saved_at,
+            )
+            if row.payment_method_id and row.payment_method_provider
+            else None,
             created_at=row.created_at,
             address_line1=row.address_line1,
             address_line2=row.address_line2,

@@ -156,6 +156,25 @@ class PaymentUrlPublic(Public):
         )
 
 
+class CheckoutUrlIn(Body):
+    success_url: str | None = Field(
+        default=None,
+        pattern=r"^https?://",
+        max_length=2000,
+        description="where the customer lands once the method is saved (Stripe needs it)",
+    )
+    cancel_url: str | None = Field(
+        default=None, pattern=r"^https?://", max_length=2000, description="on giving up"
+    )
+
+
+class CheckoutUrlPublic(Public):
+    customer_id: str = Field(description="the customer's externalId")
+    provider: str
+    url: str = Field(description="the provider's page where the customer saves a method")
+    expires_at: Timestamp | None
+
+
 class WebhookReceipt(Public):
     received: int = Field(description="results the post carried")
     applied: int = Field(description="results that changed an invoice, attempt or refund")

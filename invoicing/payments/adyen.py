@@ -28,6 +28,13 @@ A Pay by Link page is created with our link key as `reference` and as Idempotenc
 status: active}`. The payment made on it is notified as an AUTHORISATION whose
 `merchantReference` is that reference (and `additionalData.paymentLinkId` the link).
 
+A checkout page (a customer saves a card, pays nothing) is a Pay by Link page of amount
+0 (a zero-value authorisation) with `storePaymentMethodMode: enabled`,
+`recurringProcessingModel: UnscheduledCardOnFile` and the customer's shopperReference
+(ours, `cus_…`, when the customer has no Adyen id yet; it becomes its id). The card
+stored is told by a RECURRING_CONTRACT notification; the zero-value AUTHORISATION that
+comes with it pays no invoice.
+
 Notifications (`verify_webhook`) are a batch, `{"live", "notificationItems":
 [{"NotificationRequestItem": {…}}]}`; each item carries its own HMAC in
 `additionalData.hmacSignature` over `pspReference:originalReference:
@@ -42,6 +49,8 @@ signs no delivery time: a replay is caught by the event id
     CAPTURE                       charge `originalReference`, succeeded = success
     CAPTURE_FAILED, CANCELLATION, TECHNICAL_CANCEL, OFFER_CLOSED (success=true)
                                   charge failed for good (its original payment)
+    RECURRING_CONTRACT (success=true)  a card stored: `pspReference` is its
+                                  storedPaymentMethodId, `merchantReference` our key
     REFUND                        refund `pspReference` (as refund() returned it)
     REFUND_FAILED, REFUNDED_REVERSED  that refund failed
     anything else (chargebacks, reports, …)   no result
@@ -66,6 +75,8 @@ from core.errors import InvalidInput, UpstreamFailed
 from invoicing.payments import http
 from invoicing.payments.base import (
     ChargeRequest,
+    CheckoutLink,
+    CheckoutRequest,
     LinkRequest,
     Outcome,
     PaymentLink,
@@ -141,6 +152,8 @@ class AdyenGateway:
         shopper, _, stored = request.customer_reference.rpartition("/")
         if not shopper:  # no "/": the whole reference is the shopper's
             shopper, stored = stored, self._config.stored_payment_method_id or ""
+        if request.payment_method:  # saved on a checkout page: the latest the shopper chose
+            stored = request.payment_method
         if not stored:
             return Outcome(False, error="no stored Adyen payment method for the shopper")
         body = {
@@ -208,8 +221,8 @@ class AdyenGateway:
         return_url = request.success_url or request.cancel_url  # Adyen has one return URL
         if return_url:
             body["returnUrl"] = return_url
-        if request.customer_reference:
-            shopper = request.customer_reference.rpartition("/")[0] or request.customer_reference
+        shopper = _shopper(request.customer_reference)
+        if shopper:
             body["shopperReference"] = shopper
         if request.customer_email:
             body["shopperEmail"] = request.customer_email
@@ -223,6 +236,51 @@ class AdyenGateway:
             )
         expires = _parse_time(reply.body.get("expiresAt")) or request.expires_at
         return PaymentLink(url=url, reference=link_id, expires_at=expires)
+
+    def checkout(self, request: CheckoutRequest) -> CheckoutLink:
+        """A Pay by Link page for a zero-value authorisation that stores the card for the
+        shopper (`storePaymentMethodMode: enabled`), for card-on-file charges later."""
+        shopper = _shopper(request.customer_reference) or request.customer_id
+        body: dict[str, Any] = {
+            "merchantAccount": self._config.merchant_account,
+            "amount": {"value": 0, "currency": request.currency.upper()},
+            "reference": request.idempotency_key,
+            "description": "Save a payment method",
+            "expiresAt": _iso(request.expires_at),
+            "shopperReference": shopper,
+            "storePaymentMethodMode": "enabled",
+            "recurringProcessingModel": "UnscheduledCardOnFile",
+            "metadata": {
+                "meterlineCustomerId": request.customer_id,
+                "meterlineTenantId": request.tenant_id,
+            },
+        }
+        return_url = request.success_url or request.cancel_url
+        if return_url:
+            body["returnUrl"] = return_url
+        if request.customer_email:
+            body["shopperEmail"] = request.customer_email
+        reply = self._http.post(
+            f"/{API_VERSION}/paymentLinks", json=body, idempotency_key=_key(request.idempotency_key)
+        )
+        url, link_id = reply.body.get("url"), reply.body.get("id")
+        if not reply.ok or not isinstance(url, str) or not isinstance(link_id, str):
+            raise UpstreamFailed(
+                f"Adyen refused the payment link: {_error(reply)}", code="checkout_refused"
+            )
+        return CheckoutLink(
+            url=url,
+            reference=link_id,
+            expires_at=_parse_time(reply.body.get("expiresAt")) or request.expires_at,
+            customer_reference=shopper,
+        )
+
+
+def _shopper(reference: str | None) -> str | None:
+    """The shopperReference in a customer's Adyen id (`<shopper>/<stored id>` or `<shopper>`)."""
+    if not reference:
+        return None
+    return reference.rpartition("/")[0] or reference
 
 
 # -- notifications ------------------------------------------------------------------------
@@ -334,6 +392,10 @@ def _result(item: Mapping[str, Any]) -> WebhookResult | None:
         return WebhookResult(original, success, event_id, ours=ours)
     if code in _CHARGE_ENDED and success:
         return WebhookResult(original, False, event_id, ours=ours)
+    if code == "RECURRING_CONTRACT" and success:
+        # The stored card: this item's pspReference IS its storedPaymentMethodId
+        # (recurringDetailReference), a signed field, unlike additionalData's copy.
+        return WebhookResult(own, True, event_id, kind="method", ours=ours, method=own)
     if code == "REFUND":
         return WebhookResult(own, success, event_id, kind="refund", ours=ours)
     if code in _REFUND_FAILED and success:

@@ -9,8 +9,9 @@ tell (`PaymentUnavailable` after the adapter's own retries: the attempt failed a
 dunning tries again later, under a new idempotency key).
 
 Besides charging, a gateway makes a hosted payment page for an invoice
-(`payment_link`), and each adapter module reads the provider's signed notifications
-(`verify_webhook(config, headers, body, now) -> list[WebhookResult]`).
+(`payment_link`), some make a page where a customer saves a payment method
+(`SavesPaymentMethods.checkout`), and each adapter module reads the provider's signed
+notifications (`verify_webhook(config, headers, body, now) -> list[WebhookResult]`).
 """
 
 from __future__ import annotations
@@ -44,6 +45,10 @@ class ChargeRequest:
     currency: str
     idempotency_key: str
     customer_email: str | None = None  # the few providers that want it (Flutterwave)
+    # The method the customer saved through a checkout page (invoicing/payments/
+    # checkout.py): a Stripe pm_…, a GoCardless mandate MD…, an Adyen stored payment
+    # method id. None: the adapter finds one from `customer_reference`, as before.
+    payment_method: str | None = None
 
 
 @dataclass(frozen=True)
@@ -85,6 +90,47 @@ class PaymentLink:
 
 
 @dataclass(frozen=True)
+class CheckoutRequest:
+    """A hosted page at the provider where a customer saves a payment method for later
+    charges, paying nothing (`POST /customers/{externalId}/checkout-url`)."""
+
+    tenant_id: str
+    customer_id: str  # ours (cus_…), echoed back in the provider's metadata or reference
+    customer_external_id: str
+    currency: str  # the customer's: what the saved method will be charged in
+    # Ours, unique per page, `<customer id>/checkout-<12 hex>`: the provider's idempotency
+    # key and the reference its notification about the saved method echoes back.
+    idempotency_key: str
+    expires_at: datetime
+    customer_reference: str | None = None  # the customer's id at the provider, if any
+    customer_email: str | None = None
+    customer_name: str | None = None
+    success_url: str | None = None
+    cancel_url: str | None = None
+
+
+@dataclass(frozen=True)
+class CheckoutLink:
+    url: str  # the page the customer opens
+    reference: str  # the provider's id of the session, billing request or link
+    expires_at: datetime | None
+    # The customer's id at the provider the method is saved for, when the page named
+    # one we did not have (Adyen: the shopperReference chosen): stored on the customer.
+    customer_reference: str | None = None
+
+
+CHECKOUT_KEY = "/checkout-"
+
+
+def checkout_customer(key: str | None) -> str | None:
+    """Our customer id in a checkout key (`cus_…/checkout-3` -> `cus_…`); None for any
+    other key (a charge's, a link's)."""
+    if not key or CHECKOUT_KEY not in key:
+        return None
+    return key.split(CHECKOUT_KEY, 1)[0] or None
+
+
+@dataclass(frozen=True)
 class Outcome:
     succeeded: bool
     reference: str | None = None  # the provider's id of the charge or refund
@@ -101,7 +147,9 @@ class WebhookResult:
     reference: str  # the provider's id of the charge or refund, as `Outcome.reference`
     succeeded: bool  # the money moved (False: it failed; see `final`)
     event_id: str  # stable across the provider's redeliveries: the key to deduplicate on
-    kind: Literal["charge", "refund"] = "charge"
+    # "method": a payment method saved (or lost) through a checkout page; `reference`
+    # is then the provider's id of what reported it (a SetupIntent, a mandate).
+    kind: Literal["charge", "refund", "method"] = "charge"
     # False: a step on the way (created, submitted, processing): recorded, no effect.
     final: bool = True
     # Our idempotency key as the provider echoes it (metadata, merchant reference,
@@ -111,6 +159,10 @@ class WebhookResult:
     # than the attempt, or in another currency, is not applied.
     amount: Decimal | None = None
     currency: str | None = None
+    # kind "method": the saved method's id (None: this notice does not name it) and the
+    # customer's id at the provider.
+    method: str | None = None
+    customer_reference: str | None = None
 
 
 class WebhookRejected(DomainError):
@@ -185,6 +237,15 @@ class ConfirmsNotifications(Protocol):
     asked of the provider's API before it is applied."""
 
     def confirm(self, result: WebhookResult) -> WebhookResult: ...
+
+
+@runtime_checkable
+class SavesPaymentMethods(Protocol):
+    """A gateway whose provider has a hosted page where a customer saves a payment
+    method without paying (Stripe Checkout in setup mode, a GoCardless mandate flow,
+    an Adyen zero-value link). Gateways without one answer `checkout_unsupported`."""
+
+    def checkout(self, request: CheckoutRequest) -> CheckoutLink: ...
 
 
 class PaymentGateway(Protocol):

@@ -121,10 +121,14 @@ def _begin(
         session.add(attempt)
         session.flush()
     connection = providers.find(session, tenant_id, attempt.provider)
+    # A method saved on a checkout page counts at the provider that saved it only.
+    saved = None
+    if customer.payment_method_provider == attempt.provider:
+        saved = customer.payment_method_id
     problem = None
     if connection is None:
         problem = f"payment provider {attempt.provider!r} is not connected for this tenant"
-    elif not customer.payment_provider_customer_id:
+    elif not customer.payment_provider_customer_id and not saved:
         problem = f"the customer has no {attempt.provider} customer id (paymentProviderCustomerId)"
     if problem is not None or connection is None:
         return _finish(session, tenant_id, attempt.id, Outcome(False, error=problem), now)
@@ -136,11 +140,12 @@ def _begin(
             tenant_id=tenant_id,
             invoice_id=invoice.id,
             invoice_number=invoice.number,
-            customer_reference=str(customer.payment_provider_customer_id),
+            customer_reference=customer.payment_provider_customer_id or "",
             amount=Decimal(attempt.amount),
             currency=attempt.currency,
             idempotency_key=key,
             customer_email=customer.email,
+            payment_method=saved,
         ),
     )
 

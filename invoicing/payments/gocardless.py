@@ -15,6 +15,13 @@ hosted payment pages (Billing Requests), and the check of GoCardless webhooks.
     Authorization: Bearer <access token>;  GoCardless-Version: 2015-07-06;
     Idempotency-Key on every POST that creates money movements
 
+A checkout page (a customer saves a mandate, pays nothing) is a Billing Request with a
+`mandate_request` {currency, metadata} and a flow for it. The mandate it makes carries
+the mandate_request's metadata, our key, so the `mandates` events (`active`;
+`failed`, `cancelled`, `expired`) and the billing request's `fulfilled` (its
+`links.mandate_request_mandate`) name the customer; the mandate id is then the
+customer's saved method, charged as `links.mandate`.
+
 Amounts are integers of the currency's minor unit. The customer's
 `paymentProviderCustomerId` is the mandate id (MD…). Every payment we create carries
 our idempotency key in `metadata.meterline_key`, and GoCardless hands a resource's
@@ -57,6 +64,8 @@ from core.errors import UpstreamFailed
 from invoicing.payments import http
 from invoicing.payments.base import (
     ChargeRequest,
+    CheckoutLink,
+    CheckoutRequest,
     LinkRequest,
     Outcome,
     PaymentLink,
@@ -110,6 +119,20 @@ REFUND_ACTIONS: dict[str, tuple[bool, bool]] = {
 }
 
 
+# What a mandates event's `action` says about a mandate set up on a checkout page:
+# (succeeded, final). `active`: payments can be collected on it; the endings take a
+# saved mandate off its customer.
+MANDATE_ACTIONS: dict[str, tuple[bool, bool]] = {
+    "active": (True, True),
+    "reinstated": (True, True),
+    "failed": (False, True),
+    "cancelled": (False, True),
+    "expired": (False, True),
+    "created": (False, False),
+    "submitted": (False, False),
+}
+
+
 class GoCardlessConfig(ProviderConfig):
     access_token: SecretStr = Field(min_length=1, description="a GoCardless access token")
     environment: Literal["live", "sandbox"] = "live"
@@ -154,7 +177,7 @@ class GoCardlessGateway:
                 "metadata": _metadata(
                     request.invoice_id, request.tenant_id, request.idempotency_key
                 ),
-                "links": {"mandate": request.customer_reference},
+                "links": {"mandate": request.payment_method or request.customer_reference},
             }
         }
         reply = self._create("payments", body, request.idempotency_key)
@@ -214,13 +237,66 @@ class GoCardlessGateway:
                 f"GoCardless refused the billing request: {_error(reply)}",
                 code="payment_link_refused",
             )
+        url, expires = self._flow(
+            billing_request,
+            request.success_url,
+            request.cancel_url,
+            request.customer_email,
+            refused="payment_link_refused",
+        )
+        return PaymentLink(
+            url=url, reference=billing_request, expires_at=expires or request.expires_at
+        )
+
+    def checkout(self, request: CheckoutRequest) -> CheckoutLink:
+        """A Billing Request with a mandate_request, and a flow where the customer
+        authorises the Direct Debit mandate; nothing is paid."""
+        metadata = {
+            "meterline_customer_id": request.customer_id,
+            "meterline_tenant_id": request.tenant_id,
+            "meterline_key": request.idempotency_key,
+        }
+        body = {
+            "billing_requests": {
+                # The mandate_request's metadata is copied onto the mandate it makes:
+                # how the mandates events name the customer.
+                "mandate_request": {"currency": request.currency.upper(), "metadata": metadata},
+                "metadata": metadata,
+            }
+        }
+        reply = self._create("billing_requests", body, request.idempotency_key)
+        billing_request = str((reply.body.get("billing_requests") or {}).get("id") or "")
+        if not reply.ok or not billing_request:
+            raise UpstreamFailed(
+                f"GoCardless refused the billing request: {_error(reply)}", code="checkout_refused"
+            )
+        url, expires = self._flow(
+            billing_request,
+            request.success_url,
+            request.cancel_url,
+            request.customer_email,
+            refused="checkout_refused",
+        )
+        return CheckoutLink(url=url, reference=billing_request, expires_at=expires)
+
+    def _flow(
+        self,
+        billing_request: str,
+        redirect: str | None,
+        exit_uri: str | None,
+        email: str | None,
+        *,
+        refused: str,
+    ) -> tuple[str, datetime | None]:
+        """A Billing Request Flow for `billing_request`: its authorisation_url and end;
+        UpstreamFailed (code `refused`) when GoCardless makes none."""
         flow: dict[str, Any] = {"links": {"billing_request": billing_request}}
-        if request.success_url:
-            flow["redirect_uri"] = request.success_url
-        if request.cancel_url:
-            flow["exit_uri"] = request.cancel_url
-        if request.customer_email:
-            flow["prefilled_customer"] = {"email": request.customer_email}
+        if redirect:
+            flow["redirect_uri"] = redirect
+        if exit_uri:
+            flow["exit_uri"] = exit_uri
+        if email:
+            flow["prefilled_customer"] = {"email": email}
         # No idempotency key: a repeated flow is one more door to the same billing request.
         made = self._http.post(
             "/billing_request_flows", json={"billing_request_flows": flow}, idempotency_key=None
@@ -228,15 +304,9 @@ class GoCardlessGateway:
         answered = made.body.get("billing_request_flows") or {}
         if not made.ok or not answered.get("authorisation_url"):
             raise UpstreamFailed(
-                f"GoCardless refused the billing request flow: {_error(made)}",
-                code="payment_link_refused",
+                f"GoCardless refused the billing request flow: {_error(made)}", code=refused
             )
-        expires = answered.get("expires_at")
-        return PaymentLink(
-            url=str(answered["authorisation_url"]),
-            reference=billing_request,
-            expires_at=_timestamp(expires) or request.expires_at,
-        )
+        return str(answered["authorisation_url"]), _timestamp(answered.get("expires_at"))
 
     def _create(self, resource: str, body: dict[str, Any], key: str) -> http.Reply:
         """POST a new resource; the one an earlier request with `key` made, if any."""
@@ -295,6 +365,32 @@ def _result(event: dict[str, Any]) -> WebhookResult | None:
             str(event_id),
             final=final,
             ours=_str(metadata.get("meterline_key")),
+        )
+    if kind == "mandates" and links.get("mandate") and action in MANDATE_ACTIONS:
+        succeeded, final = MANDATE_ACTIONS[action]
+        mandate = str(links["mandate"])
+        return WebhookResult(
+            mandate,
+            succeeded,
+            str(event_id),
+            kind="method",
+            final=final,
+            ours=_str(metadata.get("meterline_key")),
+            method=mandate,
+        )
+    if (
+        kind == "billing_requests"
+        and action == "fulfilled"
+        and links.get("mandate_request_mandate")
+    ):
+        mandate = str(links["mandate_request_mandate"])
+        return WebhookResult(
+            str(links.get("billing_request") or mandate),
+            True,
+            str(event_id),
+            kind="method",
+            ours=_str(metadata.get("meterline_key")),
+            method=mandate,
         )
     if kind == "refunds" and links.get("refund") and action in REFUND_ACTIONS:
         succeeded, final = REFUND_ACTIONS[action]

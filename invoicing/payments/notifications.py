@@ -22,6 +22,8 @@ A post is checked first and acted on after, all or nothing:
      `payment.failed` and dunning goes on; anything else (a failure after success, a
      late repeat of what we know) changes nothing;
    - a refund of a credit note (found by the refund's id): its `refundStatus`;
+   - a payment method saved on a checkout page (`kind: method`): stored on its
+     customer (checkout.py);
    - anything unknown (not ours, another tenant's, a step on the way) is `ignored`.
 
 Every stored notification names what it did (`effect`, `detail`), so an operator can see
@@ -48,8 +50,8 @@ from invoicing.models import (
     PaymentProviderRow,
     new_id,
 )
-from invoicing.payments import collection, providers
-from invoicing.payments.base import ConfirmsNotifications, WebhookResult
+from invoicing.payments import checkout, collection, providers
+from invoicing.payments.base import ConfirmsNotifications, WebhookResult, checkout_customer
 from invoicing.payments.providers import GatewayFactory
 from invoicing.secrets import SecretBox
 
@@ -149,8 +151,13 @@ def _store(
         return "duplicate"
     if not result.final:
         row.detail = "not final yet"
+    elif result.kind == "method":
+        checkout.record(session, tenant_id, provider, result, row, now)
     elif result.kind == "refund":
         _refund(session, tenant_id, result, row)
+    elif checkout_customer(result.ours) is not None:
+        # The zero-value check a checkout page makes (Adyen): no invoice is paid by it.
+        row.detail = "a payment method check of a checkout page, not a charge"
     else:
         _charge(session, tenant_id, provider, result, row, now)
     return row.effect

@@ -125,6 +125,13 @@ def confirms(provider: str) -> bool:
     return adapter is not None and callable(getattr(adapter.build, "confirm", None))
 
 
+def saves_payment_methods(provider: str) -> bool:
+    """Whether `provider`'s gateway makes a page to save a payment method without a
+    payment (`SavesPaymentMethods`: POST /customers/{externalId}/checkout-url)."""
+    adapter = ADAPTERS.get(provider)
+    return adapter is not None and callable(getattr(adapter.build, "checkout", None))
+
+
 def gateways(box: SecretBox) -> GatewayFactory:
     """The factory the runtime hands to what charges and refunds: stored configs opened."""
 

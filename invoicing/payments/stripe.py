@@ -9,6 +9,9 @@ for hosted payment pages, and the check of Stripe's signed webhook events.
     POST {base}/v1/checkout/sessions mode=payment, line_items[0][price_data][...],
                                      success_url, cancel_url?, expires_at, metadata[...],
                                      payment_intent_data[metadata][...]
+    POST {base}/v1/checkout/sessions mode=setup, currency, customer, success_url,
+                                     cancel_url?, expires_at, metadata[...],
+                                     setup_intent_data[metadata][...] (checkout pages)
     Authorization: Bearer <secret key>;  Idempotency-Key on every POST
 
 Every object we create carries `metadata[meterline_key]`, our idempotency key, so the
@@ -22,7 +25,9 @@ than 5 minutes from now is refused (a replay). Events acted on:
 `payment_intent.succeeded` (paid), `.payment_failed` and `.canceled` (failed),
 `.processing` (on the way); `checkout.session.completed` (paid when its
 `payment_status` is `paid`), `.async_payment_succeeded` / `.async_payment_failed`;
-`refund.created|updated|failed` and `charge.refund.updated` by the refund's status.
+`refund.created|updated|failed` and `charge.refund.updated` by the refund's status;
+`setup_intent.succeeded` (a method saved on a setup-mode checkout page: its
+`payment_method`), with `checkout.session.completed` of a setup session recorded only.
 
 Bodies are form-encoded, amounts are integers of the currency's minor unit. A POST is
 retried (timeouts, 429, 5xx) with the SAME idempotency key, which is what makes a retry
@@ -48,6 +53,8 @@ from core.errors import InvalidInput, UpstreamFailed
 from invoicing.payments import http
 from invoicing.payments.base import (
     ChargeRequest,
+    CheckoutLink,
+    CheckoutRequest,
     LinkRequest,
     Outcome,
     PaymentLink,
@@ -115,7 +122,7 @@ class StripeGateway:
     # -- the two operations -----------------------------------------------------------
 
     def charge(self, request: ChargeRequest) -> Outcome:
-        method = self._payment_method(request.customer_reference)
+        method = request.payment_method or self._payment_method(request.customer_reference)
         if method is None:
             return Outcome(False, error="the Stripe customer has no saved payment method")
         form = {
@@ -197,6 +204,49 @@ class StripeGateway:
             url=str(body["url"]),
             reference=str(body["id"]),
             expires_at=datetime.fromtimestamp(int(stamp), tz=UTC) if stamp else expires,
+        )
+
+    def checkout(self, request: CheckoutRequest) -> CheckoutLink:
+        """A Checkout Session in setup mode: the customer saves a method, pays nothing."""
+        if not request.customer_reference:
+            raise InvalidInput(
+                "a Stripe checkout page saves the method on a Stripe customer: set the "
+                "customer's paymentProviderCustomerId (cus_…) first",
+                code="provider_customer_missing",
+            )
+        if not request.success_url:
+            raise InvalidInput("a Stripe Checkout page needs successUrl, where the customer lands")
+        metadata = {
+            "meterline_customer_id": request.customer_id,
+            "meterline_tenant_id": request.tenant_id,
+            "meterline_key": request.idempotency_key,
+        }
+        form = {
+            "mode": "setup",
+            # Setup mode without payment_method_types wants the currency of the charges
+            # to come: Stripe offers the methods that can pay in it.
+            "currency": request.currency.lower(),
+            "customer": request.customer_reference,
+            "success_url": request.success_url,
+            "expires_at": str(int(request.expires_at.timestamp())),
+            "client_reference_id": request.idempotency_key[:200],
+        }
+        if request.cancel_url:
+            form["cancel_url"] = request.cancel_url
+        for key, value in metadata.items():
+            form[f"metadata[{key}]"] = value
+            form[f"setup_intent_data[metadata][{key}]"] = value
+        status, body = self._post("/v1/checkout/sessions", form, request.idempotency_key)
+        if status != 200 or not body.get("url") or not body.get("id"):
+            raise UpstreamFailed(
+                f"Stripe refused the checkout session: {_message(body, status)}",
+                code="checkout_refused",
+            )
+        stamp = body.get("expires_at")
+        return CheckoutLink(
+            url=str(body["url"]),
+            reference=str(body["id"]),
+            expires_at=datetime.fromtimestamp(int(stamp), tz=UTC) if stamp else request.expires_at,
         )
 
     # -- HTTP ---------------------------------------------------------------------------
@@ -285,6 +335,31 @@ def verify_webhook(
 
 def _result(event_id: str, kind: str, obj: dict[str, Any]) -> WebhookResult | None:
     ours = _str(_obj(obj.get("metadata")).get("meterline_key"))
+    if kind in ("setup_intent.succeeded", "setup_intent.setup_failed") and obj.get("id"):
+        # A setup-mode checkout's SetupIntent: the saved method is its payment_method.
+        return WebhookResult(
+            str(obj["id"]),
+            succeeded=kind == "setup_intent.succeeded",
+            event_id=event_id,
+            kind="method",
+            # A failed setup saved nothing: recorded, no effect.
+            final=kind == "setup_intent.succeeded",
+            ours=ours,
+            method=_id(obj.get("payment_method")),
+            customer_reference=_id(obj.get("customer")),
+        )
+    if kind == "checkout.session.completed" and obj.get("mode") == "setup":
+        # Names the SetupIntent, not the method: setup_intent.succeeded carries it.
+        intent = _id(obj.get("setup_intent"))
+        return WebhookResult(
+            intent or str(obj.get("id")),
+            succeeded=True,
+            event_id=event_id,
+            kind="method",
+            final=False,
+            ours=ours,
+            customer_reference=_id(obj.get("customer")),
+        )
     if kind.startswith("payment_intent.") and obj.get("id"):
         ending = kind.removeprefix("payment_intent.")
         if ending not in ("succeeded", "payment_failed", "canceled", "processing"):
@@ -344,4 +419,11 @@ def _obj(value: Any) -> dict[str, Any]:
 
 
 def _str(value: Any) -> str | None:
+    return str(value) if value else None
+
+
+def _id(value: Any) -> str | None:
+    """An expandable field's id: the string, or the expanded object's `id`."""
+    if isinstance(value, dict):
+        value = value.get("id")
     return str(value) if value else None

@@ -107,9 +107,10 @@ def test_customer_wallet_and_invoice_bytes(api: tuple[TestClient, LedgerRuntime]
             f'{{"id":"{customer["id"]}","externalId":"acme","name":"Acme","email":null,'
             '"currency":"USD","country":"DE","region":null,"taxExempt":false,"timezone":"UTC",'
             f'"invoiceGraceDays":0,"netPaymentTermDays":null,"paymentProvider":null,'
-            f'"paymentProviderCustomerId":null,"createdAt":"{customer["createdAt"]}",'
+            f'"paymentProviderCustomerId":null,"paymentMethod":null,'
+            f'"createdAt":"{customer["createdAt"]}",'
             '"addressLine1":null,"addressLine2":null,"city":null,"postalCode":null,"taxId":null,'
-            '"metadata":{}}'
+            '"metadata":{},"invoiceCustomSectionCodes":[],"skipInvoiceCustomSections":false}'
         ).encode()
     )
 

@@ -12,7 +12,11 @@ notification: `settle(psp, success)`). Refunds must name a payment made here and
 refund more than it. `POST /v71/paymentLinks` must be a Pay by Link request (the fields
 of `LINK_FIELDS`, `expiresAt` as `YYYY-MM-DDThh:mm:ssZ`) and is answered 201 with the
 link (`id` PL…, `url` on this server, `status: active`); `pay_link(id)` is a shopper
-paying on it. `server.script(...)` and `server.lose_answers(...)` make it fail before
+paying on it. A link of amount 0 is taken only with `storePaymentMethodMode: enabled`
+(a zero-value authorisation storing the card, which also needs shopperReference and a
+recurringProcessingModel); `store_on_link(id)` is a shopper saving a card on it and
+`recurring_contract(psp)` the RECURRING_CONTRACT item Adyen sends about it.
+`server.script(...)` and `server.lose_answers(...)` make it fail before
 or after the effect.
 
 `notification(psp, …)` / `refund_notification(refund psp, …)` build a
@@ -49,7 +53,9 @@ PAYMENT_FIELDS = {
 LINK_REQUIRED = {"merchantAccount", "amount", "reference"}
 LINK_FIELDS = LINK_REQUIRED | {
     "description", "expiresAt", "returnUrl", "shopperReference", "shopperEmail", "metadata",
+    "storePaymentMethodMode", "recurringProcessingModel",
 }  # fmt: skip
+RECURRING_MODELS = ("Subscription", "CardOnFile", "UnscheduledCardOnFile")
 _REFUNDS = re.compile(r"/v71/payments/(?P<psp>[A-Z0-9]+)/refunds")
 _UTC_TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ")
 
@@ -67,12 +73,13 @@ def _error(status: int, code: str, message: str, kind: str = "validation") -> Re
     )
 
 
-def _is_minor_amount(amount: Any) -> bool:
+def _is_minor_amount(amount: Any, *, zero: bool = False) -> bool:
+    # `zero`: a zero-value authorisation that only stores the card.
     return (
         isinstance(amount, dict)
         and set(amount) == {"value", "currency"}
         and type(amount["value"]) is int  # minor units: never a decimal or a string
-        and amount["value"] > 0
+        and (amount["value"] > 0 or (zero and amount["value"] == 0))
         and isinstance(amount["currency"], str)
         and re.fullmatch("[A-Z]{3}", amount["currency"]) is not None
     )
@@ -199,7 +206,18 @@ class FakeAdyen:
         problems += [f"missing field {k}" for k in sorted(LINK_REQUIRED - set(body))]
         if body.get("merchantAccount") != MERCHANT:
             problems.append("merchantAccount is not this account")
-        if not _is_minor_amount(body.get("amount")):
+        stores = body.get("storePaymentMethodMode")
+        if stores is not None and stores not in ("enabled", "askForConsent", "disabled"):
+            problems.append("storePaymentMethodMode must be enabled, askForConsent or disabled")
+        if stores in ("enabled", "askForConsent") and not (
+            body.get("shopperReference")
+            and body.get("recurringProcessingModel") in RECURRING_MODELS
+        ):
+            problems.append(
+                "storing a payment method needs shopperReference and a recurringProcessingModel"
+            )
+        zero_auth = stores == "enabled" and (body.get("amount") or {}).get("value") == 0
+        if not _is_minor_amount(body.get("amount"), zero=zero_auth):
             problems.append("amount must be {value: integer minor units, currency}")
         if not isinstance(body.get("reference"), str) or not 0 < len(body["reference"]) <= 80:
             problems.append("reference must be a string of at most 80 characters")
@@ -244,6 +262,36 @@ class FakeAdyen:
             if success:
                 link["status"] = "completed"
             return psp
+
+    def store_on_link(self, link_id: str, token: str = "9915718415172299") -> str:
+        """A shopper saves a card on a zero-value storing link: the zero-value payment's
+        pspReference; the card is stored as `token` for the link's shopperReference."""
+        with self._lock:
+            link = self.links[link_id]
+            assert link["status"] == "active" and link.get("storePaymentMethodMode") == "enabled"
+            psp = self._psp()
+            self.payments[psp] = {
+                "reference": link["reference"],
+                "amount": link["amount"],
+                "resultCode": "Authorised",
+                "refunded": 0,
+                "paymentLinkId": link_id,
+                "token": token,
+            }
+            self.shoppers[link["shopperReference"]] = Shopper(token)
+            link["status"] = "completed"
+            return psp
+
+    def recurring_contract(self, psp: str) -> dict[str, Any]:
+        """The RECURRING_CONTRACT item Adyen sends when payment `psp` stored a card: the
+        card's storedPaymentMethodId as pspReference, the payment as originalReference."""
+        payment = self.payments[psp]
+        extra = {"shopperReference": "unsigned, not read", "recurring.recurringDetailReference":
+                 payment["token"]}  # fmt: skip
+        return _signed_item(
+            payment["token"], psp, payment["reference"], payment["amount"],
+            "RECURRING_CONTRACT", True, extra,
+        )  # fmt: skip
 
     def settle(self, psp: str, *, success: bool = True) -> None:
         """A payment answered `Received` ends (the debit collected, or not)."""

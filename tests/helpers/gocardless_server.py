@@ -18,6 +18,11 @@ answers an `authorisation_url` on this server, expiring 7 days after `now`.
 `pay(billing_request)` plays the payer: the billing request is fulfilled and a payment
 made from its payment_request (its metadata copied, as GoCardless documents).
 
+A mandate billing request (a checkout page) is `{"billing_requests": {mandate_request:
+{currency, metadata}, metadata}}`; `authorise(billing_request)` plays the customer: a
+mandate made (its metadata from the mandate_request) and the request fulfilled, told
+by `mandate_event(...)` and `fulfilled_event(...)`.
+
 `server.script(...)` / `server.lose_answers(...)` fail before / after the effect;
 `event(...)` makes one event as GoCardless records it (with the resource's metadata in
 `resource_metadata`) and `webhook(...)` the POST GoCardless sends: the body and its
@@ -47,6 +52,7 @@ CURRENCIES = frozenset({"AUD", "CAD", "DKK", "EUR", "GBP", "NZD", "SEK", "USD"})
 PAYMENT_FIELDS = {"amount", "currency", "description", "metadata", "links"}
 REFUND_FIELDS = {"amount", "total_amount_confirmation", "metadata", "links"}
 PAYMENT_REQUEST_FIELDS = {"amount", "currency", "description", "metadata"}
+MANDATE_REQUEST_FIELDS = {"currency", "metadata"}
 FLOW_FIELDS = {"links", "redirect_uri", "exit_uri", "prefilled_customer"}
 INSTANT_CURRENCIES = frozenset({"GBP", "EUR"})  # Instant Bank Pay
 FLOW_LIFETIME = timedelta(days=7)
@@ -83,6 +89,7 @@ class FakeGoCardless:
     def __init__(self) -> None:
         self.server = LoopbackServer(self.app)
         self.mandates: dict[str, str] = {}  # id -> status
+        self.mandate_metadata: dict[str, dict[str, str]] = {}
         self.payments: dict[str, dict[str, Any]] = {}
         self.refunds: dict[str, dict[str, Any]] = {}
         self.billing_requests: dict[str, dict[str, Any]] = {}
@@ -239,8 +246,10 @@ class FakeGoCardless:
             return _error(400, "invalid_api_usage", message), None
         problems = [
             _invalid(k, "is not a billing request field")
-            for k in set(wanted) - {"payment_request", "metadata"}
+            for k in set(wanted) - {"payment_request", "mandate_request", "metadata"}
         ]
+        if "mandate_request" in wanted and "payment_request" not in wanted:
+            return self._mandate_billing_request(wanted, problems)
         payment = wanted.get("payment_request")
         if not isinstance(payment, dict) or set(payment) != PAYMENT_REQUEST_FIELDS:
             problems.append(
@@ -269,6 +278,84 @@ class FakeGoCardless:
         }
         self.billing_requests[brq_id] = created
         return Response(201, {"billing_requests": created}), brq_id
+
+    def _mandate_billing_request(
+        self, wanted: dict[str, Any], problems: list[dict[str, Any]]
+    ) -> tuple[Response, str | None]:
+        """A billing request that sets up a mandate only: `mandate_request` exactly
+        {currency, metadata}, a scheme currency, at most 3 metadata keys on each."""
+        mandate = wanted["mandate_request"]
+        if not isinstance(mandate, dict) or set(mandate) != MANDATE_REQUEST_FIELDS:
+            problems.append(
+                _invalid("mandate_request", f"must be {sorted(MANDATE_REQUEST_FIELDS)}")
+            )
+            return _error(422, "validation_failed", "Validation failed", problems), None
+        if mandate["currency"] not in CURRENCIES:
+            problems.append(_invalid("mandate_request.currency", "is not a supported currency"))
+        for where, metadata in (("metadata", wanted.get("metadata")),
+                                ("mandate_request.metadata", mandate["metadata"])):  # fmt: skip
+            if not isinstance(metadata, dict) or len(metadata) > 3:
+                problems.append(_invalid(where, "must have at most 3 keys"))
+        if problems:
+            return _error(422, "validation_failed", "Validation failed", problems), None
+        brq_id = f"BRQ{len(self.billing_requests) + 1:010d}"
+        created = {
+            "id": brq_id,
+            "created_at": self.now.isoformat().replace("+00:00", "Z"),
+            "status": "pending",
+            "mandate_request": {**mandate, "scheme": None, "links": {}},
+            "payment_request": None,
+            "metadata": wanted.get("metadata") or {},
+            "links": {"creditor": "CR0000000001", "mandate_request": f"MRQ{brq_id[3:]}"},
+        }
+        self.billing_requests[brq_id] = created
+        return Response(201, {"billing_requests": created}), brq_id
+
+    def authorise(self, billing_request: str) -> str:
+        """The customer completed a mandate flow: a mandate is made (its metadata from the
+        mandate_request, as GoCardless documents) and the billing request fulfilled. The
+        mandate's id."""
+        with self._lock:
+            brq = self.billing_requests[billing_request]
+            mandate_id = f"MD{len(self.mandates) + 1:010d}"
+            self.mandates[mandate_id] = "pending_submission"
+            self.mandate_metadata[mandate_id] = dict(brq["mandate_request"]["metadata"])
+            brq["status"] = "fulfilled"
+            brq["links"]["mandate_request_mandate"] = mandate_id
+            return mandate_id
+
+    def mandate_event(self, action: str, mandate: str) -> dict[str, Any]:
+        """A mandates event (`active`, `cancelled`, …), the mandate's status moved to it."""
+        self._events += 1
+        self.mandates[mandate] = action if action != "created" else "pending_submission"
+        return {
+            "id": f"EV{self._events:010d}",
+            "created_at": self.now.isoformat().replace("+00:00", "Z"),
+            "resource_type": "mandates",
+            "action": action,
+            "links": {"mandate": mandate},
+            "details": {"origin": "gocardless", "cause": f"mandate_{action}"},
+            "metadata": {},
+            "resource_metadata": dict(self.mandate_metadata.get(mandate) or {}),
+        }
+
+    def fulfilled_event(self, billing_request: str) -> dict[str, Any]:
+        """The billing_requests `fulfilled` event of a mandate billing request."""
+        self._events += 1
+        brq = self.billing_requests[billing_request]
+        return {
+            "id": f"EV{self._events:010d}",
+            "created_at": self.now.isoformat().replace("+00:00", "Z"),
+            "resource_type": "billing_requests",
+            "action": "fulfilled",
+            "links": {
+                "billing_request": billing_request,
+                "mandate_request_mandate": brq["links"]["mandate_request_mandate"],
+            },
+            "details": {"origin": "payer", "cause": "billing_request_fulfilled"},
+            "metadata": {},
+            "resource_metadata": dict(brq["metadata"]),
+        }
 
     def _flow(self, body: dict[str, Any]) -> Response:
         wanted = body.get("billing_request_flows")

@@ -8,6 +8,10 @@ set up by the test (`add_customer`); a customer whose card declines answers 402
 `card_error`. `fail_next(n)` makes the next n POSTs answer 500 (before any effect),
 to test retries under the same key. `requests` records everything received.
 
+A setup-mode session (a checkout page that saves a method) is checked as Stripe
+checks one (currency, an existing customer, no line items) and `complete_setup` plays
+the customer saving a card: the SetupIntent's events.
+
 Checkout: `POST /v1/checkout/sessions` checks what Stripe requires of a payment-mode
 session (one line item with price_data, success_url, an expires_at 30 minutes to 24
 hours ahead) and answers an open session with its `url`. `pay_session` plays the payer:
@@ -200,6 +204,8 @@ class FakeStripe:
         return 404, _error("invalid_request_error", f"Unrecognized request URL {request.path}")
 
     def _checkout(self, form: dict[str, str]) -> tuple[int, dict[str, Any]]:
+        if form.get("mode") == "setup":
+            return self._setup_checkout(form)
         if form.get("mode") != "payment":
             return 400, _error("invalid_request_error", "mode: payment expected")
         price = "line_items[0][price_data]"
@@ -243,6 +249,77 @@ class FakeStripe:
         }
         self.sessions[session_id] = session
         return 200, {k: v for k, v in session.items() if k != "payment_intent_metadata"}
+
+    def _setup_checkout(self, form: dict[str, str]) -> tuple[int, dict[str, Any]]:
+        """A setup-mode session as Stripe checks one: no line items and no
+        payment_intent_data, a currency (no payment_method_types given), a known
+        customer to attach the method to, success_url, expires_at as in payment mode."""
+        wrong = [k for k in form if k.startswith(("line_items", "payment_intent_data"))]
+        if wrong:
+            return 400, _error("invalid_request_error", f"{wrong[0]} is not allowed in setup mode")
+        if "payment_method_types[0]" not in form and len(form.get("currency", "")) != 3:
+            return 400, _error(
+                "invalid_request_error",
+                "currency is required in setup mode when payment_method_types is not set",
+            )
+        if form.get("customer", "") not in self.customers:
+            return 400, _error(
+                "invalid_request_error", f"No such customer: '{form.get('customer')}'"
+            )
+        if not form.get("success_url", "").startswith(("http://", "https://")):
+            return 400, _error("invalid_request_error", "Not a valid URL: success_url")
+        expires = int(form.get("expires_at") or 0)
+        now = int(self.clock())
+        if not now + 1800 <= expires <= now + 86400:
+            return 400, _error(
+                "invalid_request_error",
+                "The `expires_at` timestamp must be between 30 minutes and 24 hours from now.",
+            )
+        session_id = f"cs_test_{len(self.sessions) + 1:04d}"
+        session = {
+            "id": session_id,
+            "object": "checkout.session",
+            "mode": "setup",
+            "status": "open",
+            "payment_status": "no_payment_required",
+            "amount_total": None,
+            "currency": form["currency"],
+            "customer": form["customer"],
+            "client_reference_id": form.get("client_reference_id"),
+            "success_url": form["success_url"],
+            "cancel_url": form.get("cancel_url"),
+            "expires_at": expires,
+            "metadata": _nested(form, "metadata"),
+            "payment_intent": None,
+            "setup_intent": None,
+            "url": f"{self.url}/c/setup/{session_id}",
+            "setup_intent_metadata": _nested(form, "setup_intent_data[metadata]"),
+        }
+        self.sessions[session_id] = session
+        return 200, {k: v for k, v in session.items() if k != "setup_intent_metadata"}
+
+    def complete_setup(
+        self, session_id: str, payment_method: str = "pm_saved_0001"
+    ) -> list[dict[str, Any]]:
+        """The customer saves a card on a setup-mode session: the events Stripe sends
+        (the SetupIntent's metadata from `setup_intent_data[metadata]`)."""
+        session = self.sessions[session_id]
+        intent = {
+            "id": f"seti_{len(self.sessions):04d}",
+            "object": "setup_intent",
+            "customer": session["customer"],
+            "payment_method": payment_method,
+            "status": "succeeded",
+            "usage": "off_session",
+            "metadata": session["setup_intent_metadata"],
+        }
+        session.update(status="complete", setup_intent=intent["id"])
+        self.customers[session["customer"]]["card"] = payment_method
+        public = {k: v for k, v in session.items() if k != "setup_intent_metadata"}
+        return [
+            self.event("setup_intent.succeeded", intent),
+            self.event("checkout.session.completed", public),
+        ]
 
 
 def _nested(form: dict[str, str], prefix: str) -> dict[str, str]:

@@ -250,10 +250,32 @@ def test_refund_actions(
 
 
 def test_events_we_do_not_act_on_give_nothing(gocardless: FakeGoCardless) -> None:
-    mandate = {"id": "EV0000000042", "resource_type": "mandates", "action": "cancelled",
+    # A mandate's transfer to another bank account changes nothing we keep (its
+    # `active` and endings are a saved method's news: tests/payments/test_checkout_api.py).
+    mandate = {"id": "EV0000000042", "resource_type": "mandates", "action": "transferred",
                "links": {"mandate": MANDATE}, "details": {}, "metadata": {}}  # fmt: skip
-    body, headers = gocardless.webhook(mandate)
+    payout = {"id": "EV0000000043", "resource_type": "payouts", "action": "paid",
+              "links": {"payout": "PO0000000001"}, "details": {}, "metadata": {}}  # fmt: skip
+    body, headers = gocardless.webhook(mandate, payout)
     assert _verify(gocardless, body, headers) == []
+
+
+def test_a_mandates_news_is_a_saved_methods_news(gocardless: FakeGoCardless) -> None:
+    events = [
+        {"id": f"EV00000000{n}", "resource_type": "mandates", "action": action,
+         "links": {"mandate": MANDATE}, "details": {}, "metadata": {},
+         "resource_metadata": {"meterline_key": "cus_1/checkout-0123456789ab"}}
+        for n, action in ((51, "active"), (52, "cancelled"), (53, "submitted"))
+    ]  # fmt: skip
+    body, headers = gocardless.webhook(*events)
+    assert [
+        (r.kind, r.reference, r.method, r.succeeded, r.final, r.ours)
+        for r in _verify(gocardless, body, headers)
+    ] == [
+        ("method", MANDATE, MANDATE, True, True, "cus_1/checkout-0123456789ab"),
+        ("method", MANDATE, MANDATE, False, True, "cus_1/checkout-0123456789ab"),
+        ("method", MANDATE, MANDATE, False, False, "cus_1/checkout-0123456789ab"),
+    ]
 
 
 def test_the_header_name_is_case_insensitive(gocardless: FakeGoCardless) -> None:
