@@ -145,7 +145,7 @@ def fixed_part(
     current = active_at(sorted(domain, key=lambda s: (s.start, s.id)), now)
     if current is None:
         return None
-    period = period_containing(current.plan.interval, now)
+    period = period_containing(current.plan.interval, now, current.customer.zone)
     state = rate_until_tax(BillingContext(subscription=current, period=period))
     lines = tuple(line for line in state.lines if line.type in FIXED_LINE_TYPES)
     return FixedPart(current.id, current.plan.currency, period, lines)

@@ -363,7 +363,7 @@ class AlertWatch:
         subscription = next((s for s in subscriptions if s.id == alert.subscription_id), None)
         if subscription is None or active_at([subscription], now) is None:
             return
-        period = period_containing(subscription.plan.interval, now)
+        period = period_containing(subscription.plan.interval, now, subscription.customer.zone)
         value = self._value(tenant_id, alert, subscription, period, metrics, now)
         self._record(tenant_id, alert, value, period.start, now, falling=False)
 

@@ -11,7 +11,9 @@ import copy
 from collections.abc import Mapping
 from datetime import datetime
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any
+from zoneinfo import available_timezones
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -53,6 +55,7 @@ from rating.model import (
     UsageThreshold,
 )
 from rating.money import CURRENCIES, ZERO, to_decimal
+from rating.periods import zone_of
 
 # -- shared rules --------------------------------------------------------------------
 
@@ -70,6 +73,27 @@ def currency_code(value: str) -> str:
     if currency not in CURRENCIES:
         raise ValidationFailed(f"currency {value!r} is not an ISO 4217 code")
     return currency
+
+
+def timezone_name(value: str | None) -> str:
+    """An IANA time zone name as the zone database spells it ("Europe/Paris"); none is
+    UTC. The customer's periods close at its local midnights (docs/customer-timezones.md)."""
+    if value is None:
+        return "UTC"
+    name = value.strip()
+    if name not in _zone_names():
+        raise ValidationFailed(
+            f'timezone {value!r} is not an IANA time zone name (e.g. "Europe/Paris", '
+            '"America/New_York", "UTC")',
+            details=[{"field": "timezone", "value": value}],
+        )
+    return name
+
+
+@lru_cache(maxsize=1)
+def _zone_names() -> frozenset[str]:
+    """The zone database's names (not its directories, "posixrules" or "localtime")."""
+    return frozenset(available_timezones() - {"localtime", "posixrules", "Factory"})
 
 
 def country_code(value: str | None) -> str | None:
@@ -437,7 +461,7 @@ def create_customer(session: Session, tenant_id: str, spec: CustomerSpec) -> Cus
         country=country_code(spec.country),
         region=spec.region,
         tax_exempt=spec.tax_exempt,
-        timezone=spec.timezone or "UTC",
+        timezone=timezone_name(spec.timezone),
         invoice_grace_days=_grace_days(spec.invoice_grace_days),
         net_payment_term_days=spec.net_payment_term_days,
         payment_provider=_payment_provider(spec.payment_provider),
@@ -506,7 +530,7 @@ def update_customer(
     if patch.tax_exempt is not None:
         row.tax_exempt = patch.tax_exempt
     if patch.timezone is not None:
-        row.timezone = patch.timezone
+        row.timezone = timezone_name(patch.timezone)
     if patch.invoice_grace_days is not None:
         row.invoice_grace_days = _grace_days(patch.invoice_grace_days)
     if "net_payment_term_days" in patch.sent:
@@ -536,6 +560,7 @@ def customer_domain(row: CustomerRow) -> Customer:
         country=row.country,
         region=row.region,
         tax_exempt=row.tax_exempt,
+        zone=zone_of(row.timezone),
     )
 
 

@@ -23,7 +23,7 @@ from invoicing.models import BillableMetric, PlanRow, SubscriptionRow
 from invoicing.specs import ChargeSpec, EntitlementSpec, FixedChargeSpec, UsageThresholdSpec
 from rating.model import Interval
 from rating.money import ZERO
-from rating.periods import period_containing
+from rating.periods import period_containing, zone_of
 
 
 @dataclass(frozen=True)
@@ -108,14 +108,17 @@ def update_plan(
         set_plan_entitlements(session, tenant_id, row, patch.entitlements)
     if plan_versions.definition(row) == before:
         return row  # nothing billed changed: no subscription needs a pin
-    # The end of the current period: with cascade, the first period the new one bills.
-    boundary = period_containing(Interval(row.interval), now).end
     subscriptions = session.execute(
         select(SubscriptionRow).where(
             SubscriptionRow.tenant_id == tenant_id, SubscriptionRow.plan_id == row.id
         )
     ).scalars()
     for sub in subscriptions:
+        # The end of the customer's current (local) period: with cascade, the first
+        # period the new definition bills.
+        boundary = period_containing(
+            Interval(row.interval), now, zone_of(sub.customer.timezone)
+        ).end
         follows = patch.cascade and not sub.overrides
         if follows and sub.start_date >= boundary:
             continue  # it has not billed anything: it starts on the new definition

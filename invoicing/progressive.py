@@ -116,7 +116,9 @@ class ProgressiveWatch:
             if not wanted:
                 continue
             subscriptions = self._subscriptions(tenant_id, wanted, now)
-            pieces = [(s, period_containing(s.plan.interval, now)) for s in subscriptions]
+            pieces = [
+                (s, period_containing(s.plan.interval, now, s.customer.zone)) for s in subscriptions
+            ]
             # Rolled-over free units count as the period-end invoice will count them.
             carried: dict[str, dict[str, tuple[RolloverBucket, ...]]] = {}
             with_rollover = [s.id for s in subscriptions if any(c.rollover for c in s.plan.charges)]
@@ -163,7 +165,7 @@ class ProgressiveWatch:
     ) -> str | None:
         """Bill what the subscription's current period reached (its usage `lines` so far,
         measured here when not given); the invoice id, if any."""
-        period = period_containing(subscription.plan.interval, now)
+        period = period_containing(subscription.plan.interval, now, subscription.customer.zone)
         if lines is None:
             lines = period_usage_lines(self._usage, tenant_id, subscription, period)
         amount = usage_amount(lines)

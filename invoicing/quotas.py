@@ -40,7 +40,7 @@ from core.metrics import QUOTA_EVALUATIONS
 from invoicing import events
 from invoicing.catalog import metrics_by_code, plan_domain
 from invoicing.models import PlanRow, QuotaCrossingRow, SubscriptionRow
-from invoicing.usage import SubscriptionCache, active_at, customer_subscriptions
+from invoicing.usage import SubscriptionCache, active_at, customer_subscriptions, customer_zone
 from rating.model import Interval, MeteredQuantity, Period, Subscription, UsageCharge
 from rating.money import EXACT, ZERO, format_decimal
 from rating.periods import period_containing
@@ -148,7 +148,7 @@ def quota_state(
         raise NotFound(f"no billable metric with code {metric!r}", code="metric_not_found")
     current = active_at(subscriptions, now)
     interval = current.plan.interval if current else Interval.MONTHLY
-    period = period_containing(interval, now)
+    period = period_containing(interval, now, customer_zone(subscriptions))
     charge = capped_charge(current, metric) if current else None
     if current is not None and charge is not None:
         used = used_quantity(usage, tenant_id, current, charge, period, now)
@@ -296,7 +296,9 @@ class QuotaWatch:
                         continue
                     period = last.get(subscription.id)
                     if period is None or not period.start <= instant < period.end:
-                        period = period_containing(subscription.plan.interval, instant)
+                        period = period_containing(
+                            subscription.plan.interval, instant, subscription.customer.zone
+                        )
                         last[subscription.id] = period
                     key = f"{subscription.id}|{charge.id}|{period.start.isoformat()}"
                     targets.setdefault(key, (subscription, charge, period))

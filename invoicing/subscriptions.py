@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, tzinfo
 from decimal import Decimal
 from typing import Any
 
@@ -25,7 +25,7 @@ from invoicing.models import CustomerRow, InvoiceLineRow, InvoiceRow, PlanRow, S
 from invoicing.pages import Page, keyset_page
 from rating.model import Interval, Period
 from rating.money import ZERO
-from rating.periods import period_containing
+from rating.periods import period_containing, zone_of
 from rating.proration import split_fee
 
 FIXED_FEE_LINES = ("CHARGE", "PRORATION")
@@ -68,10 +68,15 @@ def _interval(row: SubscriptionRow) -> Interval:
     return Interval(row.plan.interval)
 
 
+def _zone(row: SubscriptionRow) -> tzinfo:
+    """The customer's zone: its periods close at its local midnights."""
+    return zone_of(row.customer.timezone)
+
+
 def _check_instant(row: SubscriptionRow, at: datetime, now: datetime) -> None:
     """`at` is not before the current period (the one containing now): billed periods
     are not reopened. A later `at` schedules the end."""
-    current = period_containing(_interval(row), now)
+    current = period_containing(_interval(row), now, _zone(row))
     if at < current.start:
         raise ValidationFailed(
             f"at ({at.isoformat()}) is before the current period, which starts "
@@ -85,7 +90,7 @@ def final_period(row: SubscriptionRow, at: datetime) -> Period | None:
     ends before it starts)."""
     if at <= row.start_date:
         return None
-    return period_containing(_interval(row), at - timedelta(microseconds=1))
+    return period_containing(_interval(row), at - timedelta(microseconds=1), _zone(row))
 
 
 def end_subscription(
@@ -131,8 +136,9 @@ def advance_credits(
     for line, invoice in lines:
         assert line.period_start is not None and line.period_end is not None
         span = Period(line.period_start, line.period_end)
-        net = split_fee(line.amount - line.discount_amount, span, at, invoice.currency)
-        tax = split_fee(line.tax_amount, span, at, invoice.currency)
+        zone = _zone(row)
+        net = split_fee(line.amount - line.discount_amount, span, at, invoice.currency, zone)
+        tax = split_fee(line.tax_amount, span, at, invoice.currency, zone)
         if net.unused + tax.unused <= 0:
             continue
         if invoice.status == "DRAFT":
@@ -234,7 +240,7 @@ def schedule_plan_change(
             f"subscription {subscription_id!r} already has a plan change",
             code="plan_change_pending",
         )
-    boundary = period_containing(_interval(old), max(now, old.start_date)).end
+    boundary = period_containing(_interval(old), max(now, old.start_date), _zone(old)).end
     if old.end_date is not None and old.end_date <= boundary:
         raise ValidationFailed("the subscription ends before its current period does")
     new = start_next_subscription(session, tenant_id, old, plan_code, boundary)

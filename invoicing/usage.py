@@ -15,7 +15,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from decimal import Decimal, localcontext
 from typing import Any
 
@@ -115,7 +115,9 @@ def customer_usage(
         sessions, tenant_id, external_id
     )
     current = active_at(subscriptions, now)
-    default = period_containing(current.plan.interval if current else Interval.MONTHLY, now)
+    default = period_containing(
+        current.plan.interval if current else Interval.MONTHLY, now, customer_zone(subscriptions)
+    )
     window = Period(start or default.start, end or default.end)
     if window.end <= window.start:
         # Only one bound was given; the other is the current period's.
@@ -143,7 +145,9 @@ def projected_usage(
         sessions, tenant_id, external_id
     )
     current = active_at(subscriptions, now)
-    window = period_containing(current.plan.interval if current else Interval.MONTHLY, now)
+    window = period_containing(
+        current.plan.interval if current else Interval.MONTHLY, now, customer_zone(subscriptions)
+    )
     return _readout(
         usage,
         tenant_id,
@@ -238,6 +242,12 @@ class SubscriptionCache:
                 self._held[(tenant_id, customer)] = (clock, held)
                 out[customer] = held
         return out
+
+
+def customer_zone(subscriptions: Sequence[Subscription]) -> tzinfo:
+    """The zone of the customer the subscriptions belong to (UTC when it has none: its
+    read-outs are empty, only their dates show)."""
+    return subscriptions[0].customer.zone if subscriptions else UTC
 
 
 def active_at(subscriptions: Sequence[Subscription], instant: datetime) -> Subscription | None:
@@ -390,7 +400,7 @@ def periods_usage_lines(
 def _clip(window: Period, subscription: Subscription, now: datetime) -> Period | None:
     """The window within the subscription's active time, up to the end of its current
     billing period: later periods have not begun, and nothing is used or due in them yet."""
-    horizon = period_containing(subscription.plan.interval, now).end
+    horizon = period_containing(subscription.plan.interval, now, subscription.customer.zone).end
     if horizon <= window.start:
         return None
     return Period(window.start, min(window.end, horizon)).overlap(
@@ -399,14 +409,15 @@ def _clip(window: Period, subscription: Subscription, now: datetime) -> Period |
 
 
 def _slices(subscription: Subscription, clipped: Period) -> Iterator[_Slice]:
-    period = period_containing(subscription.plan.interval, clipped.start)
+    zone = subscription.customer.zone
+    period = period_containing(subscription.plan.interval, clipped.start, zone)
     while period.start < clipped.end:
         measured = period.overlap(clipped.start, clipped.end)
         if measured is not None:
             yield _Slice(
                 f"{subscription.id}|{period.start.isoformat()}", subscription, period, measured
             )
-        period = next_period(subscription.plan.interval, period)
+        period = next_period(subscription.plan.interval, period, zone)
 
 
 def _whole_key(subscription_id: str) -> str:
@@ -486,7 +497,8 @@ def _projection(piece: _Slice, now: datetime) -> _Projection | None:
     measured = piece.measured
     if not measured.start < now < measured.end:
         return None
-    total, elapsed = days(measured.start, measured.end), days(measured.start, now)
+    zone = piece.subscription.customer.zone
+    total, elapsed = days(measured.start, measured.end, zone), days(measured.start, now, zone)
     return _Projection(int(total), int(elapsed))
 
 

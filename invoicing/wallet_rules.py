@@ -27,7 +27,7 @@ from invoicing.models import WalletRow
 from invoicing.specs import WalletRuleSpec
 from rating.model import Interval
 from rating.money import round_money
-from rating.periods import period_containing
+from rating.periods import period_containing, zone_of
 
 TRIGGERS = ("threshold", "interval")
 INTERVALS = {"weekly": Interval.WEEKLY, "monthly": Interval.MONTHLY}
@@ -164,7 +164,9 @@ def run_rules(session: Session, now: datetime) -> int:
         for i, rule in enumerate(rules):
             if rule["trigger"] != "interval":
                 continue
-            start = period_containing(INTERVALS[rule["interval"]], now).start
+            # The customer's local week, month …: a monthly top-up at its local 1st.
+            zone = zone_of(wallet.customer.timezone)
+            start = period_containing(INTERVALS[rule["interval"]], now, zone).start
             since = datetime.fromisoformat(rule["since"])
             if start <= since or rule["firedFor"] == _iso(start):
                 continue

@@ -135,7 +135,9 @@ class BillingContext:
         The calendar period that starts where `period` ends; None when `period` does not
         end on a period boundary (a mid-period usage preview opens nothing).
         """
-        following = period_containing(self.subscription.plan.interval, self.period.end)
+        following = period_containing(
+            self.subscription.plan.interval, self.period.end, self.subscription.customer.zone
+        )
         return following if following.start == self.period.end else None
 
     @property

@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, tzinfo
 from decimal import Decimal
 from enum import StrEnum
 from typing import Any
@@ -143,6 +143,9 @@ class Customer:
     country: str | None = None
     region: str | None = None
     tax_exempt: bool = False
+    # The customer's days (docs/customer-timezones.md): periods close at its local
+    # midnights and proration counts its local days. `datetime.UTC` for UTC customers.
+    zone: tzinfo = UTC
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ the fee minus the used part, so the two always sum to the fee exactly.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, tzinfo
 from decimal import Decimal
 
 from rating.model import Period
@@ -27,12 +27,14 @@ class FeeSplit:
     total_days: Decimal
 
 
-def split_fee(amount: Decimal, span: Period, at: datetime, currency: str) -> FeeSplit:
+def split_fee(
+    amount: Decimal, span: Period, at: datetime, currency: str, zone: tzinfo = UTC
+) -> FeeSplit:
     """Cut the (rounded) fee `amount` covering `span` at `at`: used = amount × days of
-    [span.start, at) / days of span, rounded; unused = amount − used."""
+    [span.start, at) / days of span (local days of `zone`), rounded; unused = amount − used."""
     amount = round_money(amount, currency)
-    total = days(span.start, span.end)
-    used_days = min(days(span.start, min(at, span.end)), total)
+    total = days(span.start, span.end, zone)
+    used_days = min(days(span.start, min(at, span.end), zone), total)
     if total <= 0 or used_days >= total:
         return FeeSplit(amount, ZERO, total, total)
     used = prorate(amount, used_days, total, currency) if used_days > 0 else ZERO

@@ -19,11 +19,12 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from invoicing import plan_versions
 from invoicing.billing.contexts import batches
-from invoicing.billing.selection import InvoicedKey, earliest_end
+from invoicing.billing.selection import InvoicedKey, earliest_end, ledger_window
 from invoicing.catalog import metrics_by_code, plan_domain
 from invoicing.db import json_dumps
 from invoicing.models import CustomerRow, InvoiceRow, PlanRow, SubscriptionRow
 from rating.model import Customer, Period, Plan, Subscription
+from rating.periods import zone_of
 
 
 def subscription_pages(
@@ -65,6 +66,7 @@ def subscription_pages(
                 country=row.country,
                 region=row.region,
                 tax_exempt=row.tax_exempt,
+                zone=zone_of(row.timezone),
             )
             subscription = Subscription(
                 id=row.id,
@@ -112,11 +114,12 @@ def _page(
             CustomerRow.country,
             CustomerRow.region,
             CustomerRow.tax_exempt,
+            CustomerRow.timezone,
         )
         .join(CustomerRow, CustomerRow.id == SubscriptionRow.customer_id)
         .where(
             SubscriptionRow.tenant_id == tenant_id,
-            SubscriptionRow.start_date < window.end,
+            SubscriptionRow.start_date < ledger_window(window).end,
             SubscriptionRow.end_date.is_(None) | (SubscriptionRow.end_date > earliest_end(window)),
         )
         .order_by(CustomerRow.external_id, SubscriptionRow.created_at, SubscriptionRow.id)
@@ -133,6 +136,7 @@ def invoiced_keys(
 ) -> set[InvoicedKey]:
     """The (subscription, period) keys of invoices the ledger already holds in `window`."""
     keys: set[InvoicedKey] = set()
+    window = ledger_window(window)  # the local periods of customers in other zones
     for ids in batches(subscription_ids):
         keys.update(
             (str(sub_id), start, end)

@@ -105,12 +105,18 @@ class BillRunner:
         self._chunk_size = chunk_size
         self._write_batch = write_batch
 
-    def run(self, bill_run_id: str, progress: Progress | None = None) -> BillRunRow:
-        """Execute a pending bill run to completion (synchronously)."""
+    def run(
+        self,
+        bill_run_id: str,
+        progress: Progress | None = None,
+        ended_by: datetime | None = None,
+    ) -> BillRunRow:
+        """Execute a pending bill run to completion (synchronously); with `ended_by`
+        (the scheduler's pass), only the periods that have ended by then."""
         tenant_id, window = start_run(self._sessions, bill_run_id, self._clock.now())
         began, outcome = time.perf_counter(), "completed"  # a duration, not a "now"
         try:
-            self._execute(bill_run_id, tenant_id, window, progress)
+            self._execute(bill_run_id, tenant_id, window, progress, ended_by)
         except Exception as exc:
             outcome = "failed"
             log.exception("bill run %s failed", bill_run_id)
@@ -156,7 +162,12 @@ class BillRunner:
         return ids
 
     def _execute(
-        self, run_id: str, tenant_id: str, window: Period, progress: Progress | None
+        self,
+        run_id: str,
+        tenant_id: str,
+        window: Period,
+        progress: Progress | None,
+        ended_by: datetime | None = None,
     ) -> None:
         # Late usage is billed as stored up to the run's start: a re-run at the same
         # clock time bills the same.
@@ -172,7 +183,7 @@ class BillRunner:
                 collector.collect()  # the last chunk's garbage, once per chunk
                 with self._sessions() as session:
                     invoiced = invoiced_keys(session, tenant_id, window, [s.id for s, _ in page])
-                items = items_to_bill(page, window, invoiced)
+                items = items_to_bill(page, window, invoiced, ended_by)
                 tally.total += len(items)
                 usage = reader.metered_quantities([i.usage_request for i in items])
                 for offset in range(0, len(items), self._write_batch):

@@ -1,7 +1,11 @@
 """The time-driven jobs: what one scheduler pass does at a moment `now`.
 
-A pass, for every tenant: bills last month (idempotent: a month with a completed run
-is left alone, and a run never invoices a period twice), finalizes the drafts whose
+A pass, for every tenant: bills the month each customer has closed at its local
+midnight (docs/customer-timezones.md): a month's run is started once the month's local
+end has passed for one of the tenant's time zones, and again each time it has passed
+for another since the last completed run; a run bills only the periods that have ended
+by `now`, and never invoices a period twice. UTC-only tenants get one run per month,
+the pass after midnight, as always. It then finalizes the drafts whose
 grace period is over at `now` and tries to collect them where the customer has a
 payment provider, then runs the dunning jobs (`invoicing.dunning`: OPEN → OVERDUE,
 due dunning steps, OVERDUE → UNCOLLECTIBLE). Time comes in as `now` and through the
@@ -11,8 +15,9 @@ second pass at the same `T` changes nothing.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
@@ -20,11 +25,11 @@ from sqlalchemy.orm import Session, sessionmaker
 from invoicing import dunning, invoices
 from invoicing.billing.runner import BillRunner
 from invoicing.billing.runs import create_bill_run
-from invoicing.models import BillRunRow, Tenant
+from invoicing.models import BillRunRow, CustomerRow, Tenant
 from invoicing.payments.collection import AttemptResult, collect
 from invoicing.payments.providers import GatewayFactory
 from rating.model import Interval, Period
-from rating.periods import period_containing, previous_period
+from rating.periods import period_containing, previous_period, start_of_day, zone_of
 
 
 @dataclass(frozen=True)
@@ -48,6 +53,24 @@ def month_before(now: datetime) -> Period:
     return previous_period(Interval.MONTHLY, period_containing(Interval.MONTHLY, now))
 
 
+def months_to_close(now: datetime) -> tuple[Period, Period]:
+    """The months (of calendar dates) a pass at `now` may bill: last month, whose local
+    end passes up to 12 h after UTC's (UTC−12), and this month, whose local end passes
+    up to 14 h before UTC's (UTC+14)."""
+    this = period_containing(Interval.MONTHLY, now)
+    return previous_period(Interval.MONTHLY, this), this
+
+
+def closed_mark(month: Period, zones: Iterable[str], now: datetime) -> datetime | None:
+    """The latest local end of `month` among `zones` that has passed at `now` (None: the
+    month has ended nowhere yet). A completed run started at or after it has billed
+    every period of the month that has ended."""
+    day = month.end.astimezone(UTC).date()
+    ends = [start_of_day(day, zone_of(zone)) for zone in {"UTC", *zones}]
+    passed = [end for end in ends if end <= now]
+    return max(passed) if passed else None
+
+
 def close_period(
     sessions: sessionmaker[Session],
     runner: BillRunner,
@@ -55,31 +78,53 @@ def close_period(
     due_days: int,
     gateways: GatewayFactory,
 ) -> list[TenantClose]:
-    """One scheduler pass at `now`: for every tenant, bill last month, then the
-    invoice jobs of `lifecycle_pass`."""
-    month = month_before(now)
+    """One scheduler pass at `now`: for every tenant, bill the month its customers have
+    closed, then the invoice jobs of `lifecycle_pass`."""
     with sessions() as session:
         tenant_ids = list(session.execute(select(Tenant.id).order_by(Tenant.id)).scalars())
     report = []
     for tenant_id in tenant_ids:
-        with sessions() as session, session.begin():
-            done = session.execute(
-                select(BillRunRow.id).where(
-                    BillRunRow.tenant_id == tenant_id,
-                    BillRunRow.period_start == month.start,
-                    BillRunRow.period_end == month.end,
-                    BillRunRow.status == "completed",
-                )
-            ).first()
-            run_id = None if done else create_bill_run(session, tenant_id, *_bounds(month)).id
-        status, created = None, 0
-        if run_id is not None:
-            run = runner.run(run_id)
-            status, created = run.status, run.invoices_created
+        run_id, status, created = None, None, 0
+        for month in months_to_close(now):
+            ran = _close_month(sessions, runner, tenant_id, month, now)
+            if ran is not None:
+                run_id, created = ran.id, created + ran.invoices_created
+                status = status if status not in (None, "completed") else ran.status
         report.append(
             lifecycle_pass(sessions, tenant_id, now, due_days, gateways, run_id, status, created)
         )
     return report
+
+
+def _close_month(
+    sessions: sessionmaker[Session],
+    runner: BillRunner,
+    tenant_id: str,
+    month: Period,
+    now: datetime,
+) -> BillRunRow | None:
+    """Run `month` for the tenant if a zone of its customers has closed it since the
+    last completed run over it (None: nothing to do)."""
+    with sessions() as session, session.begin():
+        zones = session.execute(
+            select(CustomerRow.timezone).where(CustomerRow.tenant_id == tenant_id).distinct()
+        ).scalars()
+        mark = closed_mark(month, zones, now)
+        if mark is None:
+            return None
+        done = session.execute(
+            select(BillRunRow.id).where(
+                BillRunRow.tenant_id == tenant_id,
+                BillRunRow.period_start == month.start,
+                BillRunRow.period_end == month.end,
+                BillRunRow.status == "completed",
+                BillRunRow.started_at >= mark,
+            )
+        ).first()
+        if done:
+            return None
+        run_id = create_bill_run(session, tenant_id, *_bounds(month)).id
+    return runner.run(run_id, ended_by=now)
 
 
 def lifecycle_pass(

@@ -8,7 +8,7 @@ kind "credit_note" and `refers_to`.
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, tzinfo
 
 from sqlalchemy.orm import Session
 
@@ -27,6 +27,7 @@ from invoicing.documents.model import (
 from invoicing.documents.taxes import tax_breakdown
 from invoicing.invoices import get_invoice
 from invoicing.models import BillingEntityRow, CustomerRow, InvoiceLineRow, InvoiceRow, Tenant
+from rating.periods import local_date, zone_of
 
 UNTAXED = frozenset({"DISCOUNT", "CREDIT", "TAX_ADJUSTMENT"})
 
@@ -53,15 +54,18 @@ def build_invoice_document(
     if invoice.number is None or invoice.issued_at is None:
         raise ValueError(f"invoice {invoice.id} is not finalized")
     customer = invoice.customer
-    lines = tuple(document_line(row) for row in invoice.lines)
-    issue = invoice.issued_at.date()
-    due = invoice.due_at.date() if invoice.due_at is not None else None
+    # Dates as the customer reads them: a Paris customer's March starts on 1 March, not
+    # on the 28 February 23:00 UTC instant (docs/customer-timezones.md).
+    zone = zone_of(customer.timezone)
+    lines = tuple(document_line(row, zone) for row in invoice.lines)
+    issue = local_date(invoice.issued_at, zone)
+    due = local_date(invoice.due_at, zone) if invoice.due_at is not None else None
     return Document(
         kind="invoice",
         number=invoice.number,
         issue_date=issue,
         due_date=due,
-        period=period(invoice.period_start, invoice.period_end),
+        period=period(invoice.period_start, invoice.period_end, zone),
         currency=invoice.currency,
         seller=seller,
         buyer=buyer_party(customer),
@@ -112,10 +116,10 @@ def buyer_party(customer: CustomerRow) -> Party:
     )
 
 
-def document_line(row: InvoiceLineRow) -> DocumentLine:
+def document_line(row: InvoiceLineRow, zone: tzinfo = UTC) -> DocumentLine:
     line_period = None
     if row.period_start is not None and row.period_end is not None:
-        line_period = period(row.period_start, row.period_end)
+        line_period = period(row.period_start, row.period_end, zone)
     return DocumentLine(
         kind=row.type,
         description=row.description,
@@ -130,10 +134,11 @@ def document_line(row: InvoiceLineRow) -> DocumentLine:
     )
 
 
-def period(start: datetime, end: datetime) -> Period:
-    """Service dates of [start, end): the end instant is exclusive, its dates are not."""
+def period(start: datetime, end: datetime, zone: tzinfo = UTC) -> Period:
+    """Service dates of [start, end) in `zone`: the end instant is exclusive, its dates
+    are not."""
     last = end - timedelta(microseconds=1) if end > start else end
-    return Period(start=start.date(), end=last.date())
+    return Period(start=local_date(start, zone), end=local_date(last, zone))
 
 
 def payment_terms(issue: date, due: date | None) -> str | None:

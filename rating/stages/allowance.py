@@ -40,5 +40,6 @@ def allowance(state: RatingState) -> RatingState:
             state.rollover_buckets.get(charge.id, ()),
             charge.included_quantity,
             remaining.get(charge.id, ZERO),
+            ctx.subscription.customer.zone,
         )
     return state.evolve(quantities=tuple(result), rollover_out=rollover_out)

@@ -31,7 +31,7 @@ def committed_amount(
     A minimum rounds ROUND_HALF_UP like any line; a ceiling (maximum spend) rounds down,
     so the capped usage never exceeds the exact maximum (0.50 JPY allows 0 yen, not 1).
     """
-    used, total = proration_days(ctx.period, active)
+    used, total = proration_days(ctx.period, active, ctx.subscription.customer.zone)
     rounding: Rounding = ROUND_DOWN if ceiling else ROUND_HALF_UP
     return prorate(amount, used, total, ctx.currency, rounding=rounding)
 

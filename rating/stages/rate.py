@@ -13,14 +13,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from decimal import Decimal, localcontext
 
 from rating import pricing
 from rating.context import BillingContext, ChargeQuantity, RatingState
 from rating.model import InvoiceLine, LineType, Period
 from rating.money import EXACT, prorate, ratio, round_money
-from rating.periods import proration_days
+from rating.periods import add_days, proration_days
 from rating.pricing.base import UNIT_AMOUNT_DECIMALS
 
 
@@ -72,7 +72,7 @@ def _recurring_fees(ctx: BillingContext) -> Iterator[_RecurringFee]:
     plan = subscription.plan
     if plan.base_fee > 0:
         # A plan's trial waives its base fee (only) until the trial ends, as in Lago.
-        trial_end = subscription.start + timedelta(days=plan.trial_days)
+        trial_end = add_days(subscription.start, plan.trial_days, subscription.customer.zone)
         yield _RecurringFee(
             name=f"{plan.name} base fee",
             amount=plan.base_fee,
@@ -110,7 +110,7 @@ def _recurring_line(ctx: BillingContext, fee: _RecurringFee, period: Period) -> 
     used_part = period.overlap(max(subscription.start, fee.billable_from), subscription.end)
     if used_part is None:
         return None  # not active in that period (ended before it, or still in trial)
-    used, total = proration_days(period, used_part)
+    used, total = proration_days(period, used_part, ctx.subscription.customer.zone)
     if used >= total or not fee.prorated:
         return InvoiceLine(
             type=LineType.CHARGE,

@@ -9,7 +9,7 @@ stage consumed them, `carry_forward` gives the buckets the ledger stores next.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime, tzinfo
 from decimal import Decimal
 
 from rating.context import RatingState, RolloverBucket
@@ -37,13 +37,15 @@ def rollover(state: RatingState) -> RatingState:
     return state.evolve(allowances=allowances, rollover_buckets=buckets)
 
 
-def expiry(rule: RolloverRule, interval: Interval, earned_in: Period) -> datetime | None:
+def expiry(
+    rule: RolloverRule, interval: Interval, earned_in: Period, zone: tzinfo = UTC
+) -> datetime | None:
     """When quantity left unused in `earned_in` expires: the end of the N-th next period."""
     if rule.expiry_periods is None:
         return None
     period = earned_in
     for _ in range(rule.expiry_periods):
-        period = next_period(interval, period)
+        period = next_period(interval, period, zone)
     return period.end
 
 
@@ -54,6 +56,7 @@ def carry_forward(
     carried: Sequence[RolloverBucket],
     included: Decimal,
     unused: Decimal,
+    zone: tzinfo = UTC,
 ) -> tuple[RolloverBucket, ...]:
     """The buckets to store after `period`, oldest first.
 
@@ -74,7 +77,7 @@ def carry_forward(
             kept.append(RolloverBucket(take, bucket.expires_at))
     kept.reverse()
     if fresh > 0:
-        kept.append(RolloverBucket(fresh, expiry(rule, interval, period)))
+        kept.append(RolloverBucket(fresh, expiry(rule, interval, period, zone)))
     kept = [b for b in kept if b.expires_at is None or b.expires_at > period.end]
     if rule.cap is not None:
         excess = sum((b.quantity for b in kept), ZERO) - rule.cap
