@@ -9,13 +9,16 @@ finding it, and its externalId stays taken.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from core.errors import Conflict, ValidationFailed
+from invoicing import subscriptions
+from invoicing.billing import BillRunner
 from invoicing.catalog import country_code, currency_code, get_customer, terminate_subscription
 from invoicing.models import AppliedCouponRow, CustomerRow, SubscriptionRow
 from invoicing.pages import Page, keyset_page
@@ -107,12 +110,66 @@ def search_customers(
     return keyset_page(session, query, CustomerRow, limit, cursor)
 
 
+@dataclass(frozen=True)
+class Deletion:
+    terminated: int  # subscriptions ended by the deletion
+    invoice_ids: list[str]  # the final invoices issued
+
+
+def delete(
+    sessions: sessionmaker[Session],
+    runner: BillRunner,
+    tenant_id: str,
+    external_id: str,
+    now: datetime,
+    *,
+    final_invoice: bool = True,
+) -> Deletion:
+    """Delete a customer as Lago does: each running subscription is terminated now
+    through the subscription terminate path, with its final invoice of [period start,
+    now) issued at once (`final_invoice`; else its period's bill run bills it), while
+    the customer's coupons still apply; then the customer is soft-deleted
+    (`delete_customer`). A final invoice that fails leaves its period to the bill run."""
+    with sessions() as session:
+        row = get_customer(session, tenant_id, external_id)  # 404 before anything ends
+        running = list(
+            session.execute(
+                select(SubscriptionRow.id).where(
+                    SubscriptionRow.customer_id == row.id,
+                    SubscriptionRow.status != "terminated",
+                    SubscriptionRow.start_date <= now,  # a future start just ends
+                )
+            ).scalars()
+        )
+    invoice_ids: list[str] = []
+    ended = 0
+    for subscription_id in running:
+        try:
+            done = subscriptions.terminate(
+                sessions,
+                runner,
+                tenant_id,
+                subscription_id,
+                at=None,
+                final_invoice=final_invoice,
+                credit_unused=False,
+                now=now,
+            )
+        except Conflict:  # terminated meanwhile by another request
+            continue
+        ended += 1
+        invoice_ids.extend(done.invoice_ids)
+    with sessions() as session, session.begin():
+        ended += delete_customer(session, tenant_id, external_id, now)
+    return Deletion(ended, invoice_ids)
+
+
 def delete_customer(session: Session, tenant_id: str, external_id: str, now: datetime) -> int:
-    """Soft-delete a customer: its active subscriptions end now (billed up to now by
-    their period close, as any termination) and its active coupons stop; returns how
-    many subscriptions it terminated."""
+    """Soft-delete a customer: its subscriptions still running end now (billed up to
+    now by their period close, as any termination), a scheduled later end is brought to
+    now, and its active coupons stop; returns how many subscriptions it ended."""
     row = get_customer(session, tenant_id, external_id)
-    subscriptions = (
+    subscription_ids = (
         session.execute(
             select(SubscriptionRow.id).where(
                 SubscriptionRow.customer_id == row.id, SubscriptionRow.status != "terminated"
@@ -121,8 +178,19 @@ def delete_customer(session: Session, tenant_id: str, external_id: str, now: dat
         .scalars()
         .all()
     )
-    for subscription_id in subscriptions:
+    for subscription_id in subscription_ids:
         terminate_subscription(session, tenant_id, subscription_id, now=now)
+    scheduled = session.execute(
+        select(SubscriptionRow).where(
+            SubscriptionRow.customer_id == row.id,
+            SubscriptionRow.status == "terminated",
+            SubscriptionRow.end_date > now,
+        )
+    ).scalars()
+    for later in scheduled:
+        # A terminate with a later `at`: a deleted customer is not billed past its deletion.
+        later.terminated_at = now
+        later.end_date = max(now, later.start_date)
     coupons = (
         session.execute(
             select(AppliedCouponRow).where(
@@ -137,4 +205,4 @@ def delete_customer(session: Session, tenant_id: str, external_id: str, now: dat
         applied.status = "removed"
     row.deleted_at = now
     session.flush()
-    return len(subscriptions)
+    return len(subscription_ids)

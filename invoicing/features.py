@@ -341,6 +341,7 @@ def customer_entitlements(
         .where(
             CustomerRow.tenant_id == tenant_id,
             CustomerRow.external_id == external_id,
+            CustomerRow.deleted_at.is_(None),  # a deleted customer is gone: 404 below
             SubscriptionRow.status == "active",
             SubscriptionRow.start_date <= now,
             SubscriptionRow.end_date.is_(None) | (SubscriptionRow.end_date > now),

@@ -646,7 +646,9 @@ def refund_excess(session: Session, tenant_id: str, invoice_id: str, excess: Dec
 def customer_row_id(session: Session, tenant_id: str, external_id: str) -> str:
     row = session.execute(
         select(CustomerRow.id).where(
-            CustomerRow.tenant_id == tenant_id, CustomerRow.external_id == external_id
+            CustomerRow.tenant_id == tenant_id,
+            CustomerRow.external_id == external_id,
+            CustomerRow.deleted_at.is_(None),
         )
     ).first()
     if row is None:

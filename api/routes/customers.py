@@ -18,6 +18,7 @@ from api.schemas.customers import (
 )
 from api.schemas.usage import QuotaPublic, UsageFrom, UsagePublic, UsageTo
 from invoicing import catalog, custom_sections, customers, subscriptions
+from invoicing.billing import BillRunner
 from invoicing.quotas import quota_state
 from invoicing.usage import customer_usage, projected_usage
 
@@ -104,7 +105,8 @@ def update_customer(
     "/customers/{external_id}",
     status_code=204,
     response_class=Response,
-    summary="Delete a customer (its subscriptions end now; its invoices stay)",
+    summary="Delete a customer (its subscriptions end now with their final invoices; "
+    "its invoices stay)",
 )
 def delete_customer(
     external_id: str,
@@ -112,9 +114,24 @@ def delete_customer(
     tenant: TenantDep,
     runtime: RuntimeDep,
     record: ActivityDep,
+    final_invoice: bool = Query(
+        True,
+        alias="finalInvoice",
+        description="false: no invoice now; each period's bill run bills it up to now",
+    ),
 ) -> None:
-    ended = customers.delete_customer(session, tenant, external_id, runtime.clock.now())
-    record(session, "customer.deleted", "customer", external_id, {"terminatedSubscriptions": ended})
+    runner = BillRunner(runtime.sessions, runtime.usage, runtime.tax, runtime.clock)
+    done = customers.delete(
+        runtime.sessions, runner, tenant, external_id, runtime.clock.now(),
+        final_invoice=final_invoice,
+    )  # fmt: skip
+    record(
+        session,
+        "customer.deleted",
+        "customer",
+        external_id,
+        {"terminatedSubscriptions": done.terminated, "finalInvoiceIds": done.invoice_ids},
+    )
 
 
 @router.get(

@@ -153,12 +153,25 @@ def test_delete_ends_subscriptions_and_keeps_invoices(api: ApiClient) -> None:
     )
     [applied] = api.ok("GET", "/applied-coupons", params={"customerId": "acme"})["data"]
     assert applied["status"] == "removed"
-    # Its invoices stay; October bills what it used up to the deletion (15 of 31 days).
+    # The final invoice was issued by the deletion: what it used up to then (15 of 31
+    # days of 100.00 = 48.39), with the coupon it still had (10%: 4.84).
+    september, october = invoices_of(api, "acme")
+    assert (october["periodStart"], october["periodEnd"]) == (
+        "2026-10-01T00:00:00Z",
+        "2026-11-01T00:00:00Z",  # the period; its fee prorated to the deletion
+    )
+    assert (october["subtotal"], october["discountTotal"], october["total"]) == (
+        "48.39",
+        "4.84",
+        "43.55",
+    )
+    [deleted] = [a for a in api.ok("GET", "/activity")["data"] if a["action"] == "customer.deleted"]
+    assert deleted["changes"] == {"terminatedSubscriptions": 1, "finalInvoiceIds": [october["id"]]}
+    # Its invoices stay; October's bill run bills nothing more of it.
     api.clock.set(datetime(2026, 11, 1, 9, tzinfo=UTC))
     bill(api, "2026-10-01", "2026-11-01")
-    september, october = invoices_of(api, "acme")
+    assert [i["id"] for i in invoices_of(api, "acme")] == [september["id"], october["id"]]
     assert (september["status"], september["total"]) == ("OPEN", "90.00")
-    assert (october["discountTotal"], october["total"]) == ("0.00", "48.39")
     assert api.ok("GET", f"/invoices/{september['id']}")["customerId"] == "acme"
     assert [i["total"] for i in invoices_of(api, "keep")] == ["100.00", "100.00"]
     # Its externalId stays taken.
@@ -168,6 +181,58 @@ def test_delete_ends_subscriptions_and_keeps_invoices(api: ApiClient) -> None:
     assert error["code"] == "customer_deleted"
     api.error("GET", "/customers/nobody", 404)
     api.error("DELETE", "/customers/nobody", 404)
+
+
+def test_delete_without_a_final_invoice_leaves_it_to_the_bill_run(api: ApiClient) -> None:
+    flat_plan(api)
+    api.customer("acme")
+    api.ok("POST", "/subscriptions",
+           json={"customerId": "acme", "planCode": "flat", "startDate": "2026-10-01"})  # fmt: skip
+    api.clock.set(datetime(2026, 10, 16, tzinfo=UTC))
+    assert api.delete("/customers/acme", params={"finalInvoice": "false"}).status_code == 204
+    assert invoices_of(api, "acme") == []
+    api.clock.set(datetime(2026, 11, 1, 9, tzinfo=UTC))
+    bill(api, "2026-10-01", "2026-11-01")
+    [october] = invoices_of(api, "acme")
+    assert (october["periodEnd"], october["total"]) == ("2026-11-01T00:00:00Z", "48.39")
+
+
+def test_delete_brings_a_scheduled_end_to_now(api: ApiClient) -> None:
+    """A subscription terminated with a later `at` is not billed past the deletion."""
+    flat_plan(api)
+    api.customer("acme")
+    start = {"customerId": "acme", "planCode": "flat", "startDate": "2026-10-01"}
+    sub = api.ok("POST", "/subscriptions", json=start)
+    api.clock.set(datetime(2026, 10, 10, tzinfo=UTC))
+    api.ok("POST", f"/subscriptions/{sub['id']}/terminate",
+           json={"at": "2026-10-28T00:00:00Z", "finalInvoice": False})  # fmt: skip
+    api.clock.set(datetime(2026, 10, 16, tzinfo=UTC))
+    assert api.delete("/customers/acme").status_code == 204
+    [ended] = api.ok("GET", "/subscriptions", params={"customerId": "acme"})["data"]
+    assert (ended["status"], ended["endDate"]) == ("terminated", "2026-10-16T00:00:00Z")
+    api.clock.set(datetime(2026, 11, 1, 9, tzinfo=UTC))
+    bill(api, "2026-10-01", "2026-11-01")
+    [october] = invoices_of(api, "acme")
+    assert (october["periodEnd"], october["total"]) == ("2026-11-01T00:00:00Z", "48.39")
+
+
+def test_a_deleted_customer_is_gone_from_every_customer_lookup(api: ApiClient) -> None:
+    flat_plan(api)
+    api.customer("acme")
+    api.ok("POST", "/subscriptions",
+           json={"customerId": "acme", "planCode": "flat", "startDate": "2026-10-01"})  # fmt: skip
+    api.ok("POST", "/wallets", json={"customerId": "acme", "credits": "10"})
+    api.ok("GET", "/customers/acme/entitlements")
+    api.clock.set(datetime(2026, 10, 16, tzinfo=UTC))
+    assert api.delete("/customers/acme").status_code == 204
+    for method, url, body in (
+        ("GET", "/customers/acme/entitlements", None),
+        ("GET", "/customers/acme/usage", None),
+        ("GET", "/wallets?customerId=acme", None),
+        ("POST", "/wallets", {"customerId": "acme", "credits": "5"}),
+        ("POST", "/customers/acme/checkout-url", {}),
+    ):
+        assert api.error(method, url, 404, json=body)["code"] == "not_found", url
 
 
 def test_tenant_isolation(api: ApiClient, other: ApiClient) -> None:
