@@ -2,7 +2,8 @@
 triggered once per period (docs/alerts.md).
 
 Kinds and their value, measured after each stored batch of the customer's events:
-- `usage_units`: the period's quantity of `metric` (every event once);
+- `usage_units`: the period's quantity of `metric` (every event once; per group rounded
+  by the metric's rounding, as the invoice bills it);
 - `usage_amount`: the period's usage amount so far, as the usage read-out prices it
   (of `metric` only when set);
 - `lifetime_usage_amount`: the usage amounts of the subscription's invoices (not void)
@@ -385,7 +386,7 @@ class AlertWatch:
             rows = self._usage.customer_usage(
                 tenant_id, external_id, [metric], active.start, active.end
             )
-            return _total(q for _code, _group, q in rows)
+            return _total(metric.rounded(q) for _code, _group, q in rows)
         readout = customer_usage(
             self._sessions, self._usage, tenant_id, external_id, period.start, period.end, now
         )

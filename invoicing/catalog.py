@@ -56,6 +56,7 @@ from rating.model import (
 )
 from rating.money import CURRENCIES, ZERO, to_decimal
 from rating.periods import zone_of
+from rating.rounding import MAX_PRECISION, MIN_PRECISION, QuantityRounding, RoundingFunction
 
 # -- shared rules --------------------------------------------------------------------
 
@@ -125,6 +126,32 @@ def _aggregation(value: str) -> Aggregation:
 # -- metrics -----------------------------------------------------------------------
 
 
+def _rounding(function: str | None, precision: int | None) -> tuple[str | None, int | None]:
+    """A metric's rounding as stored: (function, precision), the precision 0 when a
+    function is given without one; a precision needs a function."""
+    if function is None:
+        if precision is not None:
+            raise ValidationFailed(
+                "roundingPrecision needs a roundingFunction (round, ceil or floor)",
+                details=[{"field": "roundingPrecision", "message": "needs roundingFunction"}],
+            )
+        return None, None
+    try:
+        RoundingFunction(function)
+    except ValueError:
+        raise ValidationFailed(
+            "roundingFunction must be one of round, ceil, floor",
+            details=[{"field": "roundingFunction", "value": function}],
+        ) from None
+    precision = 0 if precision is None else precision
+    if not MIN_PRECISION <= precision <= MAX_PRECISION:
+        raise ValidationFailed(
+            f"roundingPrecision must be an integer from {MIN_PRECISION} to {MAX_PRECISION}",
+            details=[{"field": "roundingPrecision", "value": precision}],
+        )
+    return function, precision
+
+
 def create_metric(session: Session, tenant_id: str, spec: MetricSpec) -> BillableMetric:
     """Add a billable metric; a code the tenant already has is a Conflict."""
     aggregation = _aggregation(spec.aggregation)
@@ -140,6 +167,9 @@ def create_metric(session: Session, tenant_id: str, spec: MetricSpec) -> Billabl
         field=spec.field or "value",
         filters=stored_filters(spec.filters),
         group_by=list(spec.group_by),
+    )
+    row.rounding_function, row.rounding_precision = _rounding(
+        spec.rounding_function, spec.rounding_precision
     )
     insert_unique(session, row, f"a metric with code {row.code!r} already exists")
     return row
@@ -158,10 +188,22 @@ def get_metric(session: Session, tenant_id: str, code: str) -> BillableMetric:
 
 
 def list_metrics(
-    session: Session, tenant_id: str, *, limit: int, cursor: str | None = None
+    session: Session,
+    tenant_id: str,
+    *,
+    limit: int,
+    cursor: str | None = None,
+    aggregation: str | None = None,
+    plan_code: str | None = None,
 ) -> Page[BillableMetric]:
-    """The tenant's metrics, newest first, one page."""
+    """The tenant's metrics, newest first, one page: of one aggregation, and those the
+    charges of one plan use (its current definition; an unknown plan is a NotFound)."""
     query = select(BillableMetric).where(BillableMetric.tenant_id == tenant_id)
+    if aggregation is not None:
+        query = query.where(BillableMetric.aggregation == _aggregation(aggregation).value)
+    if plan_code is not None:
+        codes = sorted({c["metric"] for c in get_plan(session, tenant_id, plan_code).charges})
+        query = query.where(BillableMetric.code.in_(codes))
     return keyset_page(session, query, BillableMetric, limit, cursor)
 
 
@@ -182,6 +224,16 @@ def update_metric(
         row.field = patch.field
     if patch.aggregation is not None:
         row.aggregation = _aggregation(patch.aggregation).value
+    if patch.sent & {"rounding_function", "rounding_precision"}:
+        # What is not sent stays; a null function removes the rounding (and precision).
+        function = (
+            patch.rounding_function if "rounding_function" in patch.sent else row.rounding_function
+        )
+        if "rounding_precision" in patch.sent:
+            precision = patch.rounding_precision
+        else:
+            precision = row.rounding_precision if function is not None else None
+        row.rounding_function, row.rounding_precision = _rounding(function, precision)
     return row
 
 
@@ -209,6 +261,9 @@ def metric_domain(row: BillableMetric) -> Metric:
         field=row.field,
         filters={k: tuple(v) for k, v in (row.filters or {}).items()},
         group_by=tuple(row.group_by or ()),
+        rounding=None
+        if row.rounding_function is None
+        else QuantityRounding(RoundingFunction(row.rounding_function), row.rounding_precision or 0),
     )
 
 

@@ -60,6 +60,10 @@ class BillableMetric(Base):
     field: Mapped[str] = mapped_column(String(100), default="value")
     filters: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     group_by: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    # round | ceil | floor of each period quantity, to `rounding_precision` decimals
+    # (negative: tens, hundreds …); none: the exact quantity (docs/aggregations.md).
+    rounding_function: Mapped[str | None] = mapped_column(String(10), nullable=True)
+    rounding_precision: Mapped[int | None] = mapped_column(Integer, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 

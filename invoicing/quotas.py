@@ -17,7 +17,9 @@ A charge's `hardCap` limits what its period bills (the Quota Check stage). Here:
 
 Choices (docs/quotas.md): `used` is the period's quantity of the capped charge (every
 event counted once; the charge's filters apply), across its groups, over the
-subscription's active part of the period; `blocked = used >= cap`.
+subscription's active part of the period; `blocked = used >= cap`. A metric with a
+rounding rounds each group's quantity first (rating/rounding.py): the cap limits what
+the invoice bills, and the invoice bills the rounded quantity (docs/aggregations.md).
 """
 
 from __future__ import annotations
@@ -129,7 +131,7 @@ def used_quantity(
     )
     total = ZERO
     for quantity in quantities.values():
-        total = EXACT.add(total, quantity)
+        total = EXACT.add(total, charge.metric.rounded(quantity))
     return total
 
 
@@ -157,7 +159,7 @@ def quota_state(
     rows = usage.customer_usage(tenant_id, external_id, [metrics[metric]], period.start, period.end)
     used = ZERO
     for _code, _group, quantity in rows:
-        used = EXACT.add(used, quantity)
+        used = EXACT.add(used, metrics[metric].rounded(quantity))
     return QuotaState(external_id, metric, period, used, None)
 
 
@@ -317,7 +319,7 @@ class QuotaWatch:
             used = ZERO
             for quantity in measured.get(request.key, ()):
                 if quantity.charge_id == charge.id:
-                    used = EXACT.add(used, quantity.quantity)
+                    used = EXACT.add(used, charge.metric.rounded(quantity.quantity))
             exceeded = used >= charge.hard_cap
             QUOTA_EVALUATIONS.labels("exceeded" if exceeded else "within").inc()
             if exceeded:

@@ -31,6 +31,8 @@ class MetricSpec:
     group_by: tuple[str, ...] = ()
     # Declared after `filters`: in the class body this name hides `dataclasses.field`.
     field: str | None = None  # None: the event's "value"
+    rounding_function: str | None = None  # round | ceil | floor (rating/rounding.py)
+    rounding_precision: int | None = None  # default 0 with a function
 
 
 @dataclass(frozen=True)
@@ -41,6 +43,8 @@ class MetricPatch:
     field: str | None = None
     filters: Filters | None = None
     group_by: tuple[str, ...] | None = None
+    rounding_function: str | None = None
+    rounding_precision: int | None = None
     sent: frozenset[str] = frozenset()
 
 

@@ -41,6 +41,7 @@ from rating.money import EXACT, ZERO, format_decimal, format_money, ratio
 from rating.periods import days, next_period, period_containing
 from rating.pipeline import rate_until_tax
 from rating.pricing import InvalidChargeUsage
+from rating.rounding import rounded_usage
 from streams.billing_usage import UsageRequest
 from streams.usage_store import QUANTITY_PLACES, UsageStore
 
@@ -294,7 +295,10 @@ def _exact_readout(
         quantities = usage.customer_usage(
             tenant_id, external_id, metrics.values(), window.start, window.end
         )
-        items = [_item(code, group, q, ZERO, customer_currency) for code, group, q in quantities]
+        items = [
+            _item(code, group, metrics[code].rounded(q), ZERO, customer_currency)
+            for code, group, q in quantities
+        ]
         return _body(external_id, window, customer_currency, items, ZERO)
     # One currency per read-out: the current subscription's (else the latest one's).
     lead = active_at(overlapping, now) or overlapping[-1]
@@ -315,9 +319,13 @@ def _exact_readout(
         projection = _projection(piece, now) if project else None
         if projection is not None:
             used = [_project(m, piece.subscription, projection) for m in used]
+        # Quantities as the period's invoice has them: rounded by their metrics after
+        # the projection (the period's whole quantity is what its invoice rounds).
+        charges = piece.subscription.plan.charges
+        used = list(rounded_usage(charges, used))
         whole = {
             (m.charge_id, m.group): m.quantity
-            for m in metered.get(_whole_key(piece.subscription.id), [])
+            for m in rounded_usage(charges, metered.get(_whole_key(piece.subscription.id), []))
         }
         for line in _usage_lines(piece, used):
             key = (piece.subscription.id, line.charge_id, line.group)

@@ -33,6 +33,8 @@ def supports_late_billing(charge: UsageCharge) -> bool:
 
 
 def _billable(charge: UsageCharge, quantity: Decimal) -> Decimal:
+    # The old period's quantity as its invoice priced it: rounded by the metric first.
+    quantity = charge.metric.rounded(quantity)
     if charge.hard_cap is not None:
         quantity = min(quantity, charge.hard_cap)
     with localcontext(EXACT):

@@ -15,6 +15,7 @@ from enum import StrEnum
 from typing import Any
 
 from rating.money import ZERO
+from rating.rounding import QuantityRounding, round_quantity
 
 Group = tuple[tuple[str, str], ...]
 """A groupBy combination as sorted (property, value) pairs; () when ungrouped."""
@@ -72,6 +73,12 @@ class Metric:
     field: str = "value"
     filters: Mapping[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)
     group_by: tuple[str, ...] = ()
+    # Applied to each period quantity before charges price it (rating/rounding.py).
+    rounding: QuantityRounding | None = None
+
+    def rounded(self, quantity: Decimal) -> Decimal:
+        """A period quantity of this metric as charges price it (its rounding applied)."""
+        return round_quantity(quantity, self.rounding)
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ from fastapi import APIRouter, Query, Response
 from api.activity import ActivityDep, sent
 from api.deps import RuntimeDep, SessionDep, TenantDep
 from api.schemas.catalog import (
+    Aggregation,
     MetricCreate,
     MetricPublic,
     MetricUpdate,
@@ -35,8 +36,14 @@ def list_metrics(
     tenant: TenantDep,
     limit: int = Query(50, ge=1, le=500),
     cursor: str | None = None,
+    aggregation: Aggregation | None = Query(None, description="Only metrics of this aggregation"),
+    plan_code: str | None = Query(
+        None, alias="planCode", description="Only metrics the plan's charges use (404: no plan)"
+    ),
 ) -> Page[MetricPublic]:
-    page = catalog.list_metrics(session, tenant, limit=limit, cursor=cursor)
+    page = catalog.list_metrics(
+        session, tenant, limit=limit, cursor=cursor, aggregation=aggregation, plan_code=plan_code
+    )
     return Page[MetricPublic].of(page, MetricPublic.from_row)
 
 

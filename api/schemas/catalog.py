@@ -28,6 +28,17 @@ ChargeModel = Literal[
     "per_unit", "graduated", "volume", "package", "percentage", "graduated_percentage"
 ]
 Interval = Literal["weekly", "monthly", "quarterly", "yearly"]
+RoundingFunction = Literal["round", "ceil", "floor"]
+# Bounds checked in the catalog (invoicing.catalog), so that a value out of range says
+# the same on create and on PATCH.
+RoundingPrecision = Annotated[
+    int,
+    Field(
+        strict=True,
+        description="Decimal places kept (negative: tens, hundreds …); default 0",
+        json_schema_extra={"minimum": -15, "maximum": 15},
+    ),
+]
 
 # -- metrics ---------------------------------------------------------------------------
 
@@ -40,6 +51,11 @@ class MetricCreate(Body):
     field: str | None = Field(default=None, min_length=1, max_length=100)
     filters: FiltersIn | None = None
     group_by: list[str] | None = None
+    rounding_function: RoundingFunction | None = Field(
+        default=None,
+        description="Round each period quantity before pricing: round (half up), ceil, floor",
+    )
+    rounding_precision: RoundingPrecision | None = None
 
     def to_spec(self) -> MetricSpec:
         return MetricSpec(
@@ -50,6 +66,8 @@ class MetricCreate(Body):
             field=self.field,
             filters=filters_spec(self.filters),
             group_by=tuple(self.group_by or ()),
+            rounding_function=self.rounding_function,
+            rounding_precision=self.rounding_precision,
         )
 
 
@@ -60,6 +78,10 @@ class MetricUpdate(Body):
     field: str | None = None
     filters: FiltersIn | None = None
     group_by: list[str] | None = None
+    rounding_function: RoundingFunction | None = Field(
+        default=None, description="null removes the rounding"
+    )
+    rounding_precision: RoundingPrecision | None = None
 
     def to_spec(self) -> MetricPatch:
         return MetricPatch(
@@ -69,6 +91,8 @@ class MetricUpdate(Body):
             field=self.field,
             filters=None if self.filters is None else filters_spec(self.filters),
             group_by=None if self.group_by is None else tuple(self.group_by),
+            rounding_function=self.rounding_function,
+            rounding_precision=self.rounding_precision,
             sent=frozenset(self.model_fields_set),
         )
 
@@ -82,6 +106,8 @@ class MetricPublic(Public):
     field: str
     filters: dict[str, list[str]]
     group_by: list[str]
+    rounding_function: str | None = None
+    rounding_precision: int | None = None
     created_at: Timestamp
 
     @classmethod
@@ -95,6 +121,8 @@ class MetricPublic(Public):
             field=row.field,
             filters=row.filters or {},
             group_by=row.group_by or [],
+            rounding_function=row.rounding_function,
+            rounding_precision=row.rounding_precision,
             created_at=row.created_at,
         )
 

@@ -3,6 +3,10 @@
 The cap limits the charge's quantity, shared by its groups: the groups fill it in
 group order (the order of the invoice lines), and what lies above it is recorded as
 `capped_quantity` on the groups it overflows (the stream already blocked or flagged it).
+
+The metered quantities enter the pipeline here, so this is where each metric's rounding
+(rating/rounding.py) applies: per charge and group, before the cap, so the cap limits
+the quantity the metric reports and every later stage sees that one.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from decimal import Decimal
 from rating.context import ChargeQuantity, RatingState
 from rating.model import Group
 from rating.money import ZERO
+from rating.rounding import rounded_usage
 
 
 def quota_check(state: RatingState) -> RatingState:
@@ -25,7 +30,7 @@ def quota_check(state: RatingState) -> RatingState:
         seen.add(key)
     # Usage of a charge the plan does not have is not billed on this subscription.
     usages = sorted(
-        (u for u in state.context.usage if u.charge_id in charges),
+        (u for u in rounded_usage(charges.values(), state.context.usage) if u.charge_id in charges),
         key=lambda u: (u.charge_id, u.group),
     )
     # What is left of each charge's cap; groups fill it in group order.

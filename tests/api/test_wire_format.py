@@ -65,6 +65,7 @@ def test_catalog_bytes(api: tuple[TestClient, LedgerRuntime]) -> None:
         == (
             f'{{"id":"{metric["id"]}","code":"storage","name":"Storage ü","description":null,'
             '"aggregation":"sum","field":"gb","filters":{"region":["eu"]},"groupBy":["region"],'
+            '"roundingFunction":null,"roundingPrecision":null,'
             f'"createdAt":"{metric["createdAt"]}"}}'
         ).encode()
     )

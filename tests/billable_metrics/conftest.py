@@ -1,0 +1,48 @@
+"""Billable metrics through the HTTP API: a tenant's client over a fresh ledger (SQLite
+and PostgreSQL) whose usage store is the session's in-process ClickHouse engine, and a
+second tenant over the same ledger."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from streams.schema import UsageEvent
+from streams.sink import ClickHouseSink
+from streams.usage_store import UsageStore
+from tests.helpers.ledger_api import ApiClient, ledger_api
+from tests.helpers.stack import CH_DATABASE
+
+OCT_16_NOON = datetime(2026, 10, 16, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def api(ledger_url: str, tmp_path: Path, clickhouse: Any) -> Iterator[ApiClient]:
+    (tmp_path / "a").mkdir()
+    with ledger_api(ledger_url, tmp_path / "a", now=OCT_16_NOON) as client:
+        client.runtime.usage = UsageStore(clickhouse, CH_DATABASE)
+        yield client
+
+
+@pytest.fixture
+def other(ledger_url: str, tmp_path: Path, api: ApiClient) -> Iterator[ApiClient]:
+    (tmp_path / "b").mkdir()
+    with ledger_api(ledger_url, tmp_path / "b", now=OCT_16_NOON) as client:
+        yield client
+
+
+def send(api: ApiClient, clickhouse: Any, metric: str, *events: tuple[str, str, str]) -> None:
+    """Store events of customer acme as (id, instant, value) in ClickHouse, stamped
+    with the API's clock as their ingestion time."""
+    rows = [
+        UsageEvent(
+            api.tenant_id, event_id, "acme", metric, datetime.fromisoformat(ts), Decimal(value), {}
+        )
+        for event_id, ts, value in events
+    ]
+    ClickHouseSink(clickhouse, CH_DATABASE, clock=api.clock).write_events(rows)
