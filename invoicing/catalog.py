@@ -20,7 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from core.errors import Conflict, NotFound, ValidationFailed
-from invoicing import plan_versions
+from invoicing import charge_overrides, plan_versions
 from invoicing.models import (
     BillableMetric,
     CustomerRow,
@@ -248,6 +248,12 @@ def delete_metric(session: Session, tenant_id: str, code: str) -> None:
     if any(code in plan_versions.metric_codes(versions) for versions in pinned):
         # An earlier version of a patched plan still bills it (docs/plan-changes.md).
         users.append("(earlier versions kept by subscriptions)")
+    overrides = session.execute(
+        select(SubscriptionRow.overrides).where(SubscriptionRow.tenant_id == tenant_id)
+    ).scalars()
+    if any(code in charge_overrides.added_metrics(o) for o in overrides):
+        # A subscription's own charge bills it (overrides.addCharges).
+        users.append("(charges added by subscriptions)")
     if users:
         raise Conflict(f"metric {code!r} is used by plans {', '.join(sorted(users))}")
     session.delete(row)
@@ -416,16 +422,14 @@ def plan_domain(
 ) -> Plan:
     """The rating view of a plan, with a subscription's per-charge overrides applied."""
     overrides = overrides or {}
-    charge_overrides: Mapping[str, Any] = overrides.get("charges") or {}
     charges = []
-    for doc in row.charges:
-        override = charge_overrides.get(doc["id"]) or charge_overrides.get(doc["metric"]) or {}
-        merged = {**doc, **{k: v for k, v in override.items() if v is not None}}
+    # The plan's charges less the removed ones, overridden, and the added ones.
+    for merged in charge_overrides.charge_docs(row.charges, overrides):
         rollover = merged.get("rollover")
         charges.append(
             UsageCharge(
-                id=doc["id"],
-                metric=metrics[doc["metric"]],
+                id=merged["id"],
+                metric=metrics[merged["metric"]],
                 model=merged["model"],
                 properties=merged["properties"],
                 included_quantity=Decimal(merged.get("includedQuantity") or 0),
@@ -670,6 +674,7 @@ def validate_overrides(plan: PlanRow, overrides: dict[str, Any]) -> None:
         non_negative(to_decimal(overrides["baseFee"], what="overrides.baseFee"), "baseFee")
     charges = overrides.get("charges")
     if charges is None:
+        charge_overrides.validate(plan, overrides)
         return
     if not isinstance(charges, Mapping):
         raise ValidationFailed("overrides.charges must map a charge id or metric code to overrides")
@@ -689,6 +694,8 @@ def validate_overrides(plan: PlanRow, overrides: dict[str, Any]) -> None:
             if override.get(name) is not None:
                 what = f"overrides.charges.{key}.{name}"
                 override[name] = _text(non_negative(to_decimal(override[name], what=what), what))
+    # Filters, removed and added charges (invoicing/charge_overrides.py).
+    charge_overrides.validate(plan, overrides)
 
 
 def get_subscription(session: Session, tenant_id: str, subscription_id: str) -> SubscriptionRow:

@@ -16,15 +16,16 @@ from api.schemas.account import (
     ProjectedLine,
 )
 from api.schemas.billing import InvoicePublic
-from api.schemas.catalog import PlanPublic
+from api.schemas.catalog import ChargePublic, PlanPublic
 from api.schemas.common import Page
 from api.schemas.credits import WalletPublic
 from api.schemas.customers import SubscriptionPublic
 from api.schemas.usage import UsageMetricPublic
 from core.errors import Transient
-from invoicing import account
+from invoicing import account, charge_overrides
 from invoicing.documents.build import invoice_document
 from invoicing.documents.pdf import render_pdf
+from invoicing.models import SubscriptionRow
 from invoicing.usage import customer_usage, projected_usage
 from rating.money import ZERO, format_decimal, format_money
 from streams.usage_store import UsageStore
@@ -42,8 +43,16 @@ def subscription(runtime: ApiRuntime, holder: AccountHolder) -> AccountSubscript
                 currency=holder.currency,
             ),
             subscription=SubscriptionPublic.from_row(current) if current else None,
-            plan=PlanPublic.from_row(current.plan) if current else None,
+            plan=_billed_plan(current) if current else None,
         )
+
+
+def _billed_plan(row: SubscriptionRow) -> PlanPublic:
+    """The plan as this subscription bills it: its own charges (added, removed, their
+    terms overridden) in place of the plan's (docs/subscription-lifecycle.md)."""
+    plan = PlanPublic.from_row(row.plan)
+    charges = charge_overrides.charge_docs(row.plan.charges, row.overrides)
+    return plan.model_copy(update={"charges": [ChargePublic.model_validate(c) for c in charges]})
 
 
 def usage(runtime: ApiRuntime, holder: AccountHolder) -> AccountUsage:
