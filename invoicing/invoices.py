@@ -4,8 +4,9 @@
              ↘ OVERDUE → UNCOLLECTIBLE
              ↘ VOID
 
-Numbers are assigned at finalize from the tenant's sequence row, locked for update,
-so concurrent finalizations can neither skip nor repeat a number.
+Numbers are assigned at finalize from the sequence row of the invoice's billing entity
+(its prefix; docs/billing-entities.md), locked for update, so concurrent finalizations
+can neither skip nor repeat a number.
 """
 
 from __future__ import annotations
@@ -18,8 +19,16 @@ from sqlalchemy.orm import Session
 
 from core.errors import Conflict, NotFound, ValidationFailed
 from invoicing import events
+from invoicing.billing_entities import invoice_entity
 from invoicing.custom_sections import copy_onto
-from invoicing.models import CustomerRow, InvoiceRow, InvoiceSequence, PaymentRow, new_id
+from invoicing.models import (
+    CustomerRow,
+    InvoiceNumberSequence,
+    InvoiceRow,
+    InvoiceSequence,
+    PaymentRow,
+    new_id,
+)
 from invoicing.pages import Page, keyset_page
 from invoicing.specs import TaxOverrideSpec
 from rating.money import ZERO, format_money, round_money, to_decimal
@@ -117,9 +126,25 @@ def list_invoices(
     return keyset_page(session, query, InvoiceRow, limit, cursor)
 
 
-def next_number(session: Session, tenant_id: str) -> str:
-    """Take the next number of the tenant's sequence (row-locked on PostgreSQL;
-    SQLite serializes writers with BEGIN IMMEDIATE)."""
+def next_number(session: Session, tenant_id: str, prefix: str = "INV") -> str:
+    """Take the next number of the prefix's sequence: `INV` is the tenant's own
+    (InvoiceSequence), any other a billing entity's (InvoiceNumberSequence, created with
+    the entity). The UPDATE row-locks the sequence until commit on PostgreSQL; SQLite
+    serializes writers with BEGIN IMMEDIATE."""
+    if prefix != "INV":
+        taken = session.execute(
+            update(InvoiceNumberSequence)
+            .where(
+                InvoiceNumberSequence.tenant_id == tenant_id,
+                InvoiceNumberSequence.prefix == prefix,
+            )
+            .values(next_value=InvoiceNumberSequence.next_value + 1)
+            .returning(InvoiceNumberSequence.next_value)
+        ).first()
+        if taken is None:
+            session.add(InvoiceNumberSequence(tenant_id=tenant_id, prefix=prefix, next_value=2))
+            return f"{prefix}-{1:06d}"
+        return f"{prefix}-{int(taken[0]) - 1:06d}"
     result = session.execute(
         update(InvoiceSequence)
         .where(InvoiceSequence.tenant_id == tenant_id)
@@ -149,7 +174,10 @@ def finalize(
     # The custom sections as they are now: this copy is the one the invoice keeps.
     copy_onto(session, invoice)
     invoice.status = "OPEN"
-    invoice.number = next_number(session, tenant_id)
+    # The seller is fixed here: the customer's entity, numbered from its own sequence.
+    entity = invoice_entity(session, invoice)
+    invoice.billing_entity = entity
+    invoice.number = next_number(session, tenant_id, entity.invoice_prefix if entity else "INV")
     invoice.issued_at = now
     invoice.finalized_at = now
     terms = invoice.customer.net_payment_term_days

@@ -144,6 +144,16 @@ class CustomerRow(Base):
     skip_invoice_custom_sections: Mapped[bool | None] = mapped_column(
         Boolean, default=False, nullable=True
     )
+    # The billing entity the customer is billed by (docs/billing-entities.md); None only
+    # while the tenant has no billing entity at all.
+    billing_entity_id: Mapped[str | None] = mapped_column(
+        ForeignKey("billing_entities.id", name="fk_customers_billing_entity"),
+        nullable=True,
+        index=True,
+    )
+
+    # Loaded on use: an eager outer join would break the FOR UPDATE reads of this row.
+    billing_entity: Mapped[BillingEntityRow | None] = relationship()
 
 
 class SubscriptionRow(Base):
@@ -260,8 +270,17 @@ class InvoiceRow(Base):
     # from (`regenerated_from` names the latest).
     revision: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     regenerated_from: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    # The seller, fixed at finalize with the number taken from its sequence; a DRAFT
+    # (None) follows its customer's entity (docs/billing-entities.md).
+    billing_entity_id: Mapped[str | None] = mapped_column(
+        ForeignKey("billing_entities.id", name="fk_invoices_billing_entity"),
+        nullable=True,
+        index=True,
+    )
 
     customer: Mapped[CustomerRow] = relationship(lazy="joined")
+    # Loaded on use: an eager outer join would break the FOR UPDATE reads of this row.
+    billing_entity: Mapped[BillingEntityRow | None] = relationship()
     lines: Mapped[list[InvoiceLineRow]] = relationship(
         order_by="InvoiceLineRow.position", cascade="all, delete-orphan", lazy="selectin"
     )
@@ -310,7 +329,8 @@ class InvoiceLineRow(Base):
 
 
 class InvoiceSequence(Base):
-    """The next invoice number of a billing entity (one per tenant for now)."""
+    """The next number of the tenant's own prefix `INV` (a tenant without billing
+    entities, or the entity whose prefix is INV); other prefixes: InvoiceNumberSequence."""
 
     __tablename__ = "invoice_sequences"
 
@@ -807,23 +827,50 @@ class CreditUseRow(Base):
 
 
 class BillingEntityRow(Base):
-    """The seller of a tenant's invoices: legal name, address, tax id and bank account,
-    as the invoice documents (PDF, UBL) show them. One per tenant; none: the tenant's
-    name alone."""
+    """A seller of a tenant's invoices (docs/billing-entities.md): legal name, address,
+    tax id and bank account as the documents show them, its own invoice prefix (and so
+    its own number sequence) and the tax codes its customers pay where their place has
+    no rate. Customers belong to one; one per tenant is the default (`PUT
+    /billing-entity` edits it). A tenant without any: documents name the tenant."""
 
     __tablename__ = "billing_entities"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "code", name="uq_billing_entities_tenant_code"),
+        UniqueConstraint("tenant_id", "invoice_prefix", name="uq_billing_entities_prefix"),
+    )
 
-    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), primary_key=True)
-    legal_name: Mapped[str] = mapped_column(String(300))
-    address_line1: Mapped[str] = mapped_column(String(300))
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(
+        ForeignKey("tenants.id", name="fk_billing_entities_tenant"), index=True
+    )
+    code: Mapped[str] = mapped_column(String(100))
+    name: Mapped[str] = mapped_column(String(300))
+    is_default: Mapped[bool] = mapped_column(Boolean, default=False)
+    invoice_prefix: Mapped[str] = mapped_column(String(20))
+    tax_codes: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    legal_name: Mapped[str | None] = mapped_column(String(300), nullable=True)
+    address_line1: Mapped[str | None] = mapped_column(String(300), nullable=True)
     address_line2: Mapped[str | None] = mapped_column(String(300), nullable=True)
-    city: Mapped[str] = mapped_column(String(200))
-    postal_code: Mapped[str] = mapped_column(String(40))
-    country: Mapped[str] = mapped_column(String(2))
+    city: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    postal_code: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    country: Mapped[str | None] = mapped_column(String(2), nullable=True)
     tax_id: Mapped[str | None] = mapped_column(String(100), nullable=True)
     email: Mapped[str | None] = mapped_column(String(300), nullable=True)
     iban: Mapped[str | None] = mapped_column(String(34), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    archived_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class InvoiceNumberSequence(Base):
+    """The next invoice number of a prefix other than the tenant's own `INV`
+    (`InvoiceSequence`): the sequence of the billing entity that has the prefix."""
+
+    __tablename__ = "invoice_number_sequences"
+
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), primary_key=True)
+    prefix: Mapped[str] = mapped_column(String(20), primary_key=True)
+    next_value: Mapped[int] = mapped_column(Integer, default=1)
 
 
 class EmailDeliveryRow(Base):

@@ -31,6 +31,7 @@ from sqlalchemy.orm import Session
 from core.errors import NotFound, ValidationFailed
 from invoicing import events
 from invoicing.addons import MAX_AMOUNT, add_on_taxes, get_add_on, unit_price
+from invoicing.billing_entities import customer_tax_rates
 from invoicing.catalog import currency_code, get_customer
 from invoicing.custom_sections import copy_onto
 from invoicing.models import CustomerRow, InvoiceLineRow, InvoiceRow, new_id
@@ -163,7 +164,8 @@ def _quote(
         tax_exempt=customer.tax_exempt,
     )
     if tax.provider is None:  # the tenant's local table (a cached provider may be falsy)
-        rates = tax_rates(session, tenant_id)
+        # The billing entity's taxes stand in for the tenant's defaults.
+        rates = customer_tax_rates(session, tenant_id, customer.id, tax_rates(session, tenant_id))
         return LocalRatesProvider(rates).rates_for(request) if rates else None
     return tax.provider.rates_for(request)
 

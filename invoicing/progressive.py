@@ -36,6 +36,7 @@ from invoicing.billing.contexts import (
     load_rollover,
 )
 from invoicing.billing.writer import INVOICE_LINES, bulk_insert, line_rows
+from invoicing.billing_entities import customer_tax_rates
 from invoicing.custom_sections import copy_onto
 from invoicing.invoices import finalize, get_invoice
 from invoicing.models import (
@@ -252,17 +253,20 @@ class ProgressiveWatch:
         delta: Sequence[InvoiceLine],
         now: datetime,
     ) -> str:
+        customer_row_id = session.execute(
+            select(SubscriptionRow.customer_id).where(SubscriptionRow.id == subscription.id)
+        ).scalar_one()
         context = BillingContext(
             subscription=subscription,
             period=period,
-            tax_rates=tax_rates(session, tenant_id),
+            # The customer's billing entity's taxes stand in for the tenant's defaults.
+            tax_rates=customer_tax_rates(
+                session, tenant_id, customer_row_id, tax_rates(session, tenant_id)
+            ),
             issued_at=now,
         )
         state = RatingState(context=context, lines=tuple(delta))
         rated = self._tax.finish(tenant_id, state).invoice
-        customer_row_id = session.execute(
-            select(SubscriptionRow.customer_id).where(SubscriptionRow.id == subscription.id)
-        ).scalar_one()
         # The invoice covers the usage from the period's start to now; two in the same
         # instant (a frozen clock) are kept apart by a microsecond.
         last_end = session.execute(

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from core.errors import Conflict, NotFound, ValidationFailed
 from invoicing.catalog import country_code, insert_unique, non_negative
-from invoicing.models import AddOnRow, CustomerRow, TaxRow, new_id
+from invoicing.models import AddOnRow, BillingEntityRow, CustomerRow, TaxRow, new_id
 from invoicing.pages import Page, whole
 from invoicing.specs import TaxSpec
 from rating.context import TaxRate
@@ -104,12 +104,22 @@ def update_tax(session: Session, tenant_id: str, code: str, patch: TaxPatch) -> 
 
 
 def uses_of(session: Session, tenant_id: str, row: TaxRow) -> list[str]:
-    """What keeps a rate in use: add-ons naming it, and live customers the table
-    gives it to (issued invoices carry their own copy of the rate and never count)."""
+    """What keeps a rate in use: add-ons and billing entities naming it, and live
+    customers the table gives it to (issued invoices carry their own copy of the rate
+    and never count)."""
     uses = [
         f"add-on {code!r}"
         for code, codes in session.execute(
             select(AddOnRow.code, AddOnRow.tax_codes).where(AddOnRow.tenant_id == tenant_id)
+        )
+        if row.code in (codes or ())
+    ]
+    uses += [
+        f"billing entity {code!r}"
+        for code, codes in session.execute(
+            select(BillingEntityRow.code, BillingEntityRow.tax_codes).where(
+                BillingEntityRow.tenant_id == tenant_id
+            )
         )
         if row.code in (codes or ())
     ]

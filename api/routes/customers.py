@@ -17,7 +17,7 @@ from api.schemas.customers import (
     SubscriptionPublic,
 )
 from api.schemas.usage import QuotaPublic, UsageFrom, UsagePublic, UsageTo
-from invoicing import catalog, custom_sections, customers, subscriptions
+from invoicing import billing_entities, catalog, custom_sections, customers, subscriptions
 from invoicing.billing import BillRunner
 from invoicing.quotas import quota_state
 from invoicing.usage import customer_usage, projected_usage
@@ -30,7 +30,9 @@ def create_customer(
     body: CustomerCreate, session: SessionDep, tenant: TenantDep, record: ActivityDep
 ) -> CustomerPublic:
     customers.ensure_reusable(session, tenant, body.external_id)
+    entity = billing_entities.entity_for_new_customer(session, tenant, body.billing_entity_code)
     row = catalog.create_customer(session, tenant, body.to_spec())
+    row.billing_entity = entity
     if body.metadata is not None:
         customers.set_metadata(row, body.metadata)
     custom_sections.set_customer_sections(
@@ -90,6 +92,8 @@ def update_customer(
     row = catalog.update_customer(session, tenant, external_id, body.to_spec())
     if body.metadata is not None:
         customers.merge_metadata(row, body.metadata)
+    if body.billing_entity_code is not None:
+        billing_entities.move_customer(session, tenant, row, body.billing_entity_code)
     custom_sections.set_customer_sections(
         session,
         tenant,

@@ -134,6 +134,10 @@ class InvoicePublic(Public):
     regenerated_from: str | None = Field(
         default=None, description="the VOID invoice this one was regenerated from"
     )
+    billing_entity_code: str | None = Field(
+        default=None,
+        description="Its seller: recorded at finalize; a draft shows its customer's entity",
+    )
     custom_sections: list[SectionCopyPublic] = Field(
         default_factory=list,
         description="The invoice's copy of its custom sections (frozen at finalize)",
@@ -164,9 +168,15 @@ class InvoicePublic(Public):
             amount_due=money(row.amount_due, cur),
             created_at=row.created_at,
             regenerated_from=row.regenerated_from,
+            billing_entity_code=_entity_code(row),
             lines=[InvoiceLinePublic.from_row(line, cur) for line in row.lines],
             custom_sections=[SectionCopyPublic.from_row(s) for s in row.custom_sections],
         )
+
+
+def _entity_code(row: InvoiceRow) -> str | None:
+    entity = row.billing_entity or row.customer.billing_entity
+    return entity.code if entity is not None else None
 
 
 class FinalizeAllResult(Public):

@@ -40,6 +40,9 @@ class CustomerCreate(Body):
     metadata: dict[str, str] | None = Field(
         default=None, description="Your key/value texts: 50 keys, 40 and 500 characters"
     )
+    billing_entity_code: str | None = Field(
+        default=None, max_length=100, description="Its seller; default: the default entity"
+    )
     invoice_custom_section_codes: list[str] | None = Field(
         default=None,
         description="The customer's own invoice custom sections, in print order "
@@ -94,6 +97,9 @@ class CustomerUpdate(Body):
     tax_id: str | None = Field(default=None, max_length=100, description="VAT or GST number")
     metadata: dict[str, str | None] | None = Field(
         default=None, description="Keys sent are set, a key sent as null is removed"
+    )
+    billing_entity_code: str | None = Field(
+        default=None, max_length=100, description="Move it (refused once it has invoices)"
     )
     invoice_custom_section_codes: list[str] | None = Field(
         default=None, description="Replaces the customer's own list ([]: none of its own)"
@@ -160,6 +166,9 @@ class CustomerPublic(Public):
     postal_code: str | None
     tax_id: str | None
     metadata: dict[str, str]
+    billing_entity_code: str | None = Field(
+        description="The billing entity it is billed by (null: the tenant has none)"
+    )
     invoice_custom_section_codes: list[str] = Field(default_factory=list)
     skip_invoice_custom_sections: bool = False
 
@@ -193,6 +202,7 @@ class CustomerPublic(Public):
             postal_code=row.postal_code,
             tax_id=row.tax_id,
             metadata=dict(row.meta or {}),
+            billing_entity_code=row.billing_entity.code if row.billing_entity else None,
             invoice_custom_section_codes=customer_codes(row),
             skip_invoice_custom_sections=bool(row.skip_invoice_custom_sections),
         )

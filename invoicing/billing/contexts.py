@@ -19,6 +19,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from invoicing.billing.selection import BillingItem
+from invoicing.billing_entities import entity_tax_codes, with_entity_taxes
 from invoicing.models import (
     AppliedCouponRow,
     CouponRow,
@@ -106,6 +107,8 @@ class ChunkContexts:
     """The ledger state a chunk of items is rated with."""
 
     tax_rates: tuple[TaxRate, ...] = ()
+    # The rate tables of customers whose billing entity has taxes (by customer row id).
+    entity_taxes: dict[str, tuple[TaxRate, ...]] = field(default_factory=dict)
     coupons: dict[str, list[CouponState]] = field(default_factory=dict)  # by customer row id
     wallets: dict[str, list[WalletState]] = field(default_factory=dict)  # by customer row id
     # Unconsumed rollover buckets by subscription id, then charge id, oldest first.
@@ -127,7 +130,7 @@ class ChunkContexts:
             usage=usage,
             rollover_in=self.rollover.get(item.subscription.id, {}),
             coupons=tuple(c.coupon for c in self.coupons.get(item.customer_row_id, ()) if c.active),
-            tax_rates=self.tax_rates,
+            tax_rates=self.entity_taxes.get(item.customer_row_id, self.tax_rates),
             wallets=tuple(
                 w.wallet
                 for w in self.wallets.get(item.customer_row_id, ())
@@ -168,6 +171,8 @@ def load_contexts(
     for ids in batches(customers):
         _load_coupons(session, tenant_id, ids, contexts.coupons)
         _load_wallets(session, tenant_id, ids, contexts.wallets)
+        for customer_id, codes in entity_tax_codes(session, tenant_id, ids).items():
+            contexts.entity_taxes[customer_id] = with_entity_taxes(tax_rates, codes)
     for ids in batches(subscriptions):
         load_rollover(session, ids, contexts.rollover)
     if _any_progressive(session, tenant_id):

@@ -106,6 +106,7 @@ def invoice_row(
         None,  # voided_at
         0,  # revision
         None,  # regenerated_from
+        None,  # billing_entity_id: a draft follows its customer's, fixed at finalize
     )
 
 
@@ -224,7 +225,7 @@ _INVOICE_COLUMNS = (
     "currency", "period_start", "period_end", "issued_at", "due_at", "subtotal",
     "discount_total", "tax_total", "credit_total", "total", "amount_paid", "amount_due",
     "created_at", "updated_at", "finalized_at", "type", "paid_at", "overdue_at",
-    "uncollectible_at", "voided_at", "revision", "regenerated_from",
+    "uncollectible_at", "voided_at", "revision", "regenerated_from", "billing_entity_id",
 )  # fmt: skip
 _LINE_COLUMNS = (
     "id", "invoice_id", "position", "type", "description", "metric", "group_values",

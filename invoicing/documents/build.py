@@ -13,7 +13,7 @@ from datetime import UTC, date, datetime, timedelta, tzinfo
 from sqlalchemy.orm import Session
 
 from core.errors import Conflict
-from invoicing.billing_entities import find_billing_entity
+from invoicing.billing_entities import invoice_entity, seller_name
 from invoicing.documents.model import (
     Document,
     DocumentLine,
@@ -42,7 +42,7 @@ def invoice_document(session: Session, tenant_id: str, invoice_id: str) -> Docum
             details={"status": invoice.status},
         )
     tenant = session.get(Tenant, tenant_id)
-    entity = find_billing_entity(session, tenant_id)
+    entity = invoice_entity(session, invoice)  # the seller recorded at finalize
     seller = seller_party(entity, tenant.name if tenant else "")
     return build_invoice_document(invoice, seller, iban=entity.iban if entity else None)
 
@@ -93,7 +93,7 @@ def seller_party(entity: BillingEntityRow | None, tenant_name: str) -> Party:
     if entity is None:
         return Party(name=tenant_name)
     return Party(
-        name=entity.legal_name,
+        name=seller_name(entity),
         address_lines=_present(entity.address_line1, entity.address_line2),
         city=entity.city,
         postal_code=entity.postal_code,

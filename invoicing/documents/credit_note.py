@@ -13,9 +13,8 @@ from decimal import Decimal, localcontext
 from sqlalchemy.orm import Session
 
 from core.errors import Conflict
-from invoicing.billing_entities import find_billing_entity
 from invoicing.credit_notes import get
-from invoicing.documents.build import buyer_party, invoice_document, seller_party
+from invoicing.documents.build import buyer_party, invoice_document
 from invoicing.documents.model import (
     Document,
     DocumentLine,
@@ -24,7 +23,6 @@ from invoicing.documents.model import (
     Totals,
 )
 from invoicing.documents.taxes import tax_breakdown
-from invoicing.models import Tenant
 from rating.money import ZERO, round_money
 
 HOW = {
@@ -44,8 +42,6 @@ def credit_note_document(session: Session, tenant_id: str, note_id: str) -> Docu
             details={"status": note.status},
         )
     invoice = invoice_document(session, tenant_id, note.invoice_id)
-    tenant = session.get(Tenant, tenant_id)
-    entity = find_billing_entity(session, tenant_id)
     lines = _lines(note.amount, note.currency, invoice, f"Credit for invoice {invoice.number}")
     exempt = note.customer.tax_exempt
     taxes = tax_breakdown(lines, ZERO, exempt=exempt)
@@ -62,7 +58,7 @@ def credit_note_document(session: Session, tenant_id: str, note_id: str) -> Docu
         number=note.number,
         issue_date=note.issued_at.date(),
         currency=note.currency,
-        seller=seller_party(entity, tenant.name if tenant else ""),
+        seller=invoice.seller,  # the seller of the invoice it corrects
         buyer=buyer_party(note.customer),
         lines=lines,
         taxes=taxes,

@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from core.errors import Conflict, NotFound, ValidationFailed
 from invoicing import credit_notes, invoices
-from invoicing.billing_entities import find_billing_entity
+from invoicing.billing_entities import invoice_entity
 from invoicing.deliveries.retry import Backoff, Jitter
 from invoicing.documents.build import invoice_document, seller_party
 from invoicing.documents.credit_note import credit_note_document
@@ -233,7 +233,7 @@ def _receipt(session: Session, tenant_id: str, payment_id: str) -> Receipt:
     invoice = invoices.get_invoice(session, tenant_id, payment.invoice_id)
     tenant = session.get(Tenant, tenant_id)
     assert tenant is not None
-    seller = seller_party(find_billing_entity(session, tenant_id), tenant.name)
+    seller = seller_party(invoice_entity(session, invoice), tenant.name)
     currency = payment.currency or invoice.currency
     return Receipt(
         seller=seller.name,
