@@ -220,7 +220,9 @@ class SubscriptionCreate(Body):
     overrides: dict[str, Any] | None = Field(
         default=None,
         description='Per charge (id or metric code): {"charges": {"api_calls": '
-        '{"properties": {...}, "includedQuantity": "100"}}}; and "baseFee"',
+        '{"properties": {...}, "includedQuantity": "100", "filters": {...}}}}; "baseFee"; '
+        '"addCharges": [charge as a plan\'s]; "removeCharges": [charge id or metric code] '
+        "(docs/subscription-lifecycle.md)",
     )
 
     def to_spec(self) -> SubscriptionSpec:

@@ -16,7 +16,10 @@ class SubscriptionUpdate(Body):
     name: str | None = Field(default=None, max_length=200)
     end_date: EndInstant = None
     overrides: dict[str, Any] | None = Field(
-        default=None, description='Replaces the overrides: {"baseFee": "…", "charges": {…}}'
+        default=None,
+        description='Replaces the overrides: {"baseFee": "…", "charges": {…}, "addCharges": '
+        '[charge], "removeCharges": [charge id or metric code]} '
+        "(docs/subscription-lifecycle.md)",
     )
 
     model_config = ConfigDict(extra="forbid")
