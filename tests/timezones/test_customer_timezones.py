@@ -159,6 +159,12 @@ def test_paris_usage_read_out_is_the_local_month(api: ApiClient, clickhouse: Any
     readout = api.ok("GET", "/customers/paris/usage")
     assert (readout["from"], readout["to"]) == ("2027-03-31T22:00:00Z", "2027-04-30T22:00:00Z")
     assert readout["amount"] == "1.00"  # only the 00:30 call is April's
+    projected = api.ok("GET", "/customers/paris/usage/projected")
+    assert (projected["from"], projected["to"]) == (readout["from"], readout["to"])
+    quota = api.ok("GET", "/customers/paris/quota/calls")
+    assert (quota["periodStart"], quota["periodEnd"], quota["used"]) == (
+        "2027-03-31T22:00:00Z", "2027-04-30T22:00:00Z", "1",
+    )  # fmt: skip
     api.clock.set(z("2027-03-31T21:50:00Z"))  # 23:50 on 31 March
     readout = api.ok("GET", "/customers/paris/usage")
     assert (readout["from"], readout["to"]) == ("2027-02-28T23:00:00Z", "2027-03-31T22:00:00Z")
