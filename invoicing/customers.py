@@ -17,10 +17,10 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.errors import Conflict, ValidationFailed
-from invoicing import subscriptions
+from invoicing import subscriptions, wallets
 from invoicing.billing import BillRunner
 from invoicing.catalog import country_code, currency_code, get_customer, terminate_subscription
-from invoicing.models import AppliedCouponRow, CustomerRow, SubscriptionRow
+from invoicing.models import AppliedCouponRow, CustomerRow, SubscriptionRow, WalletRow
 from invoicing.pages import Page, keyset_page
 
 MAX_KEYS = 50
@@ -167,7 +167,8 @@ def delete(
 def delete_customer(session: Session, tenant_id: str, external_id: str, now: datetime) -> int:
     """Soft-delete a customer: its subscriptions still running end now (billed up to
     now by their period close, as any termination), a scheduled later end is brought to
-    now, and its active coupons stop; returns how many subscriptions it ended."""
+    now, its active coupons stop and its active wallets are terminated; returns how
+    many subscriptions it ended."""
     row = get_customer(session, tenant_id, external_id)
     subscription_ids = (
         session.execute(
@@ -203,6 +204,15 @@ def delete_customer(session: Session, tenant_id: str, external_id: str, now: dat
     )
     for applied in coupons:
         applied.status = "removed"
+    # Its wallets end as a terminate would end them (the balance forfeited, pending
+    # paid top-ups cancelled): no recurring top-up may invoice a deleted customer.
+    active_wallets = session.execute(
+        select(WalletRow.id)
+        .where(WalletRow.customer_id == row.id, WalletRow.status == "active")
+        .order_by(WalletRow.id)
+    ).scalars()
+    for wallet_id in list(active_wallets):
+        wallets.close_wallet(session, tenant_id, wallet_id, now)
     row.deleted_at = now
     session.flush()
     return len(subscription_ids)

@@ -247,3 +247,22 @@ def test_tenant_isolation(api: ApiClient, other: ApiClient) -> None:
     assert other.delete("/customers/acme").status_code == 204
     assert api.ok("GET", "/customers/acme")["metadata"] == {"tier": "gold"}
     assert ids(api, q="acme") == ["acme"]
+
+
+def test_delete_terminates_the_wallets(api: ApiClient) -> None:
+    """A deleted customer's wallets end (balance forfeited, pending paid top-up voided):
+    no recurring top-up may invoice it after the deletion."""
+    api.customer("acme")
+    granted = api.ok("POST", "/wallets", json={"customerId": "acme", "grantedCredits": "10"})
+    paid = api.ok("POST", "/wallets", json={"customerId": "acme", "paidCredits": "20"})
+    [topup_invoice] = invoices_of(api, "acme")
+    api.clock.set(datetime(2026, 10, 16, tzinfo=UTC))
+    assert api.delete("/customers/acme").status_code == 204
+    for wallet, forfeited in ((granted, ["10.00"]), (paid, [])):
+        row = api.ok("GET", f"/wallets/{wallet['id']}")
+        assert (row["status"], row["balance"]) == ("terminated", "0.00")
+        assert row["terminatedAt"] == "2026-10-16T00:00:00Z"
+        outbound = api.ok("GET", f"/wallets/{wallet['id']}/transactions",
+                          params={"type": "outbound"})["data"]  # fmt: skip
+        assert [t["amount"] for t in outbound if t["type"] == "forfeit"] == forfeited
+    assert api.ok("GET", f"/invoices/{topup_invoice['id']}")["status"] == "VOID"
