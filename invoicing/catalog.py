@@ -8,7 +8,7 @@ plans, dates, ranges) are checked here so that every caller shares them.
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
 from functools import lru_cache
@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 from core.errors import Conflict, NotFound, ValidationFailed
 from invoicing import charge_overrides, plan_versions
 from invoicing.models import (
+    AddOnRow,
     BillableMetric,
     CustomerRow,
     PlanRow,
@@ -321,24 +322,56 @@ def charge_doc(spec: ChargeSpec, index: int, known: Mapping[str, BillableMetric]
     return _charge_doc(spec, index, known)
 
 
-def fixed_charge_doc(spec: FixedChargeSpec, index: int) -> dict[str, Any]:
-    """A checked fixed charge as the plan stores it."""
-    return _fixed_charge_doc(spec, index)
+def fixed_charge_docs(
+    session: Session, tenant_id: str, currency: str, specs: Sequence[FixedChargeSpec]
+) -> list[dict[str, Any]]:
+    """Checked fixed charges as the plan stores them (plan creation and update share
+    it); one naming an `addOnCode` takes the add-on's name and amount unless it sends its
+    own, and the add-on's taxes when billed (docs/one-off-invoices.md, Add-ons)."""
+    codes = sorted({s.add_on_code for s in specs if s.add_on_code is not None})
+    add_ons = {
+        a.code: a
+        for a in session.execute(
+            select(AddOnRow).where(AddOnRow.tenant_id == tenant_id, AddOnRow.code.in_(codes))
+        ).scalars()
+    }
+    return [_fixed_charge_doc(s, i, add_ons, currency) for i, s in enumerate(specs)]
 
 
-def _fixed_charge_doc(spec: FixedChargeSpec, index: int) -> dict[str, Any]:
+def _fixed_charge_doc(
+    spec: FixedChargeSpec, index: int, add_ons: Mapping[str, AddOnRow], currency: str
+) -> dict[str, Any]:
     where = f"fixedCharges[{index}]"
-    if not spec.name:
+    add_on = None
+    if spec.add_on_code is not None:
+        add_on = add_ons.get(spec.add_on_code)
+        if add_on is None:
+            raise ValidationFailed(
+                f"{where}.addOnCode {spec.add_on_code!r} is not an add-on of this tenant"
+            )
+        if add_on.currency != currency:
+            raise ValidationFailed(
+                f"{where}.addOnCode {spec.add_on_code!r} is priced in {add_on.currency}; "
+                f"the plan bills in {currency}"
+            )
+    name = spec.name or (add_on.name if add_on is not None else "")
+    if not name:
         raise ValidationFailed(f"{where}.name is required")
-    return {
+    amount = spec.amount if spec.amount is not None else (add_on.amount if add_on else None)
+    if amount is None:
+        raise ValidationFailed(f"{where}.amount is required (or an addOnCode)")
+    doc = {
         "id": spec.id or new_id("fc"),
-        "name": spec.name,
-        "amount": _text(non_negative(spec.amount, f"{where}.amount")),
+        "name": name,
+        "amount": _text(non_negative(amount, f"{where}.amount")),
         "units": _text(non_negative(spec.units, f"{where}.units")),
         "oneTime": spec.one_time,
         "payInAdvance": spec.one_time if spec.pay_in_advance is None else spec.pay_in_advance,
         "prorated": spec.prorated,
     }
+    if add_on is not None:
+        doc["addOnCode"] = add_on.code
+    return doc
 
 
 def create_plan(session: Session, tenant_id: str, spec: PlanSpec) -> PlanRow:
@@ -356,7 +389,7 @@ def create_plan(session: Session, tenant_id: str, spec: PlanSpec) -> PlanRow:
         ).scalars()
     }
     charges = [_charge_doc(c, i, known) for i, c in enumerate(spec.charges)]
-    fixed = [_fixed_charge_doc(c, i) for i, c in enumerate(spec.fixed_charges)]
+    fixed = fixed_charge_docs(session, tenant_id, currency, spec.fixed_charges)
     if spec.trial_days < 0:
         raise ValidationFailed("trialDays must not be negative")
     minimum = non_negative(spec.minimum_commitment, "minimumCommitment")
@@ -453,6 +486,7 @@ def plan_domain(
             one_time=f["oneTime"],
             pay_in_advance=f["payInAdvance"],
             prorated=f["prorated"],
+            add_on_code=f.get("addOnCode"),
         )
         for f in row.fixed_charges
     )

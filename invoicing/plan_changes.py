@@ -82,9 +82,9 @@ def _apply(session: Session, row: PlanRow, patch: PlanPatch) -> None:
             raise ValidationFailed("charges: a charge id is given twice")
         row.charges = charges
     if patch.fixed_charges is not None:
-        row.fixed_charges = [
-            catalog.fixed_charge_doc(c, i) for i, c in enumerate(patch.fixed_charges)
-        ]
+        row.fixed_charges = catalog.fixed_charge_docs(
+            session, row.tenant_id, row.currency, patch.fixed_charges
+        )
     if patch.usage_thresholds is not None:
         row.usage_thresholds = catalog.usage_thresholds_doc(
             [{"amount": t.amount, "recurring": t.recurring} for t in patch.usage_thresholds],

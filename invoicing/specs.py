@@ -72,12 +72,13 @@ class ChargeSpec:
 @dataclass(frozen=True)
 class FixedChargeSpec:
     name: str
-    amount: Decimal
+    amount: Decimal | None  # None: the add-on's amount (an addOnCode is then required)
     units: Decimal = Decimal(1)
     id: str | None = None
     one_time: bool = False
     pay_in_advance: bool | None = None  # None: in advance exactly when one-time
     prorated: bool = True
+    add_on_code: str | None = None  # an add-on of the catalog: its name, amount, taxes
 
 
 @dataclass(frozen=True)

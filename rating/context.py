@@ -114,6 +114,9 @@ class BillingContext:
     prior_lines: tuple[InvoiceLine, ...] = ()
     # Usage of this period already invoiced by progressive billing (see rating.progressive).
     progressive: ProgressiveBilled | None = None
+    # Per fixed-charge id: the taxes of the add-on it bills, which replace the customer's
+    # location rates on its lines (an exempt customer still pays none).
+    charge_tax_rates: Mapping[str, tuple[TaxRate, ...]] = field(default_factory=dict)
 
     @property
     def currency(self) -> str:

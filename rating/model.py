@@ -115,6 +115,8 @@ class FixedCharge:
     one_time: bool = False
     pay_in_advance: bool = False
     prorated: bool = True
+    # The catalog add-on it bills: its lines take the add-on's taxes (BillingContext).
+    add_on_code: str | None = None
 
 
 @dataclass(frozen=True)

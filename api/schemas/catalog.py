@@ -178,7 +178,11 @@ class FixedChargeIn(Body):
     code: str | None = None
     type: str | None = Field(default=None, description="SETUP_FEE or ONE_TIME: charged once")
     one_time: bool = False
-    amount: Decimal_
+    add_on_code: str | None = Field(
+        default=None,
+        description="An add-on of the catalog: its name and amount unless sent, its taxes",
+    )
+    amount: Decimal_ | None = Field(default=None, description="Required without addOnCode")
     units: Decimal_ = Decimal(1)
     pay_in_advance: bool | None = None
     prorated: bool = True
@@ -193,6 +197,7 @@ class FixedChargeIn(Body):
             one_time=self.one_time or kind in ("SETUP_FEE", "ONE_TIME"),
             pay_in_advance=self.pay_in_advance,
             prorated=self.prorated,
+            add_on_code=self.add_on_code,
         )
 
 
@@ -334,6 +339,7 @@ class FixedChargePublic(Public):
     one_time: bool
     pay_in_advance: bool
     prorated: bool
+    add_on_code: str | None = None
 
 
 class UsageThresholdPublic(Public):

@@ -18,9 +18,11 @@ from typing import TypeVar
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from invoicing.addons import add_on_taxes
 from invoicing.billing.selection import BillingItem
 from invoicing.billing_entities import entity_tax_codes, with_entity_taxes
 from invoicing.models import (
+    AddOnRow,
     AppliedCouponRow,
     CouponRow,
     InvoiceLineRow,
@@ -109,6 +111,9 @@ class ChunkContexts:
     tax_rates: tuple[TaxRate, ...] = ()
     # The rate tables of customers whose billing entity has taxes (by customer row id).
     entity_taxes: dict[str, tuple[TaxRate, ...]] = field(default_factory=dict)
+    # The taxes of the add-ons that plans' fixed charges bill (by add-on code; none: the
+    # add-on names no taxes, or was deleted, and its charges take the location rates).
+    add_on_taxes: dict[str, tuple[TaxRate, ...]] = field(default_factory=dict)
     coupons: dict[str, list[CouponState]] = field(default_factory=dict)  # by customer row id
     wallets: dict[str, list[WalletState]] = field(default_factory=dict)  # by customer row id
     # Unconsumed rollover buckets by subscription id, then charge id, oldest first.
@@ -138,6 +143,11 @@ class ChunkContexts:
             ),
             prior_lines=prior_lines,
             progressive=self.progressive.get((item.subscription.id, item.period.start)),
+            charge_tax_rates={
+                f.id: self.add_on_taxes[f.add_on_code]
+                for f in item.subscription.plan.fixed_charges
+                if f.add_on_code in self.add_on_taxes
+            },
         )
 
     def absorb(self, item: BillingItem, result: RatingResult) -> None:
@@ -173,6 +183,7 @@ def load_contexts(
         _load_wallets(session, tenant_id, ids, contexts.wallets)
         for customer_id, codes in entity_tax_codes(session, tenant_id, ids).items():
             contexts.entity_taxes[customer_id] = with_entity_taxes(tax_rates, codes)
+    _load_add_on_taxes(session, tenant_id, items, contexts.add_on_taxes)
     for ids in batches(subscriptions):
         load_rollover(session, ids, contexts.rollover)
     if _any_progressive(session, tenant_id):
@@ -180,6 +191,32 @@ def load_contexts(
         for ids in batches(every):
             load_progressive(session, ids, contexts.progressive)
     return contexts
+
+
+def _load_add_on_taxes(
+    session: Session,
+    tenant_id: str,
+    items: Sequence[BillingItem],
+    out: dict[str, tuple[TaxRate, ...]],
+) -> None:
+    """The taxes of every add-on the items' plans (each version) bill, by code."""
+    codes = sorted(
+        {
+            f.add_on_code
+            for i in items
+            for plan in (i.subscription.plan, *(p for _, p in i.subscription.plan_history))
+            for f in plan.fixed_charges
+            if f.add_on_code is not None
+        }
+    )
+    if not codes:
+        return
+    rows = session.execute(
+        select(AddOnRow).where(AddOnRow.tenant_id == tenant_id, AddOnRow.code.in_(codes))
+    ).scalars()
+    for row in rows:
+        if taxes := add_on_taxes(session, tenant_id, row):
+            out[row.code] = taxes
 
 
 PROGRESSIVE = "progressive_billing"

@@ -44,6 +44,7 @@ from invoicing.tax.cache import CachedTaxProvider
 from invoicing.tax.local import LocalRatesProvider
 from rating.context import BillingContext, LineTaxes, QuotedTax, RatingState
 from rating.pipeline import RatingResult, finish, rate_until_tax
+from rating.stages.tax import own_line_taxes
 
 LOCAL = "local"
 CACHE_TTL = timedelta(hours=24)
@@ -103,6 +104,7 @@ class TaxService:
         """The rate inputs of the draft invoice that `state` (after Discount) describes."""
         ctx = state.context
         customer = ctx.subscription.customer
+        own = own_line_taxes(state)
         return TaxRequest(
             tenant_id=tenant_id,
             customer_id=customer.external_id,
@@ -113,7 +115,8 @@ class TaxService:
             # The invoice is issued when its period ends (half-open: the first instant
             # after the period), unless the context says otherwise.
             invoice_date=ctx.issue_date.date(),
-            lines=taxable_lines(state.lines),
+            # Lines of add-ons with taxes of their own are not the provider's to tax.
+            lines=tuple(line for line in taxable_lines(state.lines) if int(line.key) not in own),
         )
 
     def quote(self, tenant_id: str, state: RatingState) -> TaxQuote:
@@ -127,9 +130,12 @@ class TaxService:
         """Each taxable line's rate and exact tax, by position, for `rating.finish`."""
         if state.context.subscription.customer.tax_exempt:
             return {}  # exempt: nothing to ask, the Tax stage charges none
+        out: dict[int, QuotedTax] = own_line_taxes(state)
+        rest = [line for line in taxable_lines(state.lines) if int(line.key) not in out]
+        if not rest:
+            return out
         quote = self.quote(tenant_id, state)
-        out: dict[int, QuotedTax] = {}
-        for line in taxable_lines(state.lines):
+        for line in rest:
             try:
                 quoted = quote.line(line.key)
             except KeyError:
@@ -145,7 +151,8 @@ class TaxService:
 
     def finish(self, tenant_id: str, state: RatingState) -> RatingResult:
         """Tax, Route and Settle of lines rated up to the Tax stage, by this provider."""
-        if self.provider is None and not state.context.tax_rates:
+        ctx = state.context
+        if self.provider is None and not ctx.tax_rates and not ctx.charge_tax_rates:
             return finish(state)  # an empty local table taxes nothing: no quote to build
         return finish(state, self.line_taxes(tenant_id, state))
 

@@ -12,7 +12,9 @@ TAX_ADJUSTMENT; DISCOUNT amounts are already allocated to the lines they reduce)
   no I/O). Each taxable line takes the provider's rate and exact amount as given, never
   rate × net (providers round per jurisdiction).
 
-Exempt customers pay no tax either way.
+Exempt customers pay no tax either way. A fixed charge that bills a catalog add-on with
+taxes of its own (`BillingContext.charge_tax_rates`) is taxed at those rates instead of
+the location rates, as a one-off line of that add-on is (docs/one-off-invoices.md).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from __future__ import annotations
 from dataclasses import replace
 from decimal import Decimal
 
-from rating.context import LineTaxes, RatingState, TaxRate
+from rating.context import LineTaxes, QuotedTax, RatingState, TaxRate
 from rating.model import Customer, LineType
 from rating.money import ZERO, percent, round_money
 
@@ -64,19 +66,43 @@ def applicable_rate(customer: Customer, rates: tuple[TaxRate, ...]) -> Decimal:
 
 def tax(state: RatingState) -> RatingState:
     ctx = state.context
-    applied = applicable_rates(ctx.subscription.customer, ctx.tax_rates)
+    customer = ctx.subscription.customer
+    applied = applicable_rates(customer, ctx.tax_rates)
     rate = sum((r.rate for r in applied), ZERO)
-    if rate == 0:
+    own = {} if customer.tax_exempt else dict(ctx.charge_tax_rates)
+    if rate == 0 and not own:
         return state.evolve(tax_rates_applied=applied)
     lines = []
     for line in state.lines:
-        if line.type in UNTAXED:
+        rates = own.get(line.charge_id or "")
+        line_rate = rate if rates is None else sum((r.rate for r in rates), ZERO)
+        if line.type in UNTAXED or line_rate == 0:
             lines.append(line)
             continue
         taxable = line.amount - line.discount_amount
-        amount = round_money(percent(taxable, rate), ctx.currency)
-        lines.append(replace(line, tax_rate=rate, tax_amount=amount))
+        amount = round_money(percent(taxable, line_rate), ctx.currency)
+        lines.append(replace(line, tax_rate=line_rate, tax_amount=amount))
+        if rates is not None:
+            applied += tuple(r for r in rates if r not in applied)
     return state.evolve(lines=tuple(lines), tax_rates_applied=applied)
+
+
+def own_line_taxes(state: RatingState) -> dict[int, QuotedTax]:
+    """The taxes of the lines whose fixed charge bills an add-on with taxes of its own,
+    at those rates, by position (what `tax` computes for them; a tax provider is not
+    asked about them). None for an exempt customer."""
+    ctx = state.context
+    if ctx.subscription.customer.tax_exempt or not ctx.charge_tax_rates:
+        return {}
+    out: dict[int, QuotedTax] = {}
+    for i, line in enumerate(state.lines):
+        rates = ctx.charge_tax_rates.get(line.charge_id or "")
+        if rates is None or line.type in UNTAXED:
+            continue
+        rate = sum((r.rate for r in rates), ZERO)
+        amount = round_money(percent(line.amount - line.discount_amount, rate), ctx.currency)
+        out[i] = QuotedTax(rate=rate, amount=amount)
+    return out
 
 
 def taxable_positions(state: RatingState) -> tuple[int, ...]:

@@ -86,7 +86,8 @@ def test_catalog_bytes(api: tuple[TestClient, LedgerRuntime]) -> None:
             '"hardCap":"1000.0","rollover":{"cap":"5","expiryPeriods":null},"payInAdvance":false,'
             '"filters":{}}],'
             f'"fixedCharges":[{{"id":"{fixed["id"]}","name":"Setup","amount":"99.90","units":"1",'
-            '"oneTime":true,"payInAdvance":true,"prorated":true}],"usageThresholds":[],'
+            '"oneTime":true,"payInAdvance":true,"prorated":true,"addOnCode":null}],'
+            '"usageThresholds":[],'
             '"entitlements":[],"archivedAt":null,'
             f'"createdAt":"{plan["createdAt"]}"}}'
         ).encode()
