@@ -112,7 +112,8 @@ def test_customer_wallet_and_invoice_bytes(api: tuple[TestClient, LedgerRuntime]
             f'"paymentProviderCustomerId":null,"paymentMethod":null,'
             f'"createdAt":"{customer["createdAt"]}",'
             '"addressLine1":null,"addressLine2":null,"city":null,"postalCode":null,"taxId":null,'
-            '"metadata":{},"invoiceCustomSectionCodes":[],"skipInvoiceCustomSections":false}'
+            '"metadata":{},"billingEntityCode":null,"invoiceCustomSectionCodes":[],'
+            '"skipInvoiceCustomSections":false}'
         ).encode()
     )
 
@@ -160,7 +161,8 @@ def test_customer_wallet_and_invoice_bytes(api: tuple[TestClient, LedgerRuntime]
             f'"lines":[{{"id":"{line_id}","type":"CHARGE","description":"Base fee","metric":null,'
             '"group":{},"chargeId":null,"quantity":"1234.5","unitAmount":"0.0081037277",'
             '"amount":"10.01","discountAmount":"0.00","taxRate":"19","taxAmount":"0.00",'
-            '"periodStart":null,"periodEnd":null,"adjusted":false}],"regeneratedFrom":null}'
+            '"periodStart":null,"periodEnd":null,"adjusted":false}],"regeneratedFrom":null,'
+            '"billingEntityCode":null,"customSections":[]}'
         ).encode()
     )
 
