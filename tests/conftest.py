@@ -18,7 +18,7 @@ from core.clock import FrozenClock
 from meterline.clickhouse import connect_and_migrate
 from tests.helpers import guard
 from tests.helpers.dates import at
-from tests.helpers.ledger import empty_postgres_schema
+from tests.helpers.ledger import fresh_postgres_ledger, fresh_sqlite_ledger
 from tests.helpers.stack import CH_DATABASE, Stack, TenantClient
 
 pytest_plugins = ["tests.kafka_plugin", "pytester"]
@@ -54,19 +54,16 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 
 @pytest.fixture
-def ledger_url(ledger_backend: str, tmp_path: Path) -> Iterator[str]:
-    """A fresh, migrated ledger database (SQLite file or a clean PostgreSQL schema)."""
-    from infra.migrate import migrate_ledger
-
+def ledger_url(
+    ledger_backend: str, tmp_path: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """A fresh, migrated ledger database (SQLite file or an emptied PostgreSQL schema);
+    the migrations run once per process (tests/helpers/ledger.py)."""
     if ledger_backend == "sqlite":
-        url = f"sqlite:///{tmp_path / 'ledger.sqlite3'}"
-        migrate_ledger(url)
-        yield url
+        template_dir = tmp_path_factory.getbasetemp()
+        yield fresh_sqlite_ledger(tmp_path / "ledger.sqlite3", template_dir)
         return
-    url = os.environ["METERLINE_TEST_POSTGRES_URL"]
-    empty_postgres_schema(url)
-    migrate_ledger(url)
-    yield url
+    yield fresh_postgres_ledger(os.environ["METERLINE_TEST_POSTGRES_URL"])
 
 
 @pytest.fixture
